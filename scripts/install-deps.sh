@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs every build and test dependency of billing-service from Debian's
+# packages and the npm registry. Safe to run repeatedly; nothing is vendored.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+debian_packages=(
+  build-essential cmake ninja-build pkg-config git ca-certificates curl
+  libcaf-dev
+  libprotobuf-dev protobuf-compiler
+  librocksdb-dev
+  libboost1.81-dev
+  libfmt-dev
+  doctest-dev
+  zlib1g-dev libssl-dev
+)
+# The image may already ship its own Node.js; Debian's nodejs conflicts with it.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  debian_packages+=(nodejs npm)
+fi
+
+missing=()
+for p in "${debian_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "install-deps: apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -q
+  $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# Connect test clients (connect-node, protobuf-es, buf) pinned by tests/e2e/package-lock.json.
+if [ -f tests/e2e/package.json ]; then
+  if [ -f tests/e2e/package-lock.json ]; then
+    (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
+  else
+    (cd tests/e2e && npm install --no-audit --no-fund --loglevel=error)
+  fi
+fi
+echo "install-deps: done"

@@ -1,0 +1,106 @@
+// The node's embedded RocksDB: one store per process, shared by all customer
+// actors, each of which owns its customer's key range. See storage/README.md
+// for the column families and key layout.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "model/ingest.hpp"
+#include "model/status.hpp"
+#include "model/usage_window.hpp"
+
+namespace billing::storage {
+
+struct store_options {
+  std::string data_dir = "./data";
+  // Sync the WAL before a commit is reported durable. Only the benchmark of
+  // the raw limit may turn this off; the server refuses to.
+  bool sync_writes = true;
+  uint64_t block_cache_bytes = uint64_t{256} << 20;
+  uint64_t write_buffer_bytes = uint64_t{64} << 20;
+};
+
+// A window stored with other values than a re-send carried: the attempt is
+// refused and kept in the customer's audit trail.
+struct conflict_record {
+  model::batch_meta meta;
+  model::usage_window attempted;
+  model::usage_window stored;
+};
+
+// The writes one customer actor wants made atomically. Built on the actor's
+// thread, then handed to ledger_store::commit.
+class write_set {
+ public:
+  // Raw window (windows family) and its dedup entry (dedup family).
+  void put_window(const model::usage_window& window);
+  // Audit entry for a refused conflicting re-send.
+  void put_conflict(const conflict_record& record);
+
+  bool empty() const { return mutations_.empty(); }
+  size_t mutation_count() const { return mutations_.size(); }
+
+  struct mutation {
+    uint32_t family;  // index into the store's column families
+    std::string key;
+    std::string value;
+  };
+  const std::vector<mutation>& mutations() const { return mutations_; }
+
+ private:
+  std::vector<mutation> mutations_;
+};
+
+// Counters for observability and for tests of group commit.
+struct commit_stats {
+  uint64_t commits_requested = 0;  // write_sets handed to commit()
+  uint64_t synced_writes = 0;      // RocksDB writes issued (one fsync each when syncing)
+};
+
+class ledger_store {
+ public:
+  // Opens (creating if needed) the database under options.data_dir and starts
+  // the group-commit thread.
+  static result<std::shared_ptr<ledger_store>> open(const store_options& options);
+
+  ~ledger_store();  // drains pending commits, stops the committer, closes the DB
+  ledger_store(const ledger_store&) = delete;
+  ledger_store& operator=(const ledger_store&) = delete;
+
+  // For each identity (all of one customer), the billed values stored under it
+  // (identity fields and billed values set; informational fields zero), or
+  // nullopt if none is stored. Reads the dedup family.
+  result<std::vector<std::optional<model::usage_window>>> find_stored(
+      const std::vector<model::window_identity>& identities) const;
+
+  // Queues `writes` for the next group commit: all write_sets pending at that
+  // moment go to RocksDB as one WriteBatch with one WAL sync. `on_done` runs
+  // on the committer thread once that write returned: ok means durable.
+  // An empty write_set completes at once (still through the committer so the
+  // order of completions matches the order of calls).
+  void commit(write_set writes, std::function<void(status)> on_done);
+
+  // Calls `visit` for every stored window of `customer_id` whose window_start
+  // lies in [from_ns, to_ns), in (window_start, region, vm_id) order. Stops
+  // early when `visit` returns false.
+  status scan_windows(const std::string& customer_id, int64_t from_ns, int64_t to_ns,
+                      const std::function<bool(const model::usage_window&)>& visit) const;
+
+  // Calls `visit` for every conflict recorded for `customer_id`, oldest first.
+  status scan_conflicts(const std::string& customer_id,
+                        const std::function<bool(const conflict_record&)>& visit) const;
+
+  commit_stats stats() const;
+
+ private:
+  struct impl;
+  explicit ledger_store(std::unique_ptr<impl> impl);
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace billing::storage
