@@ -1,0 +1,63 @@
+#include "model/rollup.hpp"
+
+#include <algorithm>
+#include <numeric>
+
+#include "model/calendar.hpp"
+
+namespace billing::model {
+
+std::vector<uint64_t> apportion(uint64_t total, const std::vector<uint64_t>& weights) {
+  using u128 = unsigned __int128;
+  const u128 weight_sum = std::accumulate(weights.begin(), weights.end(), u128{0});
+  std::vector<uint64_t> shares(weights.size());
+  std::vector<u128> remainders(weights.size());
+  uint64_t assigned = 0;
+  for (size_t i = 0; i < weights.size(); ++i) {
+    const u128 scaled = static_cast<u128>(total) * weights[i];
+    shares[i] = static_cast<uint64_t>(scaled / weight_sum);
+    remainders[i] = scaled % weight_sum;
+    assigned += shares[i];
+  }
+  // Fewer units are left than there are shares, so each gets at most one.
+  uint64_t left = total - assigned;
+  std::vector<size_t> order(weights.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return remainders[a] > remainders[b]; });
+  for (size_t i = 0; left > 0; ++i, --left) ++shares[order[i]];
+  return shares;
+}
+
+std::vector<hour_share> split_into_hours(const usage_window& w) {
+  std::vector<hour_share> hours;
+  std::vector<uint64_t> overlaps;
+  for (int64_t hour = bucket_start(granularity::hour, w.window_start_ns); hour < w.window_end_ns;
+       hour += kNanosPerHour) {
+    const int64_t from = std::max(hour, w.window_start_ns);
+    const int64_t to = std::min(hour + kNanosPerHour, w.window_end_ns);
+    hours.push_back({hour, {}});
+    overlaps.push_back(static_cast<uint64_t>(to - from));
+  }
+  const usage_totals whole = usage_totals::of(w);
+  auto spread = [&](uint64_t total, uint64_t usage_totals::*field) {
+    const auto shares = apportion(total, overlaps);
+    for (size_t i = 0; i < hours.size(); ++i) hours[i].totals.*field = shares[i];
+  };
+  spread(whole.cpu_time_nanos, &usage_totals::cpu_time_nanos);
+  spread(whole.memory_bytes_seconds, &usage_totals::memory_bytes_seconds);
+  spread(whole.disk_read_bytes, &usage_totals::disk_read_bytes);
+  spread(whole.disk_write_bytes, &usage_totals::disk_write_bytes);
+  spread(whole.disk_read_ops, &usage_totals::disk_read_ops);
+  spread(whole.disk_write_ops, &usage_totals::disk_write_ops);
+  spread(whole.network_rx_bytes, &usage_totals::network_rx_bytes);
+  spread(whole.network_tx_bytes, &usage_totals::network_tx_bytes);
+  for (size_t i = 0; i < hours.size(); ++i) {
+    hours[i].totals.vm_active_nanos = overlaps[i];
+    hours[i].totals.memory_bytes_peak = whole.memory_bytes_peak;
+  }
+  if (!hours.empty()) hours.front().totals.window_count = 1;
+  return hours;
+}
+
+}  // namespace billing::model
