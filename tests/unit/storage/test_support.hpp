@@ -7,8 +7,10 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <future>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include "model/usage_window.hpp"
 #include "storage/ledger_store.hpp"
@@ -84,6 +86,37 @@ inline void check_same_window(const model::usage_window& actual,
   CHECK(actual.cpu_utilization_pct == expected.cpu_utilization_pct);
   CHECK(actual.cpu_cores_used == expected.cpu_cores_used);
   CHECK(actual.billed_values() == expected.billed_values());
+}
+
+// Commits and waits for the outcome, as an actor would see it in on_done.
+inline status commit_and_wait(ledger_store& store, write_set writes) {
+  std::promise<status> done;
+  auto outcome = done.get_future();
+  store.commit(std::move(writes), [&done](status result) { done.set_value(std::move(result)); });
+  return outcome.get();
+}
+
+inline std::vector<model::usage_window> scan_all_windows(const ledger_store& store,
+                                                         const std::string& customer,
+                                                         int64_t from_ns, int64_t to_ns) {
+  std::vector<model::usage_window> found;
+  auto scanned = store.scan_windows(customer, from_ns, to_ns, [&](const auto& window) {
+    found.push_back(window);
+    return true;
+  });
+  REQUIRE_MESSAGE(scanned.ok(), scanned.message());
+  return found;
+}
+
+inline std::vector<conflict_record> scan_all_conflicts(const ledger_store& store,
+                                                       const std::string& customer) {
+  std::vector<conflict_record> found;
+  auto scanned = store.scan_conflicts(customer, [&](const auto& record) {
+    found.push_back(record);
+    return true;
+  });
+  REQUIRE_MESSAGE(scanned.ok(), scanned.message());
+  return found;
 }
 
 }  // namespace billing::storage::testing
