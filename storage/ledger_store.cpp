@@ -1,1 +1,243 @@
-// placeholder: implemented by its module's first commit
+#include "storage/ledger_store.hpp"
+
+#include <fmt/format.h>
+#include <rocksdb/write_batch.h>
+
+#include <atomic>
+#include <chrono>
+#include <utility>
+
+#include "storage/codec.hpp"
+#include "storage/database.hpp"
+#include "storage/group_committer.hpp"
+#include "storage/keys.hpp"
+
+namespace billing::storage {
+
+// ---- write_set ----
+
+void write_set::put_window(const model::usage_window& window) {
+  if (!encode_status_.ok()) return;
+  const auto id = model::window_identity::of(window);
+  auto window_key = keys::window_key(id);
+  auto dedup_key = keys::dedup_key(id);
+  if (!window_key || !dedup_key) {
+    encode_status_ = window_key ? dedup_key.error() : window_key.error();
+    return;
+  }
+  mutations_.push_back(
+      {windows_family, std::move(*window_key), codec::encode_window_value(window), false});
+  mutations_.push_back(
+      {dedup_family, std::move(*dedup_key), codec::encode_billed_values(window), false});
+}
+
+void write_set::put_conflict(const conflict_record& record) {
+  if (!encode_status_.ok()) return;
+  const int64_t recorded_at_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count();
+  auto key = keys::audit_key_without_sequence(record.attempted.customer_id, recorded_at_ns);
+  if (!key) {
+    encode_status_ = key.error();
+    return;
+  }
+  mutations_.push_back({audit_family, std::move(*key), codec::encode_conflict(record), true});
+}
+
+// ---- ledger_store ----
+
+struct ledger_store::impl {
+  impl(std::unique_ptr<database> opened, bool sync_writes)
+      : db(std::move(opened)),
+        write_options(make_write_options(sync_writes)),
+        // RocksDB's sequence number only grows, also across restarts, and
+        // grows by at least one per put; audit sequences start above it and
+        // advance only for committed puts, so they never repeat.
+        next_audit_sequence(db->db().GetLatestSequenceNumber() + 1),
+        committer([this](std::span<pending_commit> group) { write_group(group); }) {}
+
+  ~impl() {
+    // Drain and stop before the database closes; member order would do the
+    // same, but this must not depend on someone reordering the members.
+    committer.reset();
+  }
+
+  static rocksdb::WriteOptions make_write_options(bool sync_writes) {
+    rocksdb::WriteOptions options;
+    options.sync = sync_writes;
+    options.disableWAL = false;  // the WAL is what makes a commit durable
+    return options;
+  }
+  void write_group(std::span<pending_commit> group);
+  status add_to_batch(rocksdb::WriteBatch& batch, const write_set& writes, uint64_t& sequence);
+
+  std::unique_ptr<database> db;
+  rocksdb::WriteOptions write_options;
+  std::atomic<uint64_t> synced_writes{0};
+  uint64_t next_audit_sequence;  // committer thread only
+  std::optional<group_committer> committer;
+};
+
+status ledger_store::impl::add_to_batch(rocksdb::WriteBatch& batch, const write_set& writes,
+                                        uint64_t& sequence) {
+  for (const auto& mutation : writes.mutations()) {
+    if (mutation.family >= family_names.size()) {
+      return {status_code::internal, fmt::format("no column family {}", mutation.family)};
+    }
+    auto* handle = db->handle(static_cast<family>(mutation.family));
+    rocksdb::Status added;
+    if (mutation.append_audit_sequence) {
+      std::string key = mutation.key;
+      keys::append_audit_sequence(key, sequence++);
+      added = batch.Put(handle, key, mutation.value);
+    } else {
+      added = batch.Put(handle, mutation.key, mutation.value);
+    }
+    if (!added.ok()) return from_rocksdb(added, "building the write batch");
+  }
+  return status::ok_status();
+}
+
+void ledger_store::impl::write_group(std::span<pending_commit> group) {
+  rocksdb::WriteBatch batch;
+  std::vector<pending_commit*> in_batch;
+  in_batch.reserve(group.size());
+  uint64_t sequence = next_audit_sequence;
+  for (auto& commit : group) {
+    if (!commit.writes.encode_status().ok()) {
+      commit.outcome = commit.writes.encode_status();
+      continue;
+    }
+    if (commit.writes.empty()) {
+      commit.outcome = status::ok_status();
+      continue;
+    }
+    // A write_set that cannot be added leaves no trace in the batch and does
+    // not affect the others.
+    batch.SetSavePoint();
+    const uint64_t sequence_before = sequence;
+    if (auto added = add_to_batch(batch, commit.writes, sequence); !added.ok()) {
+      (void)batch.RollbackToSavePoint();
+      sequence = sequence_before;
+      commit.outcome = std::move(added);
+      continue;
+    }
+    (void)batch.PopSavePoint();
+    in_batch.push_back(&commit);
+  }
+  if (in_batch.empty()) return;
+
+  auto written = db->db().Write(write_options, &batch);
+  synced_writes.fetch_add(1);
+  const auto outcome =
+      from_rocksdb(written, fmt::format("committing {} write sets", in_batch.size()));
+  if (outcome.ok()) next_audit_sequence = sequence;
+  for (auto* commit : in_batch) commit->outcome = outcome;
+}
+
+ledger_store::ledger_store(std::unique_ptr<impl> impl) : impl_(std::move(impl)) {}
+
+ledger_store::~ledger_store() = default;
+
+result<std::shared_ptr<ledger_store>> ledger_store::open(const store_options& options) {
+  auto opened = database::open(options);
+  if (!opened) return opened.error();
+  auto state = std::make_unique<impl>(std::move(*opened), options.sync_writes);
+  // The constructor is private, so make_shared cannot reach it.
+  return std::shared_ptr<ledger_store>(new ledger_store(std::move(state)));
+}
+
+void ledger_store::commit(write_set writes, std::function<void(status)> on_done) {
+  impl_->committer->submit(std::move(writes), std::move(on_done));
+}
+
+commit_stats ledger_store::stats() const {
+  return {impl_->committer->commits_requested(), impl_->synced_writes.load()};
+}
+
+result<std::vector<std::optional<model::usage_window>>> ledger_store::find_stored(
+    const std::vector<model::window_identity>& identities) const {
+  std::vector<std::optional<model::usage_window>> found;
+  if (identities.empty()) return found;
+
+  std::vector<std::string> keys;
+  keys.reserve(identities.size());
+  for (const auto& id : identities) {
+    auto key = keys::dedup_key(id);
+    if (!key) return key.error();
+    keys.push_back(std::move(*key));
+  }
+  std::vector<rocksdb::Slice> key_slices(keys.begin(), keys.end());
+  std::vector<rocksdb::PinnableSlice> values(keys.size());
+  std::vector<rocksdb::Status> statuses(keys.size());
+  impl_->db->db().MultiGet(rocksdb::ReadOptions{}, impl_->db->handle(dedup_family), keys.size(),
+                           key_slices.data(), values.data(), statuses.data());
+
+  found.reserve(identities.size());
+  for (size_t i = 0; i < identities.size(); ++i) {
+    if (statuses[i].IsNotFound()) {
+      found.emplace_back(std::nullopt);
+      continue;
+    }
+    if (!statuses[i].ok()) return from_rocksdb(statuses[i], "reading the dedup index");
+    auto stored = codec::decode_billed_values(identities[i], values[i].ToStringView());
+    if (!stored) return stored.error();
+    found.emplace_back(std::move(*stored));
+  }
+  return found;
+}
+
+status ledger_store::scan_windows(
+    const std::string& customer_id, int64_t from_ns, int64_t to_ns,
+    const std::function<bool(const model::usage_window&)>& visit) const {
+  auto lower = keys::window_scan_bound(customer_id, from_ns);
+  if (!lower) return lower.error();
+  auto upper = keys::window_scan_bound(customer_id, to_ns);
+  if (!upper) return upper.error();
+  if (from_ns >= to_ns) return status::ok_status();
+
+  // A window starting at to_ns has a key longer than, hence above, `upper`.
+  const rocksdb::Slice upper_bound(*upper);
+  rocksdb::ReadOptions read_options;
+  read_options.iterate_upper_bound = &upper_bound;
+  std::unique_ptr<rocksdb::Iterator> it(
+      impl_->db->db().NewIterator(read_options, impl_->db->handle(windows_family)));
+  for (it->Seek(*lower); it->Valid(); it->Next()) {
+    auto id = keys::decode_window_key(it->key().ToStringView());
+    if (!id) return id.error();
+    auto window = codec::decode_window_value(*id, it->value().ToStringView());
+    if (!window) return window.error();
+    if (!visit(*window)) return status::ok_status();
+  }
+  return from_rocksdb(it->status(), fmt::format("scanning the windows of '{}'", customer_id));
+}
+
+status ledger_store::scan_conflicts(
+    const std::string& customer_id,
+    const std::function<bool(const conflict_record&)>& visit) const {
+  auto prefix = keys::customer_prefix(customer_id);
+  if (!prefix) return prefix.error();
+  const auto successor = keys::prefix_successor(*prefix);
+  const size_t key_size = prefix->size() + 16;  // + recorded_at + sequence
+
+  std::optional<rocksdb::Slice> upper_bound;
+  rocksdb::ReadOptions read_options;
+  if (successor) {
+    upper_bound.emplace(*successor);
+    read_options.iterate_upper_bound = &*upper_bound;
+  }
+  std::unique_ptr<rocksdb::Iterator> it(
+      impl_->db->db().NewIterator(read_options, impl_->db->handle(audit_family)));
+  for (it->Seek(*prefix); it->Valid(); it->Next()) {
+    if (it->key().size() != key_size) {
+      return {status_code::data_loss,
+              fmt::format("corrupt audit key: {} bytes, expected {}", it->key().size(), key_size)};
+    }
+    auto record = codec::decode_conflict(it->value().ToStringView());
+    if (!record) return record.error();
+    if (!visit(*record)) return status::ok_status();
+  }
+  return from_rocksdb(it->status(), fmt::format("scanning the conflicts of '{}'", customer_id));
+}
+
+}  // namespace billing::storage

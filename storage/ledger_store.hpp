@@ -14,6 +14,10 @@
 #include "model/status.hpp"
 #include "model/usage_window.hpp"
 
+namespace rocksdb {
+class Env;
+}
+
 namespace billing::storage {
 
 struct store_options {
@@ -23,6 +27,9 @@ struct store_options {
   bool sync_writes = true;
   uint64_t block_cache_bytes = uint64_t{256} << 20;
   uint64_t write_buffer_bytes = uint64_t{64} << 20;
+  // RocksDB's file system and clock; null means the real ones. Tests inject
+  // I/O failures through it.
+  std::shared_ptr<rocksdb::Env> env;
 };
 
 // A window stored with other values than a re-send carried: the attempt is
@@ -39,8 +46,14 @@ class write_set {
  public:
   // Raw window (windows family) and its dedup entry (dedup family).
   void put_window(const model::usage_window& window);
-  // Audit entry for a refused conflicting re-send.
+  // Audit entry for a refused conflicting re-send, recorded at the current
+  // wall-clock time.
   void put_conflict(const conflict_record& record);
+
+  // ok unless a put_* was refused because an id does not fit a key (longer
+  // than keys::max_part_bytes); commit() then fails the whole write_set with
+  // this status and writes none of it.
+  const status& encode_status() const { return encode_status_; }
 
   bool empty() const { return mutations_.empty(); }
   size_t mutation_count() const { return mutations_.size(); }
@@ -49,11 +62,15 @@ class write_set {
     uint32_t family;  // index into the store's column families
     std::string key;
     std::string value;
+    // Audit keys end in a sequence number that only the store can assign
+    // uniquely; commit() appends it to `key` when this is set.
+    bool append_audit_sequence = false;
   };
   const std::vector<mutation>& mutations() const { return mutations_; }
 
  private:
   std::vector<mutation> mutations_;
+  status encode_status_;
 };
 
 // Counters for observability and for tests of group commit.

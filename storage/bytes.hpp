@@ -1,0 +1,88 @@
+// Fixed-width big-endian integers and a bounds-checked reader. Keys and values
+// are built from these so that byte order equals numeric order and decoding
+// untrusted bytes can fail without reading past the end.
+#pragma once
+
+#include <bit>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace billing::storage::bytes {
+
+inline void append_u8(std::string& out, uint8_t value) {
+  out.push_back(static_cast<char>(value));
+}
+
+inline void append_u32(std::string& out, uint32_t value) {
+  for (int shift = 24; shift >= 0; shift -= 8) append_u8(out, static_cast<uint8_t>(value >> shift));
+}
+
+inline void append_u64(std::string& out, uint64_t value) {
+  for (int shift = 56; shift >= 0; shift -= 8) append_u8(out, static_cast<uint8_t>(value >> shift));
+}
+
+inline void append_i64(std::string& out, int64_t value) {
+  append_u64(out, static_cast<uint64_t>(value));
+}
+
+// IEEE-754 bits, so that NaN payloads, -0.0 and infinities survive unchanged.
+inline void append_f64(std::string& out, double value) {
+  append_u64(out, std::bit_cast<uint64_t>(value));
+}
+
+// Reads from the front of a byte string; every read fails (nullopt) instead
+// of reading past the end, and a failed read consumes nothing.
+class reader {
+ public:
+  explicit reader(std::string_view input) : rest_(input) {}
+
+  bool at_end() const { return rest_.empty(); }
+  size_t remaining() const { return rest_.size(); }
+
+  std::optional<uint8_t> u8() {
+    if (rest_.empty()) return std::nullopt;
+    auto value = static_cast<uint8_t>(rest_.front());
+    rest_.remove_prefix(1);
+    return value;
+  }
+
+  std::optional<uint32_t> u32() { return fixed<uint32_t>(); }
+  std::optional<uint64_t> u64() { return fixed<uint64_t>(); }
+
+  std::optional<int64_t> i64() {
+    auto raw = u64();
+    if (!raw) return std::nullopt;
+    return static_cast<int64_t>(*raw);
+  }
+
+  std::optional<double> f64() {
+    auto raw = u64();
+    if (!raw) return std::nullopt;
+    return std::bit_cast<double>(*raw);
+  }
+
+  std::optional<std::string_view> take(size_t count) {
+    if (rest_.size() < count) return std::nullopt;
+    auto taken = rest_.substr(0, count);
+    rest_.remove_prefix(count);
+    return taken;
+  }
+
+ private:
+  template <class Unsigned>
+  std::optional<Unsigned> fixed() {
+    if (rest_.size() < sizeof(Unsigned)) return std::nullopt;
+    Unsigned value = 0;
+    for (size_t i = 0; i < sizeof(Unsigned); ++i) {
+      value = static_cast<Unsigned>(value << 8) | static_cast<uint8_t>(rest_[i]);
+    }
+    rest_.remove_prefix(sizeof(Unsigned));
+    return value;
+  }
+
+  std::string_view rest_;
+};
+
+}  // namespace billing::storage::bytes

@@ -1,0 +1,217 @@
+#include "storage/codec.hpp"
+
+#include <fmt/format.h>
+
+#include <optional>
+#include <tuple>
+
+#include "storage/bytes.hpp"
+
+namespace billing::storage::codec {
+
+namespace {
+
+constexpr size_t billed_value_count = 10;
+static_assert(std::tuple_size_v<decltype(model::usage_window{}.billed_values())> ==
+                  billed_value_count,
+              "the billed values changed: update the codecs and their format versions");
+
+// usage_window::billed_values() is const; decoding needs to write the same
+// fields in the same order.
+auto writable_billed_values(model::usage_window& w) {
+  return std::tie(w.cpu_time_nanos, w.memory_bytes_used, w.memory_bytes_peak,
+                  w.memory_bytes_seconds, w.disk_read_bytes, w.disk_write_bytes, w.disk_read_ops,
+                  w.disk_write_ops, w.network_rx_bytes, w.network_tx_bytes);
+}
+
+status corrupt(std::string_view what, std::string_view why) {
+  return {status_code::data_loss, fmt::format("corrupt {}: {}", what, why)};
+}
+
+status check_format(bytes::reader& in, std::string_view what, uint8_t expected) {
+  auto format = in.u8();
+  if (!format) return corrupt(what, "empty");
+  if (*format != expected) {
+    return corrupt(what, fmt::format("unknown format version {}", *format));
+  }
+  return status::ok_status();
+}
+
+void append_billed_values(std::string& out, const model::usage_window& window) {
+  std::apply([&](const auto&... field) { (bytes::append_u64(out, field), ...); },
+             window.billed_values());
+}
+
+bool read_billed_values(bytes::reader& in, model::usage_window& window) {
+  return std::apply(
+      [&](auto&... field) {
+        auto read_one = [&](uint64_t& target) {
+          auto value = in.u64();
+          if (value) target = *value;
+          return value.has_value();
+        };
+        return (read_one(field) && ...);
+      },
+      writable_billed_values(window));
+}
+
+// The part of a window that is not its identity: shared by the windows value
+// and the windows embedded in a conflict record.
+void append_window_body(std::string& out, const model::usage_window& window) {
+  bytes::append_i64(out, window.sampled_at_ns);
+  bytes::append_f64(out, window.cpu_utilization_pct);
+  bytes::append_f64(out, window.cpu_cores_used);
+  append_billed_values(out, window);
+}
+
+bool read_window_body(bytes::reader& in, model::usage_window& window) {
+  auto sampled_at = in.i64();
+  auto utilization = in.f64();
+  auto cores = in.f64();
+  if (!sampled_at || !utilization || !cores) return false;
+  window.sampled_at_ns = *sampled_at;
+  window.cpu_utilization_pct = *utilization;
+  window.cpu_cores_used = *cores;
+  return read_billed_values(in, window);
+}
+
+model::usage_window window_with_identity(const model::window_identity& id) {
+  model::usage_window window;
+  window.customer_id = id.customer_id;
+  window.region = id.region;
+  window.vm_id = id.vm_id;
+  window.window_start_ns = id.window_start_ns;
+  window.window_end_ns = id.window_end_ns;
+  return window;
+}
+
+// Strings inside values are not ordered, so they get a 4-byte length and no
+// limit beyond that.
+void append_string(std::string& out, std::string_view text) {
+  bytes::append_u32(out, static_cast<uint32_t>(text.size()));
+  out.append(text);
+}
+
+std::optional<std::string> read_string(bytes::reader& in) {
+  auto length = in.u32();
+  if (!length) return std::nullopt;
+  auto text = in.take(*length);
+  if (!text) return std::nullopt;
+  return std::string(*text);
+}
+
+void append_full_window(std::string& out, const model::usage_window& window) {
+  append_string(out, window.customer_id);
+  append_string(out, window.region);
+  append_string(out, window.vm_id);
+  bytes::append_i64(out, window.window_start_ns);
+  bytes::append_i64(out, window.window_end_ns);
+  append_window_body(out, window);
+}
+
+bool read_full_window(bytes::reader& in, model::usage_window& window) {
+  auto customer = read_string(in);
+  if (!customer) return false;
+  auto region = read_string(in);
+  if (!region) return false;
+  auto vm = read_string(in);
+  if (!vm) return false;
+  auto start = in.i64();
+  auto end = in.i64();
+  if (!start || !end) return false;
+  window.customer_id = std::move(*customer);
+  window.region = std::move(*region);
+  window.vm_id = std::move(*vm);
+  window.window_start_ns = *start;
+  window.window_end_ns = *end;
+  return read_window_body(in, window);
+}
+
+}  // namespace
+
+std::string encode_billed_values(const model::usage_window& window) {
+  std::string out;
+  out.reserve(1 + 8 * billed_value_count);
+  bytes::append_u8(out, billed_values_format);
+  append_billed_values(out, window);
+  return out;
+}
+
+result<model::usage_window> decode_billed_values(const model::window_identity& id,
+                                                 std::string_view value) {
+  constexpr std::string_view what = "dedup value";
+  bytes::reader in(value);
+  if (auto format = check_format(in, what, billed_values_format); !format.ok()) return format;
+  auto window = window_with_identity(id);
+  if (!read_billed_values(in, window)) return corrupt(what, "truncated");
+  if (!in.at_end()) return corrupt(what, fmt::format("{} trailing bytes", in.remaining()));
+  return window;
+}
+
+std::string encode_window_value(const model::usage_window& window) {
+  std::string out;
+  out.reserve(1 + 8 * (3 + billed_value_count));
+  bytes::append_u8(out, window_value_format);
+  append_window_body(out, window);
+  return out;
+}
+
+result<model::usage_window> decode_window_value(const model::window_identity& id,
+                                                std::string_view value) {
+  constexpr std::string_view what = "windows value";
+  bytes::reader in(value);
+  if (auto format = check_format(in, what, window_value_format); !format.ok()) return format;
+  auto window = window_with_identity(id);
+  if (!read_window_body(in, window)) return corrupt(what, "truncated");
+  if (!in.at_end()) return corrupt(what, fmt::format("{} trailing bytes", in.remaining()));
+  return window;
+}
+
+std::string encode_conflict(const conflict_record& record) {
+  std::string out;
+  bytes::append_u8(out, conflict_format);
+  append_string(out, record.meta.batch_id);
+  append_string(out, record.meta.instance_id);
+  append_string(out, record.meta.region);
+  bytes::append_i64(out, record.meta.received_at_ns);
+  append_full_window(out, record.attempted);
+  append_full_window(out, record.stored);
+  return out;
+}
+
+result<conflict_record> decode_conflict(std::string_view value) {
+  constexpr std::string_view what = "conflict record";
+  bytes::reader in(value);
+  if (auto format = check_format(in, what, conflict_format); !format.ok()) return format;
+  conflict_record record;
+  auto batch_id = read_string(in);
+  if (!batch_id) return corrupt(what, "batch_id truncated");
+  auto instance_id = read_string(in);
+  if (!instance_id) return corrupt(what, "instance_id truncated");
+  auto region = read_string(in);
+  if (!region) return corrupt(what, "region truncated");
+  auto received_at = in.i64();
+  if (!received_at) return corrupt(what, "received_at truncated");
+  record.meta = {std::move(*batch_id), std::move(*instance_id), std::move(*region), *received_at};
+  if (!read_full_window(in, record.attempted)) return corrupt(what, "attempted window truncated");
+  if (!read_full_window(in, record.stored)) return corrupt(what, "stored window truncated");
+  if (!in.at_end()) return corrupt(what, fmt::format("{} trailing bytes", in.remaining()));
+  return record;
+}
+
+std::string encode_schema_version(uint32_t version) {
+  std::string out;
+  bytes::append_u32(out, version);
+  return out;
+}
+
+result<uint32_t> decode_schema_version(std::string_view value) {
+  bytes::reader in(value);
+  auto version = in.u32();
+  if (!version || !in.at_end()) {
+    return corrupt("schema version", fmt::format("expected 4 bytes, found {}", value.size()));
+  }
+  return *version;
+}
+
+}  // namespace billing::storage::codec

@@ -1,0 +1,44 @@
+// Value encodings of the ledger (byte by byte in storage/README.md). Every
+// value starts with a 1-byte format version so that a later format can be
+// told apart; decoding never trusts its input and reports data_loss instead.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "model/status.hpp"
+#include "model/usage_window.hpp"
+#include "storage/ledger_store.hpp"
+
+namespace billing::storage::codec {
+
+inline constexpr uint8_t billed_values_format = 1;
+inline constexpr uint8_t window_value_format = 1;
+inline constexpr uint8_t conflict_format = 1;
+
+// The schema of the whole database, stored in the meta family. Bump it when a
+// key or value layout changes incompatibly.
+inline constexpr uint32_t current_schema_version = 1;
+
+// dedup value: version | the 10 billed values, u64 big-endian each (81 bytes).
+// Stored values are compared exactly, never by hash.
+std::string encode_billed_values(const model::usage_window& window);
+// The identity fields come from `id`, the billed values from `value`; the
+// informational fields stay zero.
+result<model::usage_window> decode_billed_values(const model::window_identity& id,
+                                                 std::string_view value);
+
+// windows value: version | every field not already in the windows key.
+std::string encode_window_value(const model::usage_window& window);
+result<model::usage_window> decode_window_value(const model::window_identity& id,
+                                                std::string_view value);
+
+// audit value of a refused conflicting re-send.
+std::string encode_conflict(const conflict_record& record);
+result<conflict_record> decode_conflict(std::string_view value);
+
+std::string encode_schema_version(uint32_t version);
+result<uint32_t> decode_schema_version(std::string_view value);
+
+}  // namespace billing::storage::codec

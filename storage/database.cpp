@@ -1,0 +1,178 @@
+#include "storage/database.hpp"
+
+#include <fmt/format.h>
+#include <rocksdb/cache.h>
+#include <rocksdb/convenience.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/table.h>
+
+#include <algorithm>
+#include <string>
+
+#include "storage/codec.hpp"
+
+namespace billing::storage {
+
+namespace {
+
+bool is_supported(rocksdb::CompressionType type) {
+  auto supported = rocksdb::GetSupportedCompressions();
+  return std::find(supported.begin(), supported.end(), type) != supported.end();
+}
+
+rocksdb::DBOptions make_db_options() {
+  rocksdb::DBOptions options;
+  options.create_if_missing = true;
+  options.create_missing_column_families = true;
+  options.paranoid_checks = true;
+  // Every acknowledged write was synced, so only an unacknowledged torn tail
+  // may be missing from the WAL. Anything else is damage: refuse to open
+  // rather than silently recover to an earlier point and lose acked metrics.
+  options.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
+  options.track_and_verify_wals_in_manifest = true;
+  return options;
+}
+
+rocksdb::ColumnFamilyOptions make_family_options(family which, const store_options& store,
+                                                 const std::shared_ptr<rocksdb::Cache>& cache) {
+  rocksdb::ColumnFamilyOptions options;
+  options.write_buffer_size = store.write_buffer_bytes;
+  options.compaction_style = rocksdb::kCompactionStyleLevel;
+  options.level_compaction_dynamic_level_bytes = true;
+  if (is_supported(rocksdb::kLZ4Compression)) {
+    options.compression = rocksdb::kLZ4Compression;
+  } else if (is_supported(rocksdb::kSnappyCompression)) {
+    options.compression = rocksdb::kSnappyCompression;
+  } else {
+    options.compression = rocksdb::kNoCompression;
+  }
+  // Most data ends in the bottommost level and is rarely rewritten there, so
+  // it is worth ZSTD's better ratio.
+  if (is_supported(rocksdb::kZSTD)) options.bottommost_compression = rocksdb::kZSTD;
+
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = cache;
+  table.cache_index_and_filter_blocks = true;
+  table.pin_l0_filter_and_index_blocks_in_cache = true;
+  // Bloom filters only help point lookups: every ingest probes the dedup
+  // index (mostly for windows not yet stored, which the filter answers without
+  // I/O), and open reads the schema version. The other families are only
+  // range-scanned, where a whole-key filter is never consulted.
+  if (which == dedup_family || which == meta_family) {
+    table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  }
+  options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  return options;
+}
+
+}  // namespace
+
+status from_rocksdb(const rocksdb::Status& rocks_status, std::string_view context) {
+  if (rocks_status.ok()) return status::ok_status();
+  status_code code = status_code::internal;
+  if (rocks_status.IsCorruption()) {
+    code = status_code::data_loss;
+  } else if (rocks_status.IsIOError() || rocks_status.IsBusy() || rocks_status.IsTryAgain() ||
+             rocks_status.IsTimedOut() || rocks_status.IsShutdownInProgress() ||
+             rocks_status.IsIncomplete() || rocks_status.IsAborted()) {
+    code = status_code::unavailable;
+  } else if (rocks_status.IsNotFound()) {
+    code = status_code::not_found;
+  }
+  // InvalidArgument, NotSupported and the rest are our misuse of RocksDB.
+  return {code, fmt::format("{}: {}", context, rocks_status.ToString())};
+}
+
+result<std::unique_ptr<database>> database::open(const store_options& options) {
+  rocksdb::DBOptions db_options = make_db_options();
+  if (options.env) db_options.env = options.env.get();
+  const auto cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (uint32_t index = 0; index < family_names.size(); ++index) {
+    descriptors.emplace_back(std::string(family_names[index]),
+                             make_family_options(static_cast<family>(index), options, cache));
+  }
+  // RocksDB refuses to open without every family on disk; a newer schema may
+  // have added some, and we want to get as far as reporting its version.
+  std::vector<std::string> existing;
+  if (rocksdb::DB::ListColumnFamilies(db_options, options.data_dir, &existing).ok()) {
+    for (const auto& name : existing) {
+      if (std::find(family_names.begin(), family_names.end(), name) == family_names.end()) {
+        descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions{});
+      }
+    }
+  }
+
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw_db = nullptr;
+  auto opened = rocksdb::DB::Open(db_options, options.data_dir, descriptors, &handles, &raw_db);
+  if (!opened.ok()) {
+    return from_rocksdb(opened, fmt::format("opening the ledger in '{}'", options.data_dir));
+  }
+  auto opened_db = std::make_unique<database>(
+      open_key{}, options.env, std::unique_ptr<rocksdb::DB>(raw_db), std::move(handles));
+  if (auto checked = opened_db->check_schema_version(); !checked.ok()) return checked;
+  return opened_db;
+}
+
+database::database(open_key, std::shared_ptr<rocksdb::Env> env, std::unique_ptr<rocksdb::DB> db,
+                   std::vector<rocksdb::ColumnFamilyHandle*> handles)
+    : env_(std::move(env)), db_(std::move(db)), handles_(std::move(handles)) {}
+
+database::~database() {
+  for (auto* handle : handles_) {
+    // Cannot fail for handles this DB returned; nothing to report it to anyway.
+    (void)db_->DestroyColumnFamilyHandle(handle);
+  }
+  // Close() reports errors that the destructor would swallow; all acknowledged
+  // writes are in the synced WAL already, so a failed close loses nothing.
+  (void)db_->Close();
+}
+
+status database::check_schema_version() {
+  std::string stored;
+  auto read =
+      db_->Get(rocksdb::ReadOptions{}, handle(meta_family), keys::schema_version_key, &stored);
+  if (read.IsNotFound()) {
+    auto empty = families_are_empty();
+    if (!empty) return empty.error();
+    if (!*empty) {
+      return {status_code::data_loss, "the ledger holds data but no schema version"};
+    }
+    rocksdb::WriteOptions durable;
+    durable.sync = true;
+    return from_rocksdb(db_->Put(durable, handle(meta_family), keys::schema_version_key,
+                                 codec::encode_schema_version(codec::current_schema_version)),
+                        "writing the schema version");
+  }
+  if (!read.ok()) return from_rocksdb(read, "reading the schema version");
+
+  auto version = codec::decode_schema_version(stored);
+  if (!version) return version.error();
+  if (*version > codec::current_schema_version) {
+    return {status_code::failed_precondition,
+            fmt::format("the ledger has schema version {}, newer than version {} of this build; "
+                        "refusing to open it (run a newer build)",
+                        *version, codec::current_schema_version)};
+  }
+  if (*version < codec::current_schema_version) {
+    return {status_code::failed_precondition,
+            fmt::format("the ledger has schema version {} and this build (version {}) has no "
+                        "migration from it",
+                        *version, codec::current_schema_version)};
+  }
+  return status::ok_status();
+}
+
+result<bool> database::families_are_empty() {
+  for (auto which : {windows_family, dedup_family, audit_family, rollups_family}) {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions{}, handle(which)));
+    it->SeekToFirst();
+    if (it->Valid()) return false;
+    if (!it->status().ok()) return from_rocksdb(it->status(), "checking for existing data");
+  }
+  return true;
+}
+
+}  // namespace billing::storage

@@ -1,0 +1,121 @@
+#include "storage/keys.hpp"
+
+#include <fmt/format.h>
+
+#include "storage/bytes.hpp"
+
+namespace billing::storage::keys {
+
+namespace {
+
+constexpr uint64_t sign_bit = uint64_t{1} << 63;
+
+status corrupt_window_key(std::string_view what) {
+  return {status_code::data_loss, fmt::format("corrupt windows key: {}", what)};
+}
+
+std::optional<std::string_view> read_part(bytes::reader& in) {
+  auto length = in.u8();
+  if (!length) return std::nullopt;
+  return in.take(*length);
+}
+
+std::optional<int64_t> read_timestamp(bytes::reader& in) {
+  auto ordered = in.u64();
+  if (!ordered) return std::nullopt;
+  return timestamp_from_ordered(*ordered);
+}
+
+}  // namespace
+
+void append_timestamp(std::string& out, int64_t ns) {
+  bytes::append_u64(out, static_cast<uint64_t>(ns) ^ sign_bit);
+}
+
+int64_t timestamp_from_ordered(uint64_t ordered) {
+  return static_cast<int64_t>(ordered ^ sign_bit);
+}
+
+status append_part(std::string& out, std::string_view field, std::string_view part) {
+  if (part.size() > max_part_bytes) {
+    return {status_code::invalid_argument,
+            fmt::format("{} is {} bytes; storage keys hold at most {}", field, part.size(),
+                        max_part_bytes)};
+  }
+  bytes::append_u8(out, static_cast<uint8_t>(part.size()));
+  out.append(part);
+  return status::ok_status();
+}
+
+result<std::string> customer_prefix(std::string_view customer_id) {
+  std::string key;
+  if (auto appended = append_part(key, "customer_id", customer_id); !appended.ok()) return appended;
+  return key;
+}
+
+std::optional<std::string> prefix_successor(std::string_view prefix) {
+  std::string successor(prefix);
+  while (!successor.empty() && static_cast<uint8_t>(successor.back()) == 0xff) successor.pop_back();
+  if (successor.empty()) return std::nullopt;
+  successor.back() = static_cast<char>(static_cast<uint8_t>(successor.back()) + 1);
+  return successor;
+}
+
+result<std::string> window_key(const model::window_identity& id) {
+  auto key = customer_prefix(id.customer_id);
+  if (!key) return key;
+  append_timestamp(*key, id.window_start_ns);
+  if (auto appended = append_part(*key, "region", id.region); !appended.ok()) return appended;
+  if (auto appended = append_part(*key, "vm_id", id.vm_id); !appended.ok()) return appended;
+  append_timestamp(*key, id.window_end_ns);
+  return key;
+}
+
+result<std::string> window_scan_bound(std::string_view customer_id, int64_t ns) {
+  auto key = customer_prefix(customer_id);
+  if (!key) return key;
+  append_timestamp(*key, ns);
+  return key;
+}
+
+result<model::window_identity> decode_window_key(std::string_view key) {
+  bytes::reader in(key);
+  model::window_identity id;
+  auto customer = read_part(in);
+  if (!customer) return corrupt_window_key("customer_id truncated");
+  auto start = read_timestamp(in);
+  if (!start) return corrupt_window_key("window_start truncated");
+  auto region = read_part(in);
+  if (!region) return corrupt_window_key("region truncated");
+  auto vm = read_part(in);
+  if (!vm) return corrupt_window_key("vm_id truncated");
+  auto end = read_timestamp(in);
+  if (!end) return corrupt_window_key("window_end truncated");
+  if (!in.at_end()) return corrupt_window_key(fmt::format("{} trailing bytes", in.remaining()));
+  return model::window_identity{std::string(*customer), std::string(*region), std::string(*vm),
+                                *start, *end};
+}
+
+result<std::string> dedup_key(const model::window_identity& id) {
+  auto key = customer_prefix(id.customer_id);
+  if (!key) return key;
+  if (auto appended = append_part(*key, "region", id.region); !appended.ok()) return appended;
+  if (auto appended = append_part(*key, "vm_id", id.vm_id); !appended.ok()) return appended;
+  append_timestamp(*key, id.window_start_ns);
+  append_timestamp(*key, id.window_end_ns);
+  return key;
+}
+
+result<std::string> audit_key_without_sequence(std::string_view customer_id,
+                                               int64_t recorded_at_ns) {
+  auto key = customer_prefix(customer_id);
+  if (!key) return key;
+  append_timestamp(*key, recorded_at_ns);
+  return key;
+}
+
+void append_audit_sequence(std::string& key, uint64_t sequence) {
+  bytes::append_u64(key, sequence);
+}
+
+}  // namespace billing::storage::keys

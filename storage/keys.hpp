@@ -1,0 +1,71 @@
+// Column families and key layouts of the ledger (byte by byte in
+// storage/README.md). Keys start with the customer so that each customer's
+// data is one contiguous range, and timestamps are big-endian with the sign
+// bit flipped so that byte order is time order, also before 1970.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "model/status.hpp"
+#include "model/usage_window.hpp"
+
+namespace billing::storage {
+
+// Index of a column family; write_set::mutation::family holds one of these.
+enum family : uint32_t {
+  meta_family = 0,  // RocksDB's "default" family: schema version
+  windows_family = 1,
+  dedup_family = 2,
+  audit_family = 3,
+  rollups_family = 4,
+};
+inline constexpr std::array<std::string_view, 5> family_names = {"default", "windows", "dedup",
+                                                                 "audit", "rollups"};
+
+namespace keys {
+
+// A length-prefixed key part has a 1-byte length. Ids are validated to at most
+// 128 bytes elsewhere; anything longer than a byte can count is refused here
+// rather than silently truncated into another id's key.
+inline constexpr size_t max_part_bytes = 255;
+
+// The meta family's key holding the schema version.
+inline constexpr std::string_view schema_version_key = "schema_version";
+
+// Appends the timestamp as 8 big-endian bytes of (ns XOR 2^63).
+void append_timestamp(std::string& out, int64_t ns);
+int64_t timestamp_from_ordered(uint64_t ordered);
+
+// Appends 1-byte length then the bytes; invalid_argument if too long.
+status append_part(std::string& out, std::string_view field, std::string_view part);
+
+// lp(customer_id): the prefix of every key of that customer, in every family.
+result<std::string> customer_prefix(std::string_view customer_id);
+
+// The smallest key greater than every key starting with `prefix`, for use as
+// an exclusive upper bound; nullopt if there is none (the prefix is all 0xff,
+// so every greater key starts with it and no bound is needed).
+std::optional<std::string> prefix_successor(std::string_view prefix);
+
+// windows: lp(customer) | ts(window_start) | lp(region) | lp(vm_id) | ts(window_end)
+result<std::string> window_key(const model::window_identity& id);
+// The windows-family key bound for a scan starting (or ending) at `ns`.
+result<std::string> window_scan_bound(std::string_view customer_id, int64_t ns);
+// Parses a windows-family key; data_loss if it is not exactly one.
+result<model::window_identity> decode_window_key(std::string_view key);
+
+// dedup: lp(customer) | lp(region) | lp(vm_id) | ts(window_start) | ts(window_end)
+result<std::string> dedup_key(const model::window_identity& id);
+
+// audit: lp(customer) | ts(recorded_at) | u64 sequence. The sequence is
+// appended by the store at commit time (see ledger_store.cpp).
+result<std::string> audit_key_without_sequence(std::string_view customer_id,
+                                               int64_t recorded_at_ns);
+void append_audit_sequence(std::string& key, uint64_t sequence);
+
+}  // namespace keys
+}  // namespace billing::storage

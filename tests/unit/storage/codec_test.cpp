@@ -1,0 +1,223 @@
+#include "storage/codec.hpp"
+
+#include <doctest/doctest.h>
+
+#include <bit>
+#include <cmath>
+#include <limits>
+#include <random>
+#include <string>
+
+#include "test_support.hpp"
+
+using namespace billing;
+using namespace billing::storage;
+using billing::storage::testing::check_same_window;
+using billing::storage::testing::sample_window;
+
+namespace {
+
+constexpr uint64_t max_u64 = std::numeric_limits<uint64_t>::max();
+
+conflict_record sample_conflict() {
+  conflict_record record;
+  record.meta = {"batch-7", "metald-3", "eu-west-1", 1'700'000'000'123'456'789};
+  record.attempted = sample_window("cust", "eu-west-1", "vm-1", 1'700'000'000'000'000'000, 5);
+  record.stored = sample_window("cust", "eu-west-1", "vm-1", 1'700'000'000'000'000'000, 6);
+  return record;
+}
+
+template <class Decode>
+void check_every_truncation_fails(const std::string& encoded, Decode decode) {
+  for (size_t length = 0; length < encoded.size(); ++length) {
+    auto decoded = decode(std::string_view(encoded).substr(0, length));
+    REQUIRE_FALSE(decoded.ok());
+    CHECK(decoded.error().code() == status_code::data_loss);
+  }
+  auto padded = decode(encoded + 'x');
+  REQUIRE_FALSE(padded.ok());
+  CHECK(padded.error().code() == status_code::data_loss);
+  std::string other_version = encoded;
+  other_version[0] = static_cast<char>(other_version[0] + 1);
+  auto unknown = decode(other_version);
+  REQUIRE_FALSE(unknown.ok());
+  CHECK(unknown.error().message().find("format version") != std::string::npos);
+}
+
+}  // namespace
+
+TEST_CASE("billed values round trip, max uint64 included; informational fields stay zero") {
+  auto window = sample_window("c", "r", "v", 0);
+  window.cpu_time_nanos = max_u64;
+  window.disk_write_ops = 0;
+  const auto id = model::window_identity::of(window);
+  auto decoded = codec::decode_billed_values(id, codec::encode_billed_values(window));
+  REQUIRE_MESSAGE(decoded.ok(), decoded.error().message());
+  CHECK(model::window_identity::of(decoded.value()) == id);
+  CHECK(decoded.value().billed_values() == window.billed_values());
+  CHECK(decoded.value().sampled_at_ns == 0);
+  CHECK(decoded.value().cpu_utilization_pct == 0);
+  CHECK(decoded.value().cpu_cores_used == 0);
+}
+
+TEST_CASE("billed values layout: version byte then 10 big-endian u64 in billed_values order") {
+  model::usage_window window;
+  window.cpu_time_nanos = 0x0102030405060708;
+  window.network_tx_bytes = max_u64;
+  auto encoded = codec::encode_billed_values(window);
+  REQUIRE(encoded.size() == 81);
+  CHECK(encoded[0] == codec::billed_values_format);
+  CHECK(encoded.substr(1, 8) == "\x01\x02\x03\x04\x05\x06\x07\x08");
+  CHECK(encoded.substr(9, 64) == std::string(64, '\0'));
+  CHECK(encoded.substr(73, 8) == std::string(8, '\xff'));
+}
+
+TEST_CASE("billed values that differ in any single field encode differently") {
+  const auto base = sample_window("c", "r", "v", 0);
+  const auto base_encoded = codec::encode_billed_values(base);
+  for (int field = 0; field < 10; ++field) {
+    auto changed = base;
+    uint64_t* fields[] = {&changed.cpu_time_nanos,    &changed.memory_bytes_used,
+                          &changed.memory_bytes_peak, &changed.memory_bytes_seconds,
+                          &changed.disk_read_bytes,   &changed.disk_write_bytes,
+                          &changed.disk_read_ops,     &changed.disk_write_ops,
+                          &changed.network_rx_bytes,  &changed.network_tx_bytes};
+    *fields[field] ^= 1;
+    CHECK(codec::encode_billed_values(changed) != base_encoded);
+    auto decoded = codec::decode_billed_values(model::window_identity::of(changed),
+                                               codec::encode_billed_values(changed));
+    REQUIRE(decoded.ok());
+    CHECK(decoded.value().same_billed_values(changed));
+    CHECK_FALSE(decoded.value().same_billed_values(base));
+  }
+}
+
+TEST_CASE("window values round trip every field, doubles bit-exact") {
+  auto window = sample_window("c", "r", "v", -1'000, 3);
+  window.sampled_at_ns = std::numeric_limits<int64_t>::min();
+  window.memory_bytes_peak = max_u64;
+  const double specials[] = {-0.0,
+                             std::numeric_limits<double>::infinity(),
+                             -std::numeric_limits<double>::infinity(),
+                             std::numeric_limits<double>::denorm_min(),
+                             std::numeric_limits<double>::max(),
+                             std::bit_cast<double>(uint64_t{0x7ff8'dead'beef'0001}),  // NaN payload
+                             0.1};
+  for (double special : specials) {
+    window.cpu_utilization_pct = special;
+    window.cpu_cores_used = -special;
+    auto encoded = codec::encode_window_value(window);
+    CHECK(encoded.size() == 1 + 8 * 13);
+    auto decoded = codec::decode_window_value(model::window_identity::of(window), encoded);
+    REQUIRE_MESSAGE(decoded.ok(), decoded.error().message());
+    CHECK(std::bit_cast<uint64_t>(decoded.value().cpu_utilization_pct) ==
+          std::bit_cast<uint64_t>(special));
+    CHECK(std::bit_cast<uint64_t>(decoded.value().cpu_cores_used) ==
+          std::bit_cast<uint64_t>(-special));
+    CHECK(model::window_identity::of(decoded.value()) == model::window_identity::of(window));
+    CHECK(decoded.value().sampled_at_ns == window.sampled_at_ns);
+    CHECK(decoded.value().billed_values() == window.billed_values());
+  }
+}
+
+TEST_CASE("conflict records round trip") {
+  const auto record = sample_conflict();
+  auto decoded = codec::decode_conflict(codec::encode_conflict(record));
+  REQUIRE_MESSAGE(decoded.ok(), decoded.error().message());
+  CHECK(decoded.value().meta.batch_id == record.meta.batch_id);
+  CHECK(decoded.value().meta.instance_id == record.meta.instance_id);
+  CHECK(decoded.value().meta.region == record.meta.region);
+  CHECK(decoded.value().meta.received_at_ns == record.meta.received_at_ns);
+  check_same_window(decoded.value().attempted, record.attempted);
+  check_same_window(decoded.value().stored, record.stored);
+}
+
+TEST_CASE("conflict records with empty strings round trip") {
+  conflict_record record;
+  auto decoded = codec::decode_conflict(codec::encode_conflict(record));
+  REQUIRE_MESSAGE(decoded.ok(), decoded.error().message());
+  CHECK(decoded.value().meta.batch_id.empty());
+  check_same_window(decoded.value().stored, record.stored);
+}
+
+TEST_CASE("every truncation, padding or unknown version decodes to data_loss") {
+  const auto window = sample_window("c", "r", "v", 0);
+  const auto id = model::window_identity::of(window);
+  SUBCASE("dedup value") {
+    check_every_truncation_fails(codec::encode_billed_values(window), [&](std::string_view v) {
+      return codec::decode_billed_values(id, v);
+    });
+  }
+  SUBCASE("windows value") {
+    check_every_truncation_fails(codec::encode_window_value(window), [&](std::string_view v) {
+      return codec::decode_window_value(id, v);
+    });
+  }
+  SUBCASE("conflict record") {
+    check_every_truncation_fails(codec::encode_conflict(sample_conflict()),
+                                 [](std::string_view v) { return codec::decode_conflict(v); });
+  }
+}
+
+TEST_CASE("a huge string length in a conflict record is an error, not an allocation") {
+  std::string encoded(1, static_cast<char>(codec::conflict_format));
+  encoded += "\xff\xff\xff\xf0";  // batch_id claims almost 4 GiB
+  encoded += "tiny";
+  auto decoded = codec::decode_conflict(encoded);
+  REQUIRE_FALSE(decoded.ok());
+  CHECK(decoded.error().code() == status_code::data_loss);
+}
+
+TEST_CASE("random bytes never crash the value decoders; what decodes is canonical") {
+  std::mt19937_64 random(7);
+  const model::window_identity id{"c", "r", "v", 0, 1};
+  const auto valid_conflict = codec::encode_conflict(sample_conflict());
+  int decoded_count = 0;
+  // Decoding must fail cleanly or give a value that encodes to the same bytes:
+  // no two byte strings may mean the same thing.
+  auto check_canonical = [&](std::string_view input, const auto& decoded, auto encode) {
+    if (decoded.ok()) {
+      ++decoded_count;
+      CHECK(encode(decoded.value()) == input);
+    } else {
+      CHECK(decoded.error().code() == status_code::data_loss);
+    }
+  };
+  for (int round = 0; round < 20'000; ++round) {
+    std::string noise(random() % 128, '\0');
+    for (auto& byte : noise) byte = static_cast<char>(random());
+    // Mostly well-versioned noise of the right sizes, so that the decoders get
+    // past the first byte and the length checks.
+    if (round % 4 != 0) {
+      noise.resize(round % 2 == 0 ? 81 : 105);
+      noise[0] = 1;
+    }
+    check_canonical(noise, codec::decode_billed_values(id, noise),
+                    [](const auto& w) { return codec::encode_billed_values(w); });
+    check_canonical(noise, codec::decode_window_value(id, noise),
+                    [](const auto& w) { return codec::encode_window_value(w); });
+    check_canonical(noise, codec::decode_conflict(noise),
+                    [](const auto& r) { return codec::encode_conflict(r); });
+    check_canonical(noise, codec::decode_schema_version(noise),
+                    [](uint32_t v) { return codec::encode_schema_version(v); });
+    // Changed bytes in a real record: must decode to something or fail cleanly.
+    auto changed = valid_conflict;
+    changed[random() % changed.size()] = static_cast<char>(random());
+    check_canonical(changed, codec::decode_conflict(changed),
+                    [](const auto& r) { return codec::encode_conflict(r); });
+  }
+  CHECK(decoded_count > 10'000);  // the noise did exercise the success paths
+}
+
+TEST_CASE("schema version encodes as 4 big-endian bytes; anything else is data_loss") {
+  CHECK(codec::encode_schema_version(0x01020304) == "\x01\x02\x03\x04");
+  auto decoded = codec::decode_schema_version(codec::encode_schema_version(7));
+  REQUIRE(decoded.ok());
+  CHECK(decoded.value() == 7);
+  for (std::string_view bad :
+       {std::string_view{}, std::string_view("\0\0\0", 3), std::string_view("\0\0\0\0\0", 5)}) {
+    auto rejected = codec::decode_schema_version(bad);
+    REQUIRE_FALSE(rejected.ok());
+    CHECK(rejected.error().code() == status_code::data_loss);
+  }
+}
