@@ -1,7 +1,7 @@
 // A Connect-protocol HTTP/1.1 server on Boost.Beast. Handlers are bound to
 // routes with typed protobuf request/response messages; the server does the
 // framing, codecs (binary and JSON), compression, limits and error mapping.
-// Beast itself is confined to connect_server.cpp to keep builds fast.
+// Beast itself is confined to the gateway's .cpp files to keep builds fast.
 #pragma once
 
 #include <google/protobuf/message.h>
@@ -31,6 +31,11 @@ struct server_options {
   std::chrono::milliseconds header_timeout{10'000};
   // How long an idle keep-alive connection is kept open.
   std::chrono::milliseconds idle_timeout{60'000};
+  // How long reading a request body, or writing a response, may take.
+  std::chrono::milliseconds transfer_timeout{60'000};
+  // Largest request line plus headers; larger ones get HTTP 431 with a
+  // resource_exhausted Connect error, and the connection is closed.
+  uint32_t max_header_bytes = 16 * 1024;
 };
 
 enum class codec { proto, json };
@@ -93,9 +98,9 @@ template <class Request, class Response>
 void connect_router::add_unary(
     std::string path,
     std::function<void(const call_context&, Request, responder<Response>)> handler) {
-  unary_[std::move(path)] = unary_route{
-      [handler = std::move(handler)](const call_context& context, std::string body,
-                                     std::function<void(result<std::string>)> done) {
+  unary_[std::move(path)] =
+      unary_route{[handler = std::move(handler)](const call_context& context, std::string body,
+                                                 std::function<void(result<std::string>)> done) {
         Request request;
         if (status decoded = decode_message(context.wire_codec, body, request); !decoded.ok()) {
           done(decoded);
@@ -116,7 +121,7 @@ void connect_router::add_unary(
 class connect_server {
  public:
   connect_server(server_options options, connect_router router);
-  ~connect_server();  // stops if still running
+  ~connect_server();  // stops, without draining, if still running
   connect_server(const connect_server&) = delete;
   connect_server& operator=(const connect_server&) = delete;
 
@@ -125,7 +130,9 @@ class connect_server {
   result<std::string> start();
 
   // Stops accepting, lets in-flight calls finish for up to `drain`, then
-  // closes every connection and joins the io threads.
+  // closes every connection and joins the io threads. Idempotent. Call it
+  // from outside the server's threads, never from a handler. Requests that
+  // arrive on open connections while draining get unavailable.
   void stop(std::chrono::milliseconds drain);
 
   // Calls currently being handled.
