@@ -54,6 +54,7 @@ struct ingest_batch {
 // The part of a batch that belongs to one customer; `indices[i]` is the
 // request position of `windows[i]`.
 struct customer_part {
+  std::string customer_id;
   batch_meta meta;
   std::vector<uint32_t> indices;
   std::vector<usage_window> windows;

@@ -24,7 +24,8 @@ std::optional<rejection> implausible(std::string message) {
 
 std::optional<rejection> validate_id(std::string_view field, std::string_view value,
                                      const validation_limits& limits) {
-  if (value.empty()) return rejection{reject_reason::missing_id, fmt::format("{} is required", field)};
+  if (value.empty())
+    return rejection{reject_reason::missing_id, fmt::format("{} is required", field)};
   if (value.size() > limits.max_id_bytes) {
     return rejection{reject_reason::invalid_id,
                      fmt::format("{} is {} bytes long; at most {} are allowed", field, value.size(),
@@ -56,10 +57,10 @@ std::optional<rejection> validate_window(const usage_window& w, const validation
                        fmt::format("{} is before 2000-01-01T00:00:00Z", field)};
     }
     if (ns > latest) {
-      return rejection{reject_reason::timestamp_out_of_range,
-                       fmt::format("{} is {} s in the future; at most {} s of clock skew is allowed",
-                                   field, (ns - now_ns) / kNanosPerSecond,
-                                   limits.max_clock_skew_ns / kNanosPerSecond)};
+      return rejection{
+          reject_reason::timestamp_out_of_range,
+          fmt::format("{} is {} s in the future; at most {} s of clock skew is allowed", field,
+                      (ns - now_ns) / kNanosPerSecond, limits.max_clock_skew_ns / kNanosPerSecond)};
     }
     return std::nullopt;
   };
@@ -96,7 +97,8 @@ std::optional<rejection> validate_window(const usage_window& w, const validation
   }
   if (w.memory_bytes_used > limits.max_memory_bytes ||
       w.memory_bytes_peak > limits.max_memory_bytes) {
-    return implausible(fmt::format("memory exceeds the limit of {} bytes", limits.max_memory_bytes));
+    return implausible(
+        fmt::format("memory exceeds the limit of {} bytes", limits.max_memory_bytes));
   }
   if (w.memory_bytes_peak != 0 && w.memory_bytes_peak < w.memory_bytes_used) {
     return implausible("memory_bytes_peak is below memory_bytes_used");

@@ -1,0 +1,18 @@
+// The actor that owns one customer's ledger. It is the only writer of the
+// customer's key range, which is what makes dedup race-free: it judges a
+// window against what is stored, and against what it is committing, before
+// anything else can write that identity.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "actors/messages.hpp"
+#include "storage/ledger_store.hpp"
+
+namespace billing::actors {
+
+customer_actor spawn_customer_ledger(caf::actor_system& system, std::string customer_id,
+                                     std::shared_ptr<storage::ledger_store> store);
+
+}  // namespace billing::actors

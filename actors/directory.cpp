@@ -1,0 +1,88 @@
+#include "actors/directory.hpp"
+
+#include <map>
+#include <string>
+
+#include "actors/customer_ledger.hpp"
+
+namespace billing::actors {
+namespace {
+
+struct directory_state {
+  ingest_settings settings;
+  std::shared_ptr<storage::ledger_store> store;
+  std::map<std::string, ingest_actor> ingest_by_region;
+  std::map<std::string, customer_actor> ledger_by_customer;
+  static inline const char* name = "directory";
+};
+
+using directory_pointer = directory_actor::stateful_pointer<directory_state>;
+
+template <class Handle>
+bool forget(std::map<std::string, Handle>& children, const caf::actor_addr& source) {
+  for (auto it = children.begin(); it != children.end(); ++it) {
+    if (it->second.address() == source) {
+      children.erase(it);
+      return true;
+    }
+  }
+  return false;
+}
+
+directory_actor::behavior_type directory(directory_pointer self, ingest_settings settings,
+                                         std::shared_ptr<storage::ledger_store> store) {
+  self->state.settings = std::move(settings);
+  self->state.store = std::move(store);
+  // A child that fails is forgotten (its callers got an error and retry; the
+  // next message respawns it from the durable ledger). Any other exit
+  // message is a shutdown request.
+  self->set_exit_handler([self](caf::exit_msg& msg) {
+    auto& st = self->state;
+    if (forget(st.ledger_by_customer, msg.source) || forget(st.ingest_by_region, msg.source)) {
+      return;
+    }
+    self->quit(msg.reason);
+  });
+
+  auto ingest_for = [self](const std::string& region) {
+    auto& st = self->state;
+    auto it = st.ingest_by_region.find(region);
+    if (it == st.ingest_by_region.end()) {
+      auto child = spawn_regional_ingest(self->system(), region, st.settings,
+                                         caf::actor_cast<directory_actor>(self));
+      self->link_to(child);
+      it = st.ingest_by_region.emplace(region, std::move(child)).first;
+    }
+    return it->second;
+  };
+  auto ledger_for = [self](const std::string& customer_id) {
+    auto& st = self->state;
+    auto it = st.ledger_by_customer.find(customer_id);
+    if (it == st.ledger_by_customer.end()) {
+      auto child = spawn_customer_ledger(self->system(), customer_id, st.store);
+      self->link_to(child);
+      it = st.ledger_by_customer.emplace(customer_id, std::move(child)).first;
+    }
+    return it->second;
+  };
+
+  return {
+      [self, ingest_for](ingest_atom atom,
+                         model::ingest_batch& batch) -> caf::delegated<model::ingest_report> {
+        return self->delegate(ingest_for(batch.meta.region), atom, std::move(batch));
+      },
+      [self, ledger_for](append_atom atom, model::customer_part& part)
+          -> caf::delegated<std::vector<model::item_outcome>> {
+        return self->delegate(ledger_for(part.customer_id), atom, std::move(part));
+      },
+  };
+}
+
+}  // namespace
+
+directory_actor spawn_directory(caf::actor_system& system, ingest_settings settings,
+                                std::shared_ptr<storage::ledger_store> store) {
+  return system.spawn(directory, std::move(settings), std::move(store));
+}
+
+}  // namespace billing::actors

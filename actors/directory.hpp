@@ -1,0 +1,17 @@
+// The registry of a node's actors: one regional ingest actor per region and
+// one ledger per customer, spawned on first use and linked to the directory,
+// so that stopping the directory stops them all.
+#pragma once
+
+#include <memory>
+
+#include "actors/messages.hpp"
+#include "actors/regional_ingest.hpp"
+#include "storage/ledger_store.hpp"
+
+namespace billing::actors {
+
+directory_actor spawn_directory(caf::actor_system& system, ingest_settings settings,
+                                std::shared_ptr<storage::ledger_store> store);
+
+}  // namespace billing::actors

@@ -1,0 +1,19 @@
+#include "actors/messages.hpp"
+
+namespace billing::actors {
+
+void add_message_types(caf::actor_system_config& config) {
+  config.add_message_type<model::usage_window>("billing.usage_window")
+      .add_message_type<std::vector<model::usage_window>>("billing.usage_windows")
+      .add_message_type<model::item_outcome>("billing.item_outcome")
+      .add_message_type<std::vector<model::item_outcome>>("billing.item_outcomes")
+      .add_message_type<model::batch_meta>("billing.batch_meta")
+      .add_message_type<model::ingest_batch>("billing.ingest_batch")
+      .add_message_type<model::customer_part>("billing.customer_part")
+      .add_message_type<model::ingest_report>("billing.ingest_report")
+      .add_message_type<customer_actor>("billing.customer_actor")
+      .add_message_type<ingest_actor>("billing.ingest_actor")
+      .add_message_type<directory_actor>("billing.directory_actor");
+}
+
+}  // namespace billing::actors

@@ -1,0 +1,30 @@
+// The ingest actor of one region: validates a batch item by item, splits the
+// valid windows by customer, and has each part stored by its customer's
+// ledger. It answers once every part is durable (or with the first error).
+#pragma once
+
+#include <set>
+#include <string>
+
+#include "actors/messages.hpp"
+#include "model/validation.hpp"
+
+namespace billing::actors {
+
+struct ingest_settings {
+  model::validation_limits limits;
+  // Regions accepted; empty means any.
+  std::set<std::string> allowed_regions;
+};
+
+// The pure part of an ingest: resolves each window's region against the
+// batch's, validates it, and groups the valid ones by customer. Rejections
+// are written into `report` (which must hold one slot per window).
+std::vector<model::customer_part> split_by_customer(model::ingest_batch& batch,
+                                                    const ingest_settings& settings, int64_t now_ns,
+                                                    model::ingest_report& report);
+
+ingest_actor spawn_regional_ingest(caf::actor_system& system, std::string region,
+                                   ingest_settings settings, directory_actor directory);
+
+}  // namespace billing::actors

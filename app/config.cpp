@@ -1,0 +1,119 @@
+#include "app/config.hpp"
+
+#include <fmt/format.h>
+#include <caf/config_option_set.hpp>
+
+#include <charconv>
+
+namespace billing::app {
+
+billingd_config::billingd_config() {
+  opt_group{custom_options_, "global"}
+      .add(listen, "listen", "HOST:PORT to serve Connect on (port 0 picks a free port)")
+      .add(data_dir, "data-dir", "directory of the RocksDB ledger (created if missing)")
+      .add(max_body_bytes, "max-body-bytes",
+           "largest request body accepted, before and after decompression")
+      .add(max_batch_items, "max-batch-items", "most metrics one SendMetricsBatch may carry")
+      .add(regions, "regions", "comma-separated regions accepted (empty: any region)")
+      .add(io_threads, "io-threads", "threads serving HTTP")
+      .add(request_timeout_ms, "request-timeout-ms",
+           "deadline of a call that sends no Connect-Timeout-Ms")
+      .add(drain_timeout_ms, "drain-timeout-ms",
+           "on SIGTERM, how long in-flight calls may take to finish")
+      .add(block_cache_bytes, "block-cache-bytes", "RocksDB block cache size")
+      .add(max_vcpus, "max-vcpus", "CPU time above window length x this is rejected")
+      .add(max_window_seconds, "max-window-seconds", "longest usage window accepted")
+      .add(max_clock_skew_seconds, "max-clock-skew-seconds",
+           "how far in the future a window may end")
+      .add(max_memory_bytes, "max-memory-bytes", "memory gauges above this are rejected")
+      .add(dump_windows, "dump-windows",
+           "maintenance: print CUSTOMER's stored windows as JSON lines and exit "
+           "(the server must be stopped)");
+}
+
+result<std::pair<std::string, uint16_t>> parse_host_port(std::string_view flag,
+                                                         std::string_view text) {
+  auto invalid = [&] {
+    return status{status_code::invalid_argument,
+                  fmt::format("--{} must be HOST:PORT, got '{}'", flag, text)};
+  };
+  const auto colon = text.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) return invalid();
+  std::string_view host = text.substr(0, colon);
+  std::string_view port_text = text.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  unsigned port = 0;
+  auto [end, error] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (error != std::errc{} || end != port_text.data() + port_text.size() || port > 65535 ||
+      port_text.empty()) {
+    return invalid();
+  }
+  return std::pair{std::string{host}, static_cast<uint16_t>(port)};
+}
+
+result<gateway::server_options> billingd_config::server_options() const {
+  auto endpoint = parse_host_port("listen", listen);
+  if (!endpoint.ok()) return endpoint.error();
+  if (io_threads == 0) return status{status_code::invalid_argument, "--io-threads must be >= 1"};
+  gateway::server_options options;
+  options.host = endpoint->first;
+  options.port = endpoint->second;
+  options.max_body_bytes = max_body_bytes;
+  options.io_threads = io_threads;
+  options.default_timeout = std::chrono::milliseconds{request_timeout_ms};
+  return options;
+}
+
+storage::store_options billingd_config::store_options() const {
+  storage::store_options options;
+  options.data_dir = data_dir;
+  options.block_cache_bytes = block_cache_bytes;
+  return options;
+}
+
+actors::ingest_settings billingd_config::ingest_settings() const {
+  actors::ingest_settings settings;
+  settings.limits.max_vcpus = max_vcpus;
+  settings.limits.max_window_ns = int64_t{max_window_seconds} * 1'000'000'000;
+  settings.limits.max_clock_skew_ns = int64_t{max_clock_skew_seconds} * 1'000'000'000;
+  settings.limits.max_memory_bytes = max_memory_bytes;
+  std::string_view rest = regions;
+  while (!rest.empty()) {
+    const auto comma = rest.find(',');
+    std::string_view region = rest.substr(0, comma);
+    while (!region.empty() && region.front() == ' ') region.remove_prefix(1);
+    while (!region.empty() && region.back() == ' ') region.remove_suffix(1);
+    if (!region.empty()) settings.allowed_regions.emplace(region);
+    rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+  }
+  return settings;
+}
+
+gateway::collector_settings billingd_config::collector_settings() const {
+  gateway::collector_settings settings;
+  settings.max_batch_items = max_batch_items;
+  settings.limits = ingest_settings().limits;
+  return settings;
+}
+
+std::vector<std::string> normalize_arguments(const billingd_config& config, int argc, char** argv) {
+  std::vector<std::string> out;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    const bool long_flag_without_value =
+        arg.size() > 2 && arg.starts_with("--") && arg.find('=') == std::string::npos;
+    if (long_flag_without_value && i + 1 < argc) {
+      const auto* option = config.program_options().cli_long_name_lookup(arg.substr(2));
+      if (option != nullptr && !option->is_flag()) {
+        out.push_back(arg + "=" + argv[++i]);
+        continue;
+      }
+    }
+    out.push_back(std::move(arg));
+  }
+  return out;
+}
+
+}  // namespace billing::app

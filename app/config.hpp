@@ -1,0 +1,58 @@
+// billingd's settings: every one is a command-line flag (--name=value or
+// --name value) and may also be set in the INI config file (--config-file,
+// section [global]). CAF's option parser provides --help and the file.
+#pragma once
+
+#include <caf/actor_system_config.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "actors/regional_ingest.hpp"
+#include "gateway/connect_server.hpp"
+#include "gateway/services/collector_service.hpp"
+#include "storage/ledger_store.hpp"
+
+namespace billing::app {
+
+class billingd_config : public caf::actor_system_config {
+ public:
+  billingd_config();
+
+  // The options this program defines (CAF's own are not included).
+  const caf::config_option_set& program_options() const { return custom_options_; }
+
+  std::string listen = "127.0.0.1:8080";
+  std::string data_dir = "./data";
+  uint64_t max_body_bytes = uint64_t{16} << 20;
+  uint32_t max_batch_items = 10'000;
+  std::string regions;  // comma-separated; empty accepts any region
+  uint32_t io_threads = 1;
+  uint32_t request_timeout_ms = 30'000;
+  uint32_t drain_timeout_ms = 30'000;
+  uint64_t block_cache_bytes = uint64_t{256} << 20;
+  // Validation limits.
+  uint32_t max_vcpus = 512;
+  uint32_t max_window_seconds = 3600;
+  uint32_t max_clock_skew_seconds = 300;
+  uint64_t max_memory_bytes = uint64_t{64} << 40;
+  // Maintenance: print a customer's stored windows as JSON lines and exit.
+  std::string dump_windows;
+
+  // Settings of each module, derived from the fields above; errors name the flag.
+  result<gateway::server_options> server_options() const;
+  storage::store_options store_options() const;
+  actors::ingest_settings ingest_settings() const;
+  gateway::collector_settings collector_settings() const;
+};
+
+// CAF's parser takes `--name=value`; users also type `--name value`. Joins
+// such pairs for the options `config` knows to take a value.
+std::vector<std::string> normalize_arguments(const billingd_config& config, int argc, char** argv);
+
+// Splits "host:port" ("[v6]:port" too); invalid_argument naming `flag` otherwise.
+result<std::pair<std::string, uint16_t>> parse_host_port(std::string_view flag,
+                                                         std::string_view text);
+
+}  // namespace billing::app

@@ -1,0 +1,16 @@
+// Maintenance commands that read the ledger offline.
+#pragma once
+
+#include <ostream>
+#include <string>
+
+#include "storage/ledger_store.hpp"
+
+namespace billing::app {
+
+// Writes every stored window of `customer_id` to `out`, one proto3-JSON
+// billing.v1.BillingMetrics per line.
+status dump_windows(const storage::ledger_store& store, const std::string& customer_id,
+                    std::ostream& out);
+
+}  // namespace billing::app

@@ -1,0 +1,152 @@
+#include "gateway/services/collector_service.hpp"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <memory>
+
+#include "actors/errors.hpp"
+#include "gateway/services/convert.hpp"
+
+namespace billing::gateway {
+namespace {
+
+constexpr std::string_view kCollectorPrefix = "/billing.v1.BillingCollectorService/";
+constexpr std::string_view kQueryPrefix = "/billing.v1.BillingQueryService/";
+
+int64_t unix_now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Time left until the call's deadline, at least 1 ms, as a CAF timeout.
+caf::duration time_left(const call_context& context) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      context.deadline - std::chrono::steady_clock::now());
+  return caf::duration{std::max(left, std::chrono::milliseconds{1})};
+}
+
+// Sends `batch` to the directory from a short-lived actor and completes
+// `done` with the report. The bridge actor lives until the answer arrives.
+void ingest(caf::actor_system& system, const actors::directory_actor& directory,
+            model::ingest_batch batch, caf::duration timeout,
+            std::function<void(result<model::ingest_report>)> done) {
+  auto shared_batch = std::make_shared<model::ingest_batch>(std::move(batch));
+  system.spawn([directory, shared_batch, timeout, done](caf::event_based_actor* self) {
+    self->request(directory, timeout, actors::ingest_atom::value, std::move(*shared_batch))
+        .then([done](model::ingest_report& report) { done(std::move(report)); },
+              [done](caf::error& error) { done(actors::to_status(error)); });
+  });
+}
+
+// Request-level checks of a batch's envelope; items are judged by the actors.
+status check_batch_envelope(const v1::SendMetricsBatchRequest& request,
+                            const collector_settings& settings) {
+  if (auto bad = model::validate_id("batch_id", request.batch_id(), settings.limits)) {
+    return {status_code::invalid_argument, bad->message};
+  }
+  if (!request.instance_id().empty()) {
+    if (auto bad = model::validate_id("instance_id", request.instance_id(), settings.limits)) {
+      return {status_code::invalid_argument, bad->message};
+    }
+  }
+  if (!request.region().empty()) {
+    if (auto bad = model::validate_id("region", request.region(), settings.limits)) {
+      return {status_code::invalid_argument, bad->message};
+    }
+  }
+  if (request.metrics_size() == 0) {
+    return {status_code::invalid_argument, "the batch has no metrics"};
+  }
+  if (static_cast<uint64_t>(request.metrics_size()) > settings.max_batch_items) {
+    return {status_code::resource_exhausted,
+            fmt::format("the batch has {} metrics; at most {} are accepted per batch: split it",
+                        request.metrics_size(), settings.max_batch_items)};
+  }
+  return status::ok_status();
+}
+
+}  // namespace
+
+void add_collector_service(connect_router& router, caf::actor_system& system,
+                           actors::directory_actor directory, collector_settings settings) {
+  router.add_unary<v1::SendMetricsBatchRequest, v1::SendMetricsBatchResponse>(
+      std::string{kCollectorPrefix} + "SendMetricsBatch",
+      [&system, directory, settings](const call_context& context,
+                                     v1::SendMetricsBatchRequest request,
+                                     responder<v1::SendMetricsBatchResponse> respond) {
+        if (status bad = check_batch_envelope(request, settings); !bad.ok()) {
+          respond(bad);
+          return;
+        }
+        model::ingest_batch batch;
+        batch.meta = {request.batch_id(), request.instance_id(), request.region(), unix_now_ns()};
+        batch.windows.reserve(request.metrics_size());
+        for (const auto& metrics : request.metrics()) batch.windows.push_back(to_window(metrics));
+        ingest(system, directory, std::move(batch), time_left(context),
+               [respond](result<model::ingest_report> report) {
+                 if (!report.ok()) {
+                   respond(report.error());
+                   return;
+                 }
+                 respond(to_batch_response(report.value()));
+               });
+      });
+
+  router.add_unary<v1::SendMetricsRequest, v1::SendMetricsResponse>(
+      std::string{kCollectorPrefix} + "SendMetrics",
+      [&system, directory, settings](const call_context& context, v1::SendMetricsRequest request,
+                                     responder<v1::SendMetricsResponse> respond) {
+        if (!request.has_metrics()) {
+          respond(status{status_code::invalid_argument, "metrics is required"});
+          return;
+        }
+        if (!request.instance_id().empty()) {
+          if (auto bad =
+                  model::validate_id("instance_id", request.instance_id(), settings.limits)) {
+            respond(status{status_code::invalid_argument, bad->message});
+            return;
+          }
+        }
+        model::ingest_batch batch;
+        const int64_t now = unix_now_ns();
+        batch.meta = {fmt::format("single:{}", now), request.instance_id(),
+                      request.metrics().region(), now};
+        batch.windows.push_back(to_window(request.metrics()));
+        ingest(system, directory, std::move(batch), time_left(context),
+               [respond](result<model::ingest_report> report) {
+                 if (!report.ok()) {
+                   respond(report.error());
+                   return;
+                 }
+                 const auto& outcome = report->outcomes.at(0);
+                 if (outcome.status == model::item_status::rejected) {
+                   const auto code = outcome.reason == model::reject_reason::conflicting_duplicate
+                                         ? status_code::already_exists
+                                         : status_code::invalid_argument;
+                   respond(status{code, outcome.message});
+                   return;
+                 }
+                 v1::SendMetricsResponse response;
+                 response.set_status(static_cast<v1::ItemStatus>(outcome.status));
+                 respond(std::move(response));
+               });
+      });
+}
+
+void add_query_service_placeholder(connect_router& router) {
+  auto unimplemented = [](std::string method) {
+    return [method](const call_context&, auto, auto respond) {
+      respond(
+          status{status_code::unimplemented,
+                 fmt::format("billing.v1.BillingQueryService.{} is not implemented yet", method)});
+    };
+  };
+  router.add_unary<v1::GetCustomerUsageRequest, v1::GetCustomerUsageResponse>(
+      std::string{kQueryPrefix} + "GetCustomerUsage", unimplemented("GetCustomerUsage"));
+  router.add_unary<v1::GetBillingWindowRequest, v1::GetBillingWindowResponse>(
+      std::string{kQueryPrefix} + "GetBillingWindow", unimplemented("GetBillingWindow"));
+}
+
+}  // namespace billing::gateway

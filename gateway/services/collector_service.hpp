@@ -1,0 +1,24 @@
+// Binds billing.v1.BillingCollectorService to the actors: decoded requests
+// become ingest batches for the directory; reports become responses.
+#pragma once
+
+#include "actors/messages.hpp"
+#include "gateway/connect_server.hpp"
+#include "model/validation.hpp"
+
+namespace billing::gateway {
+
+struct collector_settings {
+  // Most metrics one SendMetricsBatch may carry.
+  uint32_t max_batch_items = 10'000;
+  model::validation_limits limits;
+};
+
+void add_collector_service(connect_router& router, caf::actor_system& system,
+                           actors::directory_actor directory, collector_settings settings);
+
+// Answers every BillingQueryService RPC with `unimplemented` until it exists,
+// so that clients get a Connect error naming the RPC rather than a 404.
+void add_query_service_placeholder(connect_router& router);
+
+}  // namespace billing::gateway

@@ -1,0 +1,49 @@
+#include <doctest/doctest.h>
+
+#include "app/config.hpp"
+
+using namespace billing;
+using namespace billing::app;
+
+TEST_CASE("host:port parsing") {
+  auto ok = parse_host_port("listen", "127.0.0.1:0");
+  REQUIRE(ok.ok());
+  CHECK(ok->first == "127.0.0.1");
+  CHECK(ok->second == 0);
+  auto v6 = parse_host_port("listen", "[::1]:8080");
+  REQUIRE(v6.ok());
+  CHECK(v6->first == "::1");
+  CHECK(v6->second == 8080);
+  for (const char* bad : {"127.0.0.1", ":80", "host:", "host:65536", "host:80x", "host:-1"}) {
+    CAPTURE(bad);
+    auto r = parse_host_port("listen", bad);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().code() == status_code::invalid_argument);
+    CHECK(r.error().message().find("--listen") != std::string::npos);
+  }
+}
+
+TEST_CASE("`--name value` is joined for options that take a value") {
+  billingd_config config;
+  std::vector<std::string> storage = {"billingd",  "--listen", "127.0.0.1:0", "--data-dir=/tmp/x",
+                                      "--regions", "eu,us",    "--help"};
+  std::vector<char*> argv;
+  for (auto& s : storage) argv.push_back(s.data());
+  auto args = normalize_arguments(config, static_cast<int>(argv.size()), argv.data());
+  CHECK(args == std::vector<std::string>{"--listen=127.0.0.1:0", "--data-dir=/tmp/x",
+                                         "--regions=eu,us", "--help"});
+}
+
+TEST_CASE("settings derived from flags") {
+  billingd_config config;
+  config.regions = " eu-west-1, us-east-1 ,,";
+  config.max_vcpus = 8;
+  auto settings = config.ingest_settings();
+  CHECK(settings.allowed_regions == std::set<std::string>{"eu-west-1", "us-east-1"});
+  CHECK(settings.limits.max_vcpus == 8);
+  config.listen = "nonsense";
+  CHECK_FALSE(config.server_options().ok());
+  config.listen = "127.0.0.1:9000";
+  config.io_threads = 0;
+  CHECK_FALSE(config.server_options().ok());
+}
