@@ -1,0 +1,54 @@
+// The contract, loaded at run time: `buf build protocol/` into a temporary
+// FileDescriptorSet and a protobuf-es v2 registry over it. Nothing generated is
+// kept in the repository.
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { createFileRegistry, fromBinary } from "@bufbuild/protobuf";
+import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
+import { BUF, PROTOCOL_DIR, requireNodeModules } from "./paths.mjs";
+
+function buildRegistry() {
+  requireNodeModules();
+  const dir = mkdtempSync(path.join(os.tmpdir(), "billing-e2e-schema-"));
+  try {
+    const out = path.join(dir, "billing.binpb");
+    execFileSync(BUF, ["build", PROTOCOL_DIR, "-o", out], { stdio: ["ignore", "ignore", "pipe"], timeout: 30_000 });
+    return createFileRegistry(fromBinary(FileDescriptorSetSchema, readFileSync(out)));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export const registry = buildRegistry();
+
+function must(kind, name, value) {
+  if (!value) throw new Error(`${kind} ${name} not found in the schema built from protocol/`);
+  return value;
+}
+const message = (name) => must("message", name, registry.getMessage(`billing.v1.${name}`));
+const enumOf = (name) => must("enum", name, registry.getEnum(`billing.v1.${name}`));
+
+export const CollectorService = must("service", "BillingCollectorService", registry.getService("billing.v1.BillingCollectorService"));
+export const QueryService = must("service", "BillingQueryService", registry.getService("billing.v1.BillingQueryService"));
+
+export const BillingMetricsSchema = message("BillingMetrics");
+export const SendMetricsRequestSchema = message("SendMetricsRequest");
+export const SendMetricsResponseSchema = message("SendMetricsResponse");
+export const SendMetricsBatchRequestSchema = message("SendMetricsBatchRequest");
+export const SendMetricsBatchResponseSchema = message("SendMetricsBatchResponse");
+
+const ItemStatusEnum = enumOf("ItemStatus");
+const RejectReasonEnum = enumOf("RejectReason");
+
+// Enum values by their full proto name, e.g. ItemStatus.ITEM_STATUS_DUPLICATE.
+function byName(desc) {
+  return Object.freeze(Object.fromEntries(desc.values.map((v) => [v.name, v.number])));
+}
+export const ItemStatus = byName(ItemStatusEnum);
+export const RejectReason = byName(RejectReasonEnum);
+
+// The proto name of an enum number, for readable assertion messages.
+export const itemStatusName = (n) => ItemStatusEnum.values.find((v) => v.number === n)?.name ?? `ItemStatus(${n})`;
+export const rejectReasonName = (n) => RejectReasonEnum.values.find((v) => v.number === n)?.name ?? `RejectReason(${n})`;
