@@ -71,7 +71,9 @@ export function makeMetric({
   const rnd = prng(seed ?? seedOf(`${customerId}|${region}|${vmId}|${startMs}|${endMs}`));
 
   const vcpus = [1, 2, 4, 8][Math.floor(rnd() * 4)];
-  const cpuTimeNanos = BigInt(Math.floor(rnd() * vcpus * Number(seconds) * 1e9 * 0.9)) + 12_345n;
+  const randomCpuTimeNanos = BigInt(Math.floor(rnd() * vcpus * Number(seconds) * 1e9 * 0.9)) + 12_345n;
+  // The utilisation fields follow an overridden cpu_time_nanos, so they stay plausible.
+  const cpuTimeNanos = overrides.cpuTimeNanos ?? randomCpuTimeNanos;
   const memoryBytesUsed = between(rnd, 256 * 2 ** 20, 16 * 2 ** 30);
   const memoryBytesPeak = memoryBytesUsed + between(rnd, 0, 512 * 2 ** 20);
   const memoryBytesSeconds = memoryBytesUsed * seconds + between(rnd, 0, 2 ** 20);
@@ -102,11 +104,12 @@ export function makeMetric({
   return create(BillingMetricsSchema, { ...init, ...overrides });
 }
 
-// A copy of `metric` with some fields replaced.
+// A copy of `metric` with some fields replaced. Goes through create() so a
+// replacement may be a plain init object (e.g. a Timestamp as {seconds, nanos}).
 export function withFields(metric, fields) {
-  const copy = clone(BillingMetricsSchema, metric);
-  Object.assign(copy, fields);
-  return copy;
+  // eslint-disable-next-line no-unused-vars
+  const { $typeName, ...values } = clone(BillingMetricsSchema, metric);
+  return create(BillingMetricsSchema, { ...values, ...fields });
 }
 
 // The uint64 fields that are billed: a window with any of them changed is a
