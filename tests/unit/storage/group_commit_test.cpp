@@ -20,9 +20,6 @@ using namespace billing::storage::testing;
 
 namespace {
 
-constexpr int64_t minute = 60'000'000'000;
-constexpr int64_t t0 = 1'700'000'000'000'000'000;
-
 write_set one_window(const std::string& customer, int index) {
   write_set writes;
   writes.put_window(sample_window(customer, "r", "vm", t0 + index * minute, index));

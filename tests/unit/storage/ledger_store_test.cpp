@@ -22,9 +22,6 @@ using namespace billing::storage::testing;
 
 namespace {
 
-constexpr int64_t minute = 60'000'000'000;
-constexpr int64_t t0 = 1'700'000'000'000'000'000;
-
 write_set windows_of(const std::vector<model::usage_window>& windows) {
   write_set writes;
   for (const auto& window : windows) writes.put_window(window);

@@ -17,6 +17,9 @@
 
 namespace billing::storage::testing {
 
+inline constexpr int64_t minute = 60'000'000'000;
+inline constexpr int64_t t0 = 1'700'000'000'000'000'000;  // 2023-11-14T22:13:20Z
+
 // A directory that exists for the lifetime of the object, then is removed.
 class temp_dir {
  public:
