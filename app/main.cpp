@@ -13,6 +13,7 @@
 #include "app/dump.hpp"
 #include "gateway/services/collector_service.hpp"
 #include "observability/log.hpp"
+#include "observability/metrics.hpp"
 
 namespace billing::app {
 namespace {
@@ -61,13 +62,23 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
     caf::actor_system system{config};
     auto directory = actors::spawn_directory(system, config.ingest_settings(), store.value());
 
+    observability::service_metrics metrics;  // outlives the server that serves it
     gateway::connect_router router;
     gateway::add_collector_service(router, system, directory, config.collector_settings());
     gateway::add_query_service_placeholder(router);
     router.add_get("/healthz", [] { return gateway::http_reply{200, "text/plain", "ok\n"}; });
     router.add_get("/readyz", [] { return gateway::http_reply{200, "text/plain", "ready\n"}; });
+    router.add_get("/metrics", [&metrics] {
+      return gateway::http_reply{200, std::string(observability::service_metrics::content_type),
+                                 metrics.render()};
+    });
 
     gateway::connect_server server{server_options.value(), std::move(router)};
+    metrics.set_scrape_source([&server, ledger = store.value()] {
+      const auto stats = ledger->stats();
+      return observability::scrape_gauges{stats.commits_requested, stats.synced_writes,
+                                          server.in_flight()};
+    });
     auto bound = server.start();
     if (!bound.ok()) {
       log_error("cannot listen on {}: {}", config.listen, bound.error().message());

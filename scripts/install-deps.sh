@@ -9,7 +9,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 debian_packages=(
   build-essential cmake ninja-build pkg-config git ca-certificates curl
-  clang libclang-rt-14-dev libcaf-dev
+  clang libclang-rt-14-dev libcaf-dev prometheus-cpp-dev
   libprotobuf-dev protobuf-compiler
   librocksdb-dev
   libboost1.81-dev

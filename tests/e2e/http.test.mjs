@@ -149,6 +149,25 @@ test("GET on an RPC path fails with 405", async () => {
   assert.equal(res.status, 405, `HTTP ${res.status}: ${res.text}`);
 });
 
+test("GET /metrics is Prometheus text that counts ledger commits and fsyncs", async () => {
+  const scrape = async () => {
+    const res = await rawRequest(server.baseUrl, "/metrics", { method: "GET" });
+    assert.equal(res.status, 200, res.text);
+    assert.match(res.contentType, /^text\/plain; version=0\.0\.4/);
+    const value = (name) => Number(res.text.match(new RegExp(`^${name} (\\S+)$`, "m"))?.[1]);
+    return { commits: value("billing_ledger_commits"), syncs: value("billing_ledger_synced_writes") };
+  };
+  const before = await scrape();
+  const m = nextMetric();
+  const res = await rawRequest(server.baseUrl, BATCH_PATH, { headers: JSON_HEADERS, body: batchJson([m]) });
+  assert.equal(res.status, 200, res.text);
+  stored.push(m);
+  const after = await scrape();
+  assert.ok(after.commits >= before.commits + 1, `commits ${before.commits} -> ${after.commits}`);
+  assert.ok(after.syncs >= before.syncs + 1, `synced writes ${before.syncs} -> ${after.syncs}`);
+  assert.ok(after.syncs <= after.commits, "never more fsyncs than commits");
+});
+
 test("the server keeps serving on a connection after errors", async () => {
   // Errors above did not wedge it: a normal call still works.
   const m = nextMetric();

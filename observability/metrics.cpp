@@ -1,0 +1,142 @@
+#include "observability/metrics.hpp"
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+#include <array>
+#include <mutex>
+
+namespace billing::observability {
+namespace {
+
+std::string_view reason_label(model::reject_reason reason) {
+  switch (reason) {
+    case model::reject_reason::none:
+      return "none";
+    case model::reject_reason::missing_id:
+      return "missing_id";
+    case model::reject_reason::invalid_id:
+      return "invalid_id";
+    case model::reject_reason::invalid_window:
+      return "invalid_window";
+    case model::reject_reason::timestamp_out_of_range:
+      return "timestamp_out_of_range";
+    case model::reject_reason::implausible_value:
+      return "implausible_value";
+    case model::reject_reason::region_mismatch:
+      return "region_mismatch";
+    case model::reject_reason::unknown_region:
+      return "unknown_region";
+    case model::reject_reason::conflicting_duplicate:
+      return "conflicting_duplicate";
+  }
+  return "unknown";
+}
+
+// Seconds; from a cached duplicate (sub-millisecond) to a call near its deadline.
+const prometheus::Histogram::BucketBoundaries& latency_buckets() {
+  static const prometheus::Histogram::BucketBoundaries buckets = {
+      0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+  return buckets;
+}
+
+}  // namespace
+
+struct service_metrics::families {
+  explicit families(prometheus::Registry& registry)
+      : calls(prometheus::BuildCounter()
+                  .Name("billing_rpc_calls_total")
+                  .Help("Finished Connect calls by procedure and code")
+                  .Register(registry)),
+        call_seconds(prometheus::BuildHistogram()
+                         .Name("billing_rpc_duration_seconds")
+                         .Help("Connect call latency by procedure, from decoded request to answer")
+                         .Register(registry)),
+        windows(prometheus::BuildCounter()
+                    .Name("billing_ingest_windows_total")
+                    .Help("Ingested windows by outcome (accepted, duplicate, rejected)")
+                    .Register(registry)),
+        rejections(prometheus::BuildCounter()
+                       .Name("billing_ingest_rejections_total")
+                       .Help("Rejected windows by reason")
+                       .Register(registry)),
+        ledger_commits(prometheus::BuildGauge()
+                           .Name("billing_ledger_commits")
+                           .Help("Write sets committed to RocksDB since start")
+                           .Register(registry)),
+        ledger_synced_writes(
+            prometheus::BuildGauge()
+                .Name("billing_ledger_synced_writes")
+                .Help("RocksDB writes with a WAL fsync since start (group commits)")
+                .Register(registry)),
+        calls_in_flight(prometheus::BuildGauge()
+                            .Name("billing_rpc_calls_in_flight")
+                            .Help("Connect calls being handled")
+                            .Register(registry)) {}
+
+  prometheus::Family<prometheus::Counter>& calls;
+  prometheus::Family<prometheus::Histogram>& call_seconds;
+  prometheus::Family<prometheus::Counter>& windows;
+  prometheus::Family<prometheus::Counter>& rejections;
+  prometheus::Family<prometheus::Gauge>& ledger_commits;
+  prometheus::Family<prometheus::Gauge>& ledger_synced_writes;
+  prometheus::Family<prometheus::Gauge>& calls_in_flight;
+
+  std::mutex scrape_mutex;
+  std::function<scrape_gauges()> scrape_source;  // guarded by scrape_mutex
+};
+
+service_metrics::service_metrics()
+    : registry_(std::make_shared<prometheus::Registry>()),
+      families_(std::make_unique<families>(*registry_)) {}
+
+service_metrics::~service_metrics() = default;
+
+void service_metrics::record_call(std::string_view procedure, status_code code,
+                                  std::chrono::nanoseconds latency) {
+  const std::string name(procedure);
+  families_->calls.Add({{"procedure", name}, {"code", std::string(to_string(code))}}).Increment();
+  families_->call_seconds.Add({{"procedure", name}}, latency_buckets())
+      .Observe(std::chrono::duration<double>(latency).count());
+}
+
+void service_metrics::record_ingest(const model::ingest_report& report) {
+  std::array<uint64_t, 4> by_status{};
+  for (const auto& outcome : report.outcomes) {
+    ++by_status[static_cast<size_t>(outcome.status)];
+    if (outcome.status == model::item_status::rejected) {
+      families_->rejections.Add({{"reason", std::string(reason_label(outcome.reason))}})
+          .Increment();
+    }
+  }
+  families_->windows.Add({{"outcome", "accepted"}})
+      .Increment(static_cast<double>(by_status[static_cast<size_t>(model::item_status::accepted)]));
+  families_->windows.Add({{"outcome", "duplicate"}})
+      .Increment(
+          static_cast<double>(by_status[static_cast<size_t>(model::item_status::duplicate)]));
+  families_->windows.Add({{"outcome", "rejected"}})
+      .Increment(static_cast<double>(by_status[static_cast<size_t>(model::item_status::rejected)]));
+}
+
+void service_metrics::set_scrape_source(std::function<scrape_gauges()> source) {
+  std::lock_guard lock(families_->scrape_mutex);
+  families_->scrape_source = std::move(source);
+}
+
+std::string service_metrics::render() const {
+  {
+    std::lock_guard lock(families_->scrape_mutex);
+    if (families_->scrape_source) {
+      const scrape_gauges now = families_->scrape_source();
+      families_->ledger_commits.Add({}).Set(static_cast<double>(now.ledger_commits));
+      families_->ledger_synced_writes.Add({}).Set(static_cast<double>(now.ledger_synced_writes));
+      families_->calls_in_flight.Add({}).Set(static_cast<double>(now.calls_in_flight));
+    }
+  }
+  return prometheus::TextSerializer().Serialize(registry_->Collect());
+}
+
+}  // namespace billing::observability

@@ -1,0 +1,55 @@
+// The service's Prometheus metrics (prometheus-cpp's registry and text
+// serializer), served at GET /metrics. One instance per process, owned by
+// main and handed to whoever records; every method is thread-safe. Metric
+// values are observability only: no amount is ever computed from them.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "model/ingest.hpp"
+#include "model/status.hpp"
+
+namespace prometheus {
+class Registry;
+}
+
+namespace billing::observability {
+
+// Values read when /metrics is scraped rather than pushed on every change.
+struct scrape_gauges {
+  uint64_t ledger_commits = 0;        // write sets committed
+  uint64_t ledger_synced_writes = 0;  // RocksDB writes with a WAL fsync
+  uint64_t calls_in_flight = 0;
+};
+
+class service_metrics {
+ public:
+  service_metrics();
+  ~service_metrics();
+  service_metrics(const service_metrics&) = delete;
+  service_metrics& operator=(const service_metrics&) = delete;
+
+  // One finished RPC: counted by procedure and Connect code, timed by procedure.
+  void record_call(std::string_view procedure, status_code code, std::chrono::nanoseconds latency);
+  // What one ingest request decided, item by item.
+  void record_ingest(const model::ingest_report& report);
+
+  // Called at every scrape; set once at start-up.
+  void set_scrape_source(std::function<scrape_gauges()> source);
+
+  // The Prometheus text exposition format (version 0.0.4).
+  std::string render() const;
+  static constexpr std::string_view content_type = "text/plain; version=0.0.4; charset=utf-8";
+
+ private:
+  struct families;
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::unique_ptr<families> families_;
+};
+
+}  // namespace billing::observability

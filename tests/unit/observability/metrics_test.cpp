@@ -1,0 +1,59 @@
+#include "observability/metrics.hpp"
+
+#include <doctest/doctest.h>
+
+#include <string>
+
+using namespace billing;
+using namespace billing::observability;
+
+namespace {
+
+bool has_line(const std::string& text, const std::string& line) {
+  return text.find("\n" + line + "\n") != std::string::npos || text.rfind(line + "\n", 0) == 0;
+}
+
+}  // namespace
+
+TEST_CASE("calls are counted by procedure and code and timed in a histogram") {
+  service_metrics metrics;
+  const std::string procedure = "/billing.v1.BillingCollectorService/SendMetricsBatch";
+  metrics.record_call(procedure, status_code::ok, std::chrono::milliseconds(3));
+  metrics.record_call(procedure, status_code::ok, std::chrono::milliseconds(30));
+  metrics.record_call(procedure, status_code::invalid_argument, std::chrono::microseconds(200));
+  const std::string text = metrics.render();
+  CHECK(has_line(text, "billing_rpc_calls_total{code=\"ok\",procedure=\"" + procedure + "\"} 2"));
+  CHECK(has_line(text, "billing_rpc_calls_total{code=\"invalid_argument\",procedure=\"" +
+                           procedure + "\"} 1"));
+  CHECK(has_line(text, "billing_rpc_duration_seconds_count{procedure=\"" + procedure + "\"} 3"));
+  CHECK(has_line(
+      text, "billing_rpc_duration_seconds_bucket{procedure=\"" + procedure + "\",le=\"0.005\"} 2"));
+  CHECK(text.find("# TYPE billing_rpc_duration_seconds histogram") != std::string::npos);
+}
+
+TEST_CASE("ingest outcomes are counted, rejections by reason") {
+  service_metrics metrics;
+  model::ingest_report report;
+  report.outcomes = {
+      model::item_outcome::accepted(0), model::item_outcome::accepted(1),
+      model::item_outcome::duplicate(2),
+      model::item_outcome::rejected(3, model::reject_reason::implausible_value, "x")};
+  metrics.record_ingest(report);
+  const std::string text = metrics.render();
+  CHECK(has_line(text, "billing_ingest_windows_total{outcome=\"accepted\"} 2"));
+  CHECK(has_line(text, "billing_ingest_windows_total{outcome=\"duplicate\"} 1"));
+  CHECK(has_line(text, "billing_ingest_windows_total{outcome=\"rejected\"} 1"));
+  CHECK(has_line(text, "billing_ingest_rejections_total{reason=\"implausible_value\"} 1"));
+}
+
+TEST_CASE("scrape-time gauges come from the source at every render") {
+  service_metrics metrics;
+  uint64_t commits = 10;
+  metrics.set_scrape_source([&] { return scrape_gauges{commits, 4, 1}; });
+  CHECK(has_line(metrics.render(), "billing_ledger_commits 10"));
+  commits = 25;
+  const std::string text = metrics.render();
+  CHECK(has_line(text, "billing_ledger_commits 25"));
+  CHECK(has_line(text, "billing_ledger_synced_writes 4"));
+  CHECK(has_line(text, "billing_rpc_calls_in_flight 1"));
+}
