@@ -28,7 +28,13 @@ billingd_config::billingd_config() {
       .add(max_memory_bytes, "max-memory-bytes", "memory gauges above this are rejected")
       .add(dump_windows, "dump-windows",
            "maintenance: print CUSTOMER's stored windows as JSON lines and exit "
-           "(the server must be stopped)");
+           "(the server must be stopped)")
+      .add(backup_dir, "backup-dir",
+           "directory for online backups taken with BillingAdminService/CreateBackup "
+           "(empty: backups disabled)")
+      .add(restore_from, "restore-from",
+           "maintenance: restore the latest backup in this directory into an empty --data-dir "
+           "and exit");
 }
 
 result<std::pair<std::string, uint16_t>> parse_host_port(std::string_view flag,

@@ -39,6 +39,8 @@ class billingd_config : public caf::actor_system_config {
   uint64_t max_memory_bytes = uint64_t{64} << 40;
   // Maintenance: print a customer's stored windows as JSON lines and exit.
   std::string dump_windows;
+  std::string backup_dir;    // where CreateBackup writes; empty disables backups
+  std::string restore_from;  // maintenance: restore this backup dir into data_dir and exit
 
   // Settings of each module, derived from the fields above; errors name the flag.
   result<gateway::server_options> server_options() const;

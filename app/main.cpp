@@ -11,6 +11,7 @@
 #include "actors/directory.hpp"
 #include "app/config.hpp"
 #include "app/dump.hpp"
+#include "gateway/services/admin_service.hpp"
 #include "gateway/services/collector_service.hpp"
 #include "observability/log.hpp"
 #include "observability/metrics.hpp"
@@ -66,6 +67,7 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
     gateway::connect_router router;
     gateway::add_collector_service(router, system, directory, config.collector_settings());
     gateway::add_query_service_placeholder(router);
+    gateway::add_admin_service(router, system, store.value(), {config.backup_dir});
     router.add_get("/healthz", [] { return gateway::http_reply{200, "text/plain", "ok\n"}; });
     router.add_get("/readyz", [] { return gateway::http_reply{200, "text/plain", "ready\n"}; });
     router.add_get("/metrics", [&metrics] {
@@ -95,6 +97,19 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
   store.value().reset();  // closes RocksDB after the committer drained
   log_info("billingd stopped");
   return exit_code;
+}
+
+int run_restore(const billingd_config& config) {
+  auto restored = storage::restore_latest(config.restore_from, config.data_dir);
+  if (!restored.ok()) {
+    log_error("restore from {} into {} failed: {}", config.restore_from, config.data_dir,
+              restored.error().message());
+    return 1;
+  }
+  log_info("restored backup {} ({} files, {} bytes) from {} into {}", restored.value().backup_id,
+           restored.value().file_count, restored.value().size_bytes, config.restore_from,
+           config.data_dir);
+  return 0;
 }
 
 int run_dump(const billingd_config& config) {
@@ -128,6 +143,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (!config.dump_windows.empty()) return run_dump(config);
+  if (!config.restore_from.empty()) return run_restore(config);
   return run_server(config, stop_signals);
 }
 

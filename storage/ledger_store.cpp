@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <mutex>
 #include <utility>
 
 #include "storage/codec.hpp"
@@ -75,6 +76,7 @@ struct ledger_store::impl {
   rocksdb::WriteOptions write_options;
   std::atomic<uint64_t> synced_writes{0};
   uint64_t next_audit_sequence;  // committer thread only
+  std::mutex backup_mutex;       // one BackupEngine per directory at a time
   std::optional<group_committer> committer;
 };
 
@@ -149,6 +151,14 @@ result<std::shared_ptr<ledger_store>> ledger_store::open(const store_options& op
 
 void ledger_store::commit(write_set writes, std::function<void(status)> on_done) {
   impl_->committer->submit(std::move(writes), std::move(on_done));
+}
+
+result<backup_info> ledger_store::create_backup(const std::string& backup_dir) {
+  std::unique_lock running(impl_->backup_mutex, std::try_to_lock);
+  if (!running.owns_lock()) {
+    return status{status_code::aborted, "another backup is running; retry when it has finished"};
+  }
+  return back_up(impl_->db->db(), backup_dir);
 }
 
 commit_stats ledger_store::stats() const {

@@ -13,6 +13,7 @@
 #include "model/ingest.hpp"
 #include "model/status.hpp"
 #include "model/usage_window.hpp"
+#include "storage/backup.hpp"
 
 namespace rocksdb {
 class Env;
@@ -113,6 +114,11 @@ class ledger_store {
                         const std::function<bool(const conflict_record&)>& visit) const;
 
   commit_stats stats() const;
+
+  // Takes an online backup into `backup_dir` (see storage/backup.hpp) while
+  // commits continue. Blocks the calling thread for the copy, so call it off
+  // the actors' scheduler. aborted while another backup of this store runs.
+  result<backup_info> create_backup(const std::string& backup_dir);
 
  private:
   struct impl;

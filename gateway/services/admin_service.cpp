@@ -1,0 +1,52 @@
+#include "gateway/services/admin_service.hpp"
+
+#include <caf/all.hpp>
+
+#include "billing/v1/admin.pb.h"
+#include "observability/log.hpp"
+
+namespace billing::gateway {
+using observability::log_info;
+using observability::log_warn;
+
+namespace {
+
+v1::CreateBackupResponse to_response(const storage::backup_info& info) {
+  v1::CreateBackupResponse response;
+  response.set_backup_id(info.backup_id);
+  response.mutable_created_at()->set_seconds(info.created_at_unix_seconds);
+  response.set_size_bytes(info.size_bytes);
+  response.set_file_count(info.file_count);
+  return response;
+}
+
+}  // namespace
+
+void add_admin_service(connect_router& router, caf::actor_system& system,
+                       std::shared_ptr<storage::ledger_store> store, admin_settings settings) {
+  router.add_unary<v1::CreateBackupRequest, v1::CreateBackupResponse>(
+      "/billing.v1.BillingAdminService/CreateBackup",
+      [&system, store, dir = settings.backup_dir](const call_context&, v1::CreateBackupRequest,
+                                                  responder<v1::CreateBackupResponse> respond) {
+        if (dir.empty()) {
+          respond(status{status_code::failed_precondition,
+                         "backups are disabled: start billingd with --backup-dir=DIR"});
+          return;
+        }
+        // A detached actor has its own thread: the copy may take minutes and
+        // must not hold a scheduler or io thread. It runs once and ends.
+        system.spawn<caf::detached>([store, dir, respond = std::move(respond)] {
+          auto backup = store->create_backup(dir);
+          if (!backup.ok()) {
+            log_warn("backup into {} failed: {}", dir, backup.error().message());
+            respond(backup.error());
+            return;
+          }
+          log_info("backup {} created in {}: {} files, {} bytes", backup.value().backup_id, dir,
+                   backup.value().file_count, backup.value().size_bytes);
+          respond(to_response(backup.value()));
+        });
+      });
+}
+
+}  // namespace billing::gateway
