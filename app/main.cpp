@@ -63,20 +63,27 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
     caf::actor_system system{config};
     auto directory = actors::spawn_directory(system, config.ingest_settings(), store.value());
 
-    observability::service_metrics metrics;  // outlives the server that serves it
+    // Shared by the services that record into it; outlives the server.
+    auto metrics = std::make_shared<observability::service_metrics>();
     gateway::connect_router router;
-    gateway::add_collector_service(router, system, directory, config.collector_settings());
+    router.set_call_observer(
+        [metrics](std::string_view path, status_code code, std::chrono::nanoseconds took) {
+          metrics->record_call(path, code, took);
+        });
+    auto collector_settings = config.collector_settings();
+    collector_settings.metrics = metrics;
+    gateway::add_collector_service(router, system, directory, std::move(collector_settings));
     gateway::add_query_service_placeholder(router);
     gateway::add_admin_service(router, system, store.value(), {config.backup_dir});
     router.add_get("/healthz", [] { return gateway::http_reply{200, "text/plain", "ok\n"}; });
     router.add_get("/readyz", [] { return gateway::http_reply{200, "text/plain", "ready\n"}; });
-    router.add_get("/metrics", [&metrics] {
+    router.add_get("/metrics", [metrics] {
       return gateway::http_reply{200, std::string(observability::service_metrics::content_type),
-                                 metrics.render()};
+                                 metrics->render()};
     });
 
     gateway::connect_server server{server_options.value(), std::move(router)};
-    metrics.set_scrape_source([&server, ledger = store.value()] {
+    metrics->set_scrape_source([&server, ledger = store.value()] {
       const auto stats = ledger->stats();
       return observability::scrape_gauges{stats.commits_requested, stats.synced_writes,
                                           server.in_flight()};
@@ -92,6 +99,8 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
                signal == SIGTERM ? "SIGTERM" : "SIGINT", config.drain_timeout_ms);
       server.stop(std::chrono::milliseconds{config.drain_timeout_ms});
     }
+    // The scrape source refers to the server and the ledger: drop it with them.
+    metrics->set_scrape_source(nullptr);
     caf::anon_send_exit(directory, caf::exit_reason::user_shutdown);
   }                       // the actor system waits for every actor; the last ledger reference goes
   store.value().reset();  // closes RocksDB after the committer drained

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "model/status.hpp"
 
@@ -70,8 +71,16 @@ struct http_reply {
   std::string body;
 };
 
+// Told about every finished unary call: its path, Connect code and the time
+// from the decoded request to the answer. Called on the answering thread.
+using call_observer =
+    std::function<void(std::string_view path, status_code code, std::chrono::nanoseconds took)>;
+
 class connect_router {
  public:
+  // Set before the server starts; routes added earlier see it too.
+  void set_call_observer(call_observer observer) { *observer_ = std::move(observer); }
+
   // Binds POST `path` (e.g. "/billing.v1.BillingCollectorService/SendMetrics").
   template <class Request, class Response>
   void add_unary(std::string path,
@@ -86,6 +95,8 @@ class connect_router {
  private:
   std::map<std::string, unary_route> unary_;
   std::map<std::string, std::function<http_reply()>> get_;
+  // Shared with every route's closure, so a later set_call_observer reaches them.
+  std::shared_ptr<call_observer> observer_ = std::make_shared<call_observer>();
 };
 
 // Decodes `body` in `wire_codec` into `message`; invalid_argument on failure.
@@ -98,24 +109,34 @@ template <class Request, class Response>
 void connect_router::add_unary(
     std::string path,
     std::function<void(const call_context&, Request, responder<Response>)> handler) {
-  unary_[std::move(path)] =
-      unary_route{[handler = std::move(handler)](const call_context& context, std::string body,
-                                                 std::function<void(result<std::string>)> done) {
-        Request request;
-        if (status decoded = decode_message(context.wire_codec, body, request); !decoded.ok()) {
-          done(decoded);
-          return;
-        }
-        const codec wire_codec = context.wire_codec;
-        handler(context, std::move(request),
-                [done = std::move(done), wire_codec](result<Response> response) {
-                  if (!response.ok()) {
-                    done(response.error());
-                    return;
-                  }
-                  done(encode_message(wire_codec, response.value()));
-                });
-      }};
+  std::string route_path = path;
+  unary_[std::move(route_path)] = unary_route{[handler = std::move(handler), observer = observer_,
+                                               path = std::move(path)](
+                                                  const call_context& context, std::string body,
+                                                  std::function<void(result<std::string>)> done) {
+    const auto started = std::chrono::steady_clock::now();
+    auto finish = [done = std::move(done), observer, path, started](result<std::string> answer) {
+      if (*observer) {
+        (*observer)(path, answer.ok() ? status_code::ok : answer.error().code(),
+                    std::chrono::steady_clock::now() - started);
+      }
+      done(std::move(answer));
+    };
+    Request request;
+    if (status decoded = decode_message(context.wire_codec, body, request); !decoded.ok()) {
+      finish(decoded);
+      return;
+    }
+    const codec wire_codec = context.wire_codec;
+    handler(context, std::move(request),
+            [finish = std::move(finish), wire_codec](result<Response> response) mutable {
+              if (!response.ok()) {
+                finish(response.error());
+                return;
+              }
+              finish(encode_message(wire_codec, response.value()));
+            });
+  }};
 }
 
 class connect_server {

@@ -30,13 +30,18 @@ caf::duration time_left(const call_context& context) {
 // Sends `batch` to the directory from a short-lived actor and completes
 // `done` with the report. The bridge actor lives until the answer arrives.
 void ingest(caf::actor_system& system, const actors::directory_actor& directory,
-            model::ingest_batch batch, caf::duration timeout,
+            const collector_settings& settings, model::ingest_batch batch, caf::duration timeout,
             std::function<void(result<model::ingest_report>)> done) {
   auto shared_batch = std::make_shared<model::ingest_batch>(std::move(batch));
-  system.spawn([directory, shared_batch, timeout, done](caf::event_based_actor* self) {
+  system.spawn([directory, shared_batch, timeout, done,
+                metrics = settings.metrics](caf::event_based_actor* self) {
     self->request(directory, timeout, actors::ingest_atom::value, std::move(*shared_batch))
-        .then([done](model::ingest_report& report) { done(std::move(report)); },
-              [done](caf::error& error) { done(actors::to_status(error)); });
+        .then(
+            [done, metrics](model::ingest_report& report) {
+              if (metrics) metrics->record_ingest(report);
+              done(std::move(report));
+            },
+            [done](caf::error& error) { done(actors::to_status(error)); });
   });
 }
 
@@ -84,7 +89,7 @@ void add_collector_service(connect_router& router, caf::actor_system& system,
         batch.meta = {request.batch_id(), request.instance_id(), request.region(), unix_now_ns()};
         batch.windows.reserve(request.metrics_size());
         for (const auto& metrics : request.metrics()) batch.windows.push_back(to_window(metrics));
-        ingest(system, directory, std::move(batch), time_left(context),
+        ingest(system, directory, settings, std::move(batch), time_left(context),
                [respond](result<model::ingest_report> report) {
                  if (!report.ok()) {
                    respond(report.error());
@@ -114,7 +119,7 @@ void add_collector_service(connect_router& router, caf::actor_system& system,
         batch.meta = {fmt::format("single:{}", now), request.instance_id(),
                       request.metrics().region(), now};
         batch.windows.push_back(to_window(request.metrics()));
-        ingest(system, directory, std::move(batch), time_left(context),
+        ingest(system, directory, settings, std::move(batch), time_left(context),
                [respond](result<model::ingest_report> report) {
                  if (!report.ok()) {
                    respond(report.error());

@@ -2,9 +2,12 @@
 // become ingest batches for the directory; reports become responses.
 #pragma once
 
+#include <memory>
+
 #include "actors/messages.hpp"
 #include "gateway/connect_server.hpp"
 #include "model/validation.hpp"
+#include "observability/metrics.hpp"
 
 namespace billing::gateway {
 
@@ -12,6 +15,8 @@ struct collector_settings {
   // Most metrics one SendMetricsBatch may carry.
   uint32_t max_batch_items = 10'000;
   model::validation_limits limits;
+  // Counts every ingest's outcomes; may be null.
+  std::shared_ptr<observability::service_metrics> metrics;
 };
 
 void add_collector_service(connect_router& router, caf::actor_system& system,

@@ -149,13 +149,19 @@ test("GET on an RPC path fails with 405", async () => {
   assert.equal(res.status, 405, `HTTP ${res.status}: ${res.text}`);
 });
 
-test("GET /metrics is Prometheus text that counts ledger commits and fsyncs", async () => {
+test("GET /metrics is Prometheus text that counts calls, accepted windows, commits and fsyncs", async () => {
   const scrape = async () => {
     const res = await rawRequest(server.baseUrl, "/metrics", { method: "GET" });
     assert.equal(res.status, 200, res.text);
     assert.match(res.contentType, /^text\/plain; version=0\.0\.4/);
     const value = (name) => Number(res.text.match(new RegExp(`^${name} (\\S+)$`, "m"))?.[1]);
-    return { commits: value("billing_ledger_commits"), syncs: value("billing_ledger_synced_writes") };
+    const labelled = (name, labels) => Number(res.text.match(new RegExp(`^${name}\\{${labels}\\} (\\S+)$`, "m"))?.[1] ?? 0);
+    return {
+      commits: value("billing_ledger_commits"),
+      syncs: value("billing_ledger_synced_writes"),
+      accepted: labelled("billing_ingest_windows_total", 'outcome="accepted"'),
+      batchCalls: labelled("billing_rpc_calls_total", `code="ok",procedure="${BATCH_PATH}"`),
+    };
   };
   const before = await scrape();
   const m = nextMetric();
@@ -166,6 +172,8 @@ test("GET /metrics is Prometheus text that counts ledger commits and fsyncs", as
   assert.ok(after.commits >= before.commits + 1, `commits ${before.commits} -> ${after.commits}`);
   assert.ok(after.syncs >= before.syncs + 1, `synced writes ${before.syncs} -> ${after.syncs}`);
   assert.ok(after.syncs <= after.commits, "never more fsyncs than commits");
+  assert.ok(after.accepted >= before.accepted + 1, `accepted windows ${before.accepted} -> ${after.accepted}`);
+  assert.ok(after.batchCalls >= before.batchCalls + 1, `ok SendMetricsBatch calls ${before.batchCalls} -> ${after.batchCalls}`);
 });
 
 test("the server keeps serving on a connection after errors", async () => {
