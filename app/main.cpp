@@ -13,6 +13,7 @@
 #include "app/dump.hpp"
 #include "gateway/services/admin_service.hpp"
 #include "gateway/services/collector_service.hpp"
+#include "gateway/services/query_service.hpp"
 #include "observability/log.hpp"
 #include "observability/metrics.hpp"
 
@@ -61,7 +62,8 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
   int exit_code = 0;
   {
     caf::actor_system system{config};
-    auto directory = actors::spawn_directory(system, config.ingest_settings(), store.value());
+    auto directory = actors::spawn_directory(system, config.ingest_settings(),
+                                             config.query_settings(), store.value());
 
     // Shared by the services that record into it; outlives the server.
     auto metrics = std::make_shared<observability::service_metrics>();
@@ -73,8 +75,9 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
     auto collector_settings = config.collector_settings();
     collector_settings.metrics = metrics;
     gateway::add_collector_service(router, system, directory, std::move(collector_settings));
-    gateway::add_query_service_placeholder(router);
-    gateway::add_admin_service(router, system, store.value(), {config.backup_dir});
+    gateway::add_query_service(router, system, directory, {config.ingest_settings().limits});
+    gateway::add_admin_service(router, system, store.value(),
+                               {config.backup_dir, config.raw_retention_days});
     router.add_get("/healthz", [] { return gateway::http_reply{200, "text/plain", "ok\n"}; });
     router.add_get("/readyz", [] { return gateway::http_reply{200, "text/plain", "ready\n"}; });
     router.add_get("/metrics", [metrics] {

@@ -16,6 +16,8 @@ namespace billing::gateway {
 struct admin_settings {
   // Where CreateBackup writes; empty disables backups (failed_precondition).
   std::string backup_dir;
+  // Raw-window retention the store was opened with; 0 is off.
+  uint32_t raw_retention_days = 0;
 };
 
 void add_admin_service(connect_router& router, caf::actor_system& system,

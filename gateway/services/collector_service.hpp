@@ -22,8 +22,4 @@ struct collector_settings {
 void add_collector_service(connect_router& router, caf::actor_system& system,
                            actors::directory_actor directory, collector_settings settings);
 
-// Answers every BillingQueryService RPC with `unimplemented` until it exists,
-// so that clients get a Connect error naming the RPC rather than a 404.
-void add_query_service_placeholder(connect_router& router);
-
 }  // namespace billing::gateway
