@@ -6,7 +6,7 @@
 #include <array>
 #include <tuple>
 
-#include "model/money.hpp"
+#include "model/money.hpp"  // int128
 
 namespace billing::model {
 namespace {
@@ -56,9 +56,14 @@ uint64_t interpolate_gauge(uint64_t before, uint64_t after, int64_t gap_start, i
   const int128 r = midpoint_numerator % d;
   const int128 length = to - from;
   const int128 whole = length * q;  // byte-nanoseconds of the integer part
-  const int128 seconds = whole / kNanosPerSecond;
+  // Byte-seconds = seconds + fraction / denominator, with fraction possibly
+  // above one denominator; rounded half to even on the whole value.
+  const int128 denominator = d * kNanosPerSecond;
   const int128 fraction = (whole % kNanosPerSecond) * d + length * r;
-  return static_cast<uint64_t>(seconds + divide_half_even(fraction, d * kNanosPerSecond));
+  int128 result = whole / kNanosPerSecond + fraction / denominator;
+  const int128 twice_rest = 2 * (fraction % denominator);
+  if (twice_rest > denominator || (twice_rest == denominator && result % 2 != 0)) ++result;
+  return static_cast<uint64_t>(result);
 }
 
 }  // namespace
