@@ -52,13 +52,21 @@ result<call_context> plan_context(const server_options& options, codec wire_code
   return context;
 }
 
-// Inflates `data` per an encoding header's value (gzip or identity).
-result<std::string> decode_content(const server_options& options, std::string_view header_name,
-                                   const std::string& encoding, std::string data) {
+// The lower-cased value of an encoding header; "" when absent.
+std::string encoding_named_by(const std::map<std::string, std::string>& headers,
+                              const std::string& header_name) {
+  return lower_case(std::string(header_or_empty(headers, header_name)));
+}
+
+// Inflates `data` per the encoding `header_name` names (gzip or identity).
+result<std::string> decode_content(const server_options& options,
+                                   const std::map<std::string, std::string>& headers,
+                                   const std::string& header_name, std::string data) {
+  const std::string encoding = encoding_named_by(headers, header_name);
   if (encoding.empty() || encoding == "identity") return data;
   if (encoding == "gzip") return gunzip_bounded(data, options.max_body_bytes);
-  return status{status_code::unimplemented, std::string(header_name) + " \"" + encoding +
-                                                "\" is not supported; use gzip or identity"};
+  return status{status_code::unimplemented,
+                header_name + " \"" + encoding + "\" is not supported; use gzip or identity"};
 }
 
 }  // namespace
@@ -69,9 +77,7 @@ result<unary_call_plan> plan_unary_call(const server_options& options, codec wir
                                         std::chrono::steady_clock::time_point now) {
   auto context = plan_context(options, wire_codec, headers, std::move(peer), now);
   if (!context.ok()) return context.error();
-  const std::string encoding =
-      lower_case(std::string(header_or_empty(headers, "content-encoding")));
-  auto message = decode_content(options, "content-encoding", encoding, std::move(body));
+  auto message = decode_content(options, headers, "content-encoding", std::move(body));
   if (!message.ok()) return message.error();
 
   unary_call_plan plan;
@@ -88,22 +94,23 @@ result<stream_call_plan> plan_stream_call(const server_options& options, codec w
                                           std::chrono::steady_clock::time_point now) {
   auto context = plan_context(options, wire_codec, headers, std::move(peer), now);
   if (!context.ok()) return context.error();
-  const std::string encoding =
-      lower_case(std::string(header_or_empty(headers, "connect-content-encoding")));
-  if (!encoding.empty() && encoding != "identity" && encoding != "gzip") {
-    return decode_content(options, "connect-content-encoding", encoding, {}).error();
+  // An unknown encoding is refused before the envelope is looked at.
+  if (auto refused = decode_content(options, headers, "connect-content-encoding", {});
+      !refused.ok()) {
+    return refused.error();
   }
   auto request = parse_request_envelope(body, options.max_body_bytes);
   if (!request.ok()) return request.error();
   std::string message = std::move(request->payload);
   if ((request->flags & envelope_compressed) != 0) {
+    const std::string encoding = encoding_named_by(headers, "connect-content-encoding");
     if (encoding.empty() || encoding == "identity") {
       return status{status_code::invalid_argument,
                     "the request envelope is flagged compressed but connect-content-encoding "
                     "names no compression"};
     }
     auto inflated =
-        decode_content(options, "connect-content-encoding", encoding, std::move(message));
+        decode_content(options, headers, "connect-content-encoding", std::move(message));
     if (!inflated.ok()) return inflated.error();
     message = std::move(inflated).value();
   }

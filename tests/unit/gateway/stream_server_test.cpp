@@ -197,6 +197,19 @@ class stream_test_server {
   std::string address_;
 };
 
+// A stream test server and one client connected to it.
+struct connected_client {
+  stream_test_server server;
+  test_http_client client;
+  connected_client() { REQUIRE(client.connect(server.address())); }
+};
+
+// `base` plus one header.
+header_list with_header(header_list base, std::string name, std::string value) {
+  base.emplace_back(std::move(name), std::move(value));
+  return base;
+}
+
 const header_list stream_proto_headers = {{"Content-Type", "application/connect+proto"},
                                           {"Connect-Protocol-Version", "1"}};
 const header_list stream_json_headers = {{"Content-Type", "application/connect+json"},
@@ -227,13 +240,10 @@ std::string end_of(const test_response& response) {
 
 }  // namespace
 
-TEST_CASE(
+TEST_CASE_FIXTURE(
+    connected_client,
     "a stream sends its messages, then {} as end-of-stream, as chunks; the connection "
     "stays usable") {
-  stream_test_server server;
-  test_http_client client;
-  REQUIRE(client.connect(server.address()));
-
   auto reply = client.request("POST", count_path, stream_proto_headers, request_envelope(3));
   REQUIRE(reply);
   CHECK(reply->status == 200);
@@ -269,11 +279,8 @@ TEST_CASE(
   CHECK(server.server().open_streams() == 0);
 }
 
-TEST_CASE("errors end the stream in the end-of-stream message of a 200 response") {
-  stream_test_server server;
-  test_http_client client;
-  REQUIRE(client.connect(server.address()));
-
+TEST_CASE_FIXTURE(connected_client,
+                  "errors end the stream in the end-of-stream message of a 200 response") {
   SUBCASE("after a message") {
     auto reply =
         client.request("POST", fail_after_one_path, stream_proto_headers, request_envelope(0));
@@ -314,8 +321,8 @@ TEST_CASE("errors end the stream in the end-of-stream message of a 200 response"
     }
   }
   SUBCASE("a gzip-compressed request envelope is inflated") {
-    header_list headers = stream_proto_headers;
-    headers.emplace_back("Connect-Content-Encoding", "gzip");
+    const header_list headers =
+        with_header(stream_proto_headers, "Connect-Content-Encoding", "gzip");
     message request;
     request.mutable_metrics()->set_cpu_time_nanos(1);
     auto compressed = gzip_compress(request.SerializeAsString());
@@ -332,12 +339,9 @@ TEST_CASE("errors end the stream in the end-of-stream message of a 200 response"
   CHECK(end_of(*after) == "{}");
 }
 
-TEST_CASE("large stream messages are gzipped when the client accepts gzip") {
-  stream_test_server server;
-  test_http_client client;
-  REQUIRE(client.connect(server.address()));
-  header_list headers = stream_proto_headers;
-  headers.emplace_back("Connect-Accept-Encoding", "gzip");
+TEST_CASE_FIXTURE(connected_client,
+                  "large stream messages are gzipped when the client accepts gzip") {
+  const header_list headers = with_header(stream_proto_headers, "Connect-Accept-Encoding", "gzip");
   auto reply = client.request("POST", stream_big_path, headers, request_envelope(0));
   REQUIRE(reply);
   CHECK(reply->header("connect-content-encoding") == "gzip");
@@ -350,10 +354,8 @@ TEST_CASE("large stream messages are gzipped when the client accepts gzip") {
   CHECK(frames[1].payload == "{}");  // the end-of-stream message is never compressed
 }
 
-TEST_CASE("content types that do not match the procedure's kind get 415") {
-  stream_test_server server;
-  test_http_client client;
-  REQUIRE(client.connect(server.address()));
+TEST_CASE_FIXTURE(connected_client,
+                  "content types that do not match the procedure's kind get 415") {
   for (const char* unary_type : {"application/proto", "application/json", "text/plain"}) {
     auto reply =
         client.request("POST", count_path, {{"Content-Type", unary_type}}, request_envelope(1));
@@ -421,12 +423,9 @@ TEST_CASE(
   CHECK(frames.back().payload == "{}");
 }
 
-TEST_CASE("Connect-Timeout-Ms ends an open stream with deadline_exceeded") {
-  stream_test_server server;
-  test_http_client client;
-  REQUIRE(client.connect(server.address()));
-  header_list headers = stream_json_headers;
-  headers.emplace_back("Connect-Timeout-Ms", "100");
+TEST_CASE_FIXTURE(connected_client,
+                  "Connect-Timeout-Ms ends an open stream with deadline_exceeded") {
+  const header_list headers = with_header(stream_json_headers, "Connect-Timeout-Ms", "100");
   const auto started = std::chrono::steady_clock::now();
   auto reply = client.request("POST", hold_path, headers, encode_envelope(0, "{}"));
   REQUIRE(reply);
