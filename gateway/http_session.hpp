@@ -2,9 +2,9 @@
 // requests are answered in order), routes them, dispatches unary calls to
 // handlers and writes the answers, or streams a server-streaming call's
 // messages as chunks (http_session_stream.cpp). Everything runs on the
-// connection's strand; handler completions are posted back to it. Internal to the gateway: only
-// gateway .cpp files include this header, which keeps Beast out of the rest
-// of the build.
+// connection's strand; handler completions are posted back to it. Internal to
+// the gateway: only gateway .cpp files include this header, which keeps Beast
+// out of the rest of the build.
 #pragma once
 
 #include <boost/asio/ip/tcp.hpp>
