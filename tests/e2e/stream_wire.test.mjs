@@ -98,10 +98,10 @@ for (const binary of [false, true]) {
     const openedBefore = logCount(server, "stream opened: slow");
     const closedBefore = logCount(server, "stream closed: slow");
     const abort = new AbortController();
-    const call = collect(client.streamLiveUsage({ customerId: "slow" }, { signal: abort.signal }));
+    const canceled = expectConnectError(collect(client.streamLiveUsage({ customerId: "slow" }, { signal: abort.signal })), Code.Canceled);
     await waitForLog(server, "stream opened: slow", openedBefore + 1);
     abort.abort();
-    await expectConnectError(call, Code.Canceled);
+    await canceled;
     // Well before the stream's deadline: the server noticed the connection close.
     await waitForLog(server, "stream closed: slow", closedBefore + 1, FIXTURE_MAX_TIMEOUT_MS / 2);
   });
@@ -110,14 +110,14 @@ for (const binary of [false, true]) {
 test("SIGTERM ends open streams with unavailable and the server exits promptly", async () => {
   const own = await startServer({ binary: FIXTURE });
   try {
-    const streams = [false, true].map((binary) =>
-      collect(queryClient(own.baseUrl, { binary }).streamLiveUsage({ customerId: "slow" })),
+    // Each outcome is awaited from the start, so neither rejection goes unhandled.
+    const outcomes = [false, true].map((binary) =>
+      expectConnectError(collect(queryClient(own.baseUrl, { binary }).streamLiveUsage({ customerId: "slow" })), Code.Unavailable),
     );
     await waitForLog(own, "stream opened: slow", 2);
     const started = Date.now();
     const stopped = own.stop();
-    for (const stream of streams) {
-      const err = await expectConnectError(stream, Code.Unavailable);
+    for (const err of await Promise.all(outcomes)) {
       assert.equal(err.rawMessage, "the server is shutting down");
     }
     assert.deepEqual(await stopped, { code: 0, signal: null });
