@@ -372,6 +372,18 @@ TEST_CASE_FIXTURE(connected_client,
   CHECK(get->status == 405);
 }
 
+TEST_CASE_FIXTURE(connected_client, "HTTP/1.0 cannot stream (no chunked encoding): 505") {
+  const std::string body = request_envelope(1);
+  REQUIRE(client.send(std::string("POST ") + count_path +
+                      " HTTP/1.0\r\nContent-Type: application/connect+proto\r\n"
+                      "Content-Length: " +
+                      std::to_string(body.size()) + "\r\n\r\n" + body));
+  auto reply = client.read_response();
+  REQUIRE(reply);
+  CHECK(reply->status == 505);
+  CHECK(reply->body.find(R"("code":"unimplemented")") != std::string::npos);
+}
+
 TEST_CASE("a client that disconnects ends its idle stream: on_closed fires, nothing is kept") {
   stream_test_server server;
   auto& probe = server.probe();
