@@ -115,8 +115,10 @@ class stream_sink {
   // Idempotent: only the first finish counts.
   void finish(status outcome) { channel_->finish(std::move(outcome)); }
   bool closed() const { return channel_->closed(); }
-  // Called once, on some thread, when the stream ends for any reason
-  // (client disconnect included); at once if it already has.
+  // Called once when the stream ends for any reason (client disconnect
+  // included): on the thread that ended it (the caller of finish(), or an io
+  // thread for a disconnect, the deadline or a stop), or at once when it
+  // already has. Keep it short: it may run on an io thread.
   void set_on_closed(std::function<void()> on_closed) {
     channel_->set_on_closed(std::move(on_closed));
   }
