@@ -22,6 +22,9 @@ billingd_config::billingd_config() {
            "deadline of a call that sends no Connect-Timeout-Ms")
       .add(drain_timeout_ms, "drain-timeout-ms",
            "on SIGTERM, how long in-flight calls may take to finish")
+      .add(max_stream_buffer_bytes, "max-stream-buffer-bytes",
+           "bytes a server stream may queue unwritten (a slow reader) before its producer "
+           "is told to hold back")
       .add(block_cache_bytes, "block-cache-bytes", "RocksDB block cache size")
       .add(max_vcpus, "max-vcpus", "CPU time above window length x this is rejected")
       .add(max_window_seconds, "max-window-seconds", "longest usage window accepted")
@@ -80,6 +83,7 @@ result<gateway::server_options> billingd_config::server_options() const {
   options.max_body_bytes = max_body_bytes;
   options.io_threads = io_threads;
   options.default_timeout = std::chrono::milliseconds{request_timeout_ms};
+  options.max_stream_buffer_bytes = max_stream_buffer_bytes;
   return options;
 }
 
