@@ -22,6 +22,9 @@ billingd_config::billingd_config() {
            "deadline of a call that sends no Connect-Timeout-Ms")
       .add(drain_timeout_ms, "drain-timeout-ms",
            "on SIGTERM, how long in-flight calls may take to finish")
+      .add(stream_timeout_ms, "stream-timeout-ms",
+           "deadline of a server stream (StreamLiveUsage) that sends no Connect-Timeout-Ms; "
+           "0: none")
       .add(max_stream_buffer_bytes, "max-stream-buffer-bytes",
            "bytes a server stream may queue unwritten (a slow reader) before its producer "
            "is told to hold back")
@@ -84,6 +87,7 @@ result<gateway::server_options> billingd_config::server_options() const {
   options.io_threads = io_threads;
   options.default_timeout = std::chrono::milliseconds{request_timeout_ms};
   options.max_stream_buffer_bytes = max_stream_buffer_bytes;
+  options.stream_default_timeout = std::chrono::milliseconds{stream_timeout_ms};
   return options;
 }
 
