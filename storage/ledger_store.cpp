@@ -213,9 +213,8 @@ result<std::vector<std::optional<model::usage_window>>> ledger_store::find_store
   return found;
 }
 
-status ledger_store::scan_windows(
-    const std::string& customer_id, int64_t from_ns, int64_t to_ns,
-    const std::function<bool(const model::usage_window&)>& visit) const {
+status ledger_store::scan_windows(const std::string& customer_id, int64_t from_ns, int64_t to_ns,
+                                  const std::function<bool(model::usage_window&)>& visit) const {
   auto lower = keys::window_scan_bound(customer_id, from_ns);
   if (!lower) return lower.error();
   auto upper = keys::window_scan_bound(customer_id, to_ns);
