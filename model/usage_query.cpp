@@ -103,16 +103,36 @@ status customer_usage_builder::add(const rollup_id& id, const rollup_value& valu
   if (status added = report_.buckets[bucket->second].totals.add(value.totals); !added.ok()) {
     return added;
   }
-  if (status added = regions_[id.region].add(value.totals); !added.ok()) return added;
-  return vms_[{id.vm_id, id.region}].merge(value);
+  auto region = region_index_.find(id.region);
+  if (region == region_index_.end()) {
+    region = region_index_.emplace(id.region, report_.regions.size()).first;
+    report_.regions.push_back({id.region, {}});
+  }
+  if (status added = report_.regions[region->second].totals.add(value.totals); !added.ok()) {
+    return added;
+  }
+  key_buffer_.assign(id.vm_id).push_back('\0');
+  key_buffer_.append(id.region);
+  auto vm = vm_index_.find(key_buffer_);
+  if (vm == vm_index_.end()) {
+    vm = vm_index_.emplace(key_buffer_, report_.vms.size()).first;
+    report_.vms.push_back({id.vm_id, id.region, {}, 0, 0});
+    vm_values_.emplace_back();
+  }
+  return vm_values_[vm->second].merge(value);
 }
 
 customer_usage customer_usage_builder::finish() && {
-  for (auto& [region, totals] : regions_) report_.regions.push_back({region, totals});
-  for (auto& [key, value] : vms_) {
-    report_.vms.push_back(
-        {key.first, key.second, value.totals, value.first_active_ns, value.last_active_ns});
+  for (size_t i = 0; i < report_.vms.size(); ++i) {
+    report_.vms[i].totals = vm_values_[i].totals;
+    report_.vms[i].first_seen_ns = vm_values_[i].first_active_ns;
+    report_.vms[i].last_seen_ns = vm_values_[i].last_active_ns;
   }
+  std::sort(report_.regions.begin(), report_.regions.end(),
+            [](const region_usage& a, const region_usage& b) { return a.region < b.region; });
+  std::sort(report_.vms.begin(), report_.vms.end(), [](const vm_usage& a, const vm_usage& b) {
+    return std::tie(a.vm_id, a.region) < std::tie(b.vm_id, b.region);
+  });
   return std::move(report_);
 }
 

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "model/calendar.hpp"
@@ -79,8 +80,12 @@ class customer_usage_builder {
  private:
   customer_usage report_;
   std::map<int64_t, size_t> bucket_index_;
-  std::map<std::string, usage_totals> regions_;
-  std::map<std::pair<std::string, std::string>, rollup_value> vms_;
+  // Hash indexes into report_.regions / report_.vms (sorted in finish()):
+  // a scan visits each (region, vm) once per bucket.
+  std::unordered_map<std::string, size_t> region_index_;
+  std::unordered_map<std::string, size_t> vm_index_;  // key: vm_id '\0' region
+  std::vector<rollup_value> vm_values_;
+  std::string key_buffer_;
 };
 
 // ---- GetBillingWindow ----
