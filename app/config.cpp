@@ -34,7 +34,20 @@ billingd_config::billingd_config() {
            "(empty: backups disabled)")
       .add(restore_from, "restore-from",
            "maintenance: restore the latest backup in this directory into an empty --data-dir "
-           "and exit");
+           "and exit")
+      .add(auth_tokens_file, "auth-tokens-file",
+           "bearer tokens, one per line: '<sha256-hex-of-token> <scope>[,<scope>...] [name]' "
+           "(scopes: ingest, ingest:<region>, customer:<id>, admin)")
+      .add(insecure_no_auth, "insecure-no-auth",
+           "development only: serve every call without authentication")
+      .add(max_inflight_batches, "max-inflight-batches",
+           "ingest calls being stored at once; more get resource_exhausted (0: unbounded)")
+      .add(rate_limit_per_second, "rate-limit-per-second",
+           "ingest calls per second per source (token name, or peer address without auth); "
+           "0: no limit")
+      .add(rate_limit_burst, "rate-limit-burst",
+           "ingest calls a source may make at once before the rate applies (0: one second's "
+           "worth)");
 }
 
 result<std::pair<std::string, uint16_t>> parse_host_port(std::string_view flag,
@@ -101,7 +114,28 @@ gateway::collector_settings billingd_config::collector_settings() const {
   gateway::collector_settings settings;
   settings.max_batch_items = max_batch_items;
   settings.limits = ingest_settings().limits;
+  if (rate_limit_per_second > 0) {
+    settings.rate_limit =
+        std::make_shared<security::rate_limiter>(rate_limit_per_second, rate_limit_burst);
+  }
+  settings.inflight = std::make_shared<security::inflight_gate>(max_inflight_batches);
   return settings;
+}
+
+result<security::authenticator> billingd_config::authenticator() const {
+  if (insecure_no_auth && !auth_tokens_file.empty()) {
+    return status{status_code::invalid_argument,
+                  "--insecure-no-auth and --auth-tokens-file exclude each other"};
+  }
+  if (insecure_no_auth) return security::authenticator::insecure_no_auth();
+  if (auth_tokens_file.empty()) {
+    return status{status_code::invalid_argument,
+                  "no authentication configured: pass --auth-tokens-file=FILE, or "
+                  "--insecure-no-auth for local development"};
+  }
+  auto tokens = security::token_table::load_file(auth_tokens_file);
+  if (!tokens.ok()) return tokens.error();
+  return security::authenticator::with_tokens(std::move(tokens).value());
 }
 
 std::vector<std::string> normalize_arguments(const billingd_config& config, int argc, char** argv) {

@@ -12,6 +12,7 @@
 #include "actors/regional_ingest.hpp"
 #include "gateway/connect_server.hpp"
 #include "gateway/services/collector_service.hpp"
+#include "security/auth.hpp"
 #include "storage/ledger_store.hpp"
 
 namespace billing::app {
@@ -41,12 +42,23 @@ class billingd_config : public caf::actor_system_config {
   std::string dump_windows;
   std::string backup_dir;    // where CreateBackup writes; empty disables backups
   std::string restore_from;  // maintenance: restore this backup dir into data_dir and exit
+  // Authentication: exactly one of a token file or the explicit dev mode.
+  std::string auth_tokens_file;
+  bool insecure_no_auth = false;
+  // Backpressure.
+  uint32_t max_inflight_batches = 256;
+  uint32_t rate_limit_per_second = 0;  // per source; 0: no limit
+  uint32_t rate_limit_burst = 0;       // 0: one second's worth
 
   // Settings of each module, derived from the fields above; errors name the flag.
   result<gateway::server_options> server_options() const;
   storage::store_options store_options() const;
   actors::ingest_settings ingest_settings() const;
   gateway::collector_settings collector_settings() const;
+  // The token table of --auth-tokens-file, or the dev mode of
+  // --insecure-no-auth; invalid_argument when neither or both are given or
+  // the file is unreadable or malformed.
+  result<security::authenticator> authenticator() const;
 };
 
 // CAF's parser takes `--name=value`; users also type `--name value`. Joins

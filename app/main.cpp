@@ -21,6 +21,7 @@ namespace {
 
 using observability::log_error;
 using observability::log_info;
+using observability::log_warn;
 
 // Blocks the stop signals in every thread (threads inherit the mask, so this
 // runs before any is started) and returns the set to wait on.
@@ -53,6 +54,18 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
     log_error("{}", server_options.error().message());
     return 2;
   }
+  auto authenticator = config.authenticator();
+  if (!authenticator.ok()) {
+    log_error("{}", authenticator.error().message());
+    return 2;
+  }
+  auto auth = std::make_shared<const security::authenticator>(std::move(authenticator).value());
+  if (auth->insecure()) {
+    log_warn(
+        "INSECURE: --insecure-no-auth is set: every caller may ingest, read every customer and "
+        "run admin calls without credentials. For local development only; never expose this "
+        "port.");
+  }
   auto store = storage::ledger_store::open(config.store_options());
   if (!store.ok()) {
     log_error("cannot open the ledger in {}: {}", config.data_dir, store.error().message());
@@ -72,9 +85,10 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
         });
     auto collector_settings = config.collector_settings();
     collector_settings.metrics = metrics;
+    collector_settings.auth = auth;
     gateway::add_collector_service(router, system, directory, std::move(collector_settings));
-    gateway::add_query_service_placeholder(router);
-    gateway::add_admin_service(router, system, store.value(), {config.backup_dir});
+    gateway::add_query_service_placeholder(router, auth);
+    gateway::add_admin_service(router, system, store.value(), {config.backup_dir, auth});
     router.add_get("/healthz", [] { return gateway::http_reply{200, "text/plain", "ok\n"}; });
     router.add_get("/readyz", [] { return gateway::http_reply{200, "text/plain", "ready\n"}; });
     router.add_get("/metrics", [metrics] {

@@ -21,7 +21,7 @@ trap cleanup EXIT
 
 median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 
-build/billingd --listen=127.0.0.1:0 --data-dir="$work/data" 2>"$work/billingd.log" &
+build/billingd --listen=127.0.0.1:0 --data-dir="$work/data" --insecure-no-auth 2>"$work/billingd.log" &
 server_pid=$!
 address=
 for _ in $(seq 1 100); do

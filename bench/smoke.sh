@@ -13,7 +13,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$billingd" --listen=127.0.0.1:0 --data-dir="$work/data" 2>"$work/billingd.log" &
+"$billingd" --listen=127.0.0.1:0 --data-dir="$work/data" --insecure-no-auth 2>"$work/billingd.log" &
 server_pid=$!
 address=
 for _ in $(seq 1 100); do

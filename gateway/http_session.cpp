@@ -380,6 +380,9 @@ void http_session::reply_error(const status& error, unsigned http_status,
   response.result(http_status != 0 ? http_status : http_status_for(error.code()));
   response.set(http::field::content_type, "application/json");
   for (auto& [name, value] : extra_headers) response.set(name, value);
+  if (error.retry_after_seconds() > 0) {
+    response.set(http::field::retry_after, std::to_string(error.retry_after_seconds()));
+  }
   response.body() = error_body_json(error);
   write_response(std::move(response));
 }

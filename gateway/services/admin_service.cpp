@@ -3,6 +3,7 @@
 #include <caf/all.hpp>
 
 #include "billing/v1/admin.pb.h"
+#include "gateway/services/access.hpp"
 #include "observability/log.hpp"
 
 namespace billing::gateway {
@@ -26,8 +27,13 @@ void add_admin_service(connect_router& router, caf::actor_system& system,
                        std::shared_ptr<storage::ledger_store> store, admin_settings settings) {
   router.add_unary<v1::CreateBackupRequest, v1::CreateBackupResponse>(
       "/billing.v1.BillingAdminService/CreateBackup",
-      [&system, store, dir = settings.backup_dir](const call_context&, v1::CreateBackupRequest,
-                                                  responder<v1::CreateBackupResponse> respond) {
+      [&system, store, dir = settings.backup_dir, auth = settings.auth](
+          const call_context& context, v1::CreateBackupRequest,
+          responder<v1::CreateBackupResponse> respond) {
+        if (auto caller = authorize(auth.get(), context, security::require_admin()); !caller.ok()) {
+          respond(caller.error());
+          return;
+        }
         if (dir.empty()) {
           respond(status{status_code::failed_precondition,
                          "backups are disabled: start billingd with --backup-dir=DIR"});

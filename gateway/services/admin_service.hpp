@@ -9,6 +9,7 @@
 #include <string>
 
 #include "gateway/connect_server.hpp"
+#include "security/auth.hpp"
 #include "storage/ledger_store.hpp"
 
 namespace billing::gateway {
@@ -16,6 +17,8 @@ namespace billing::gateway {
 struct admin_settings {
   // Where CreateBackup writes; empty disables backups (failed_precondition).
   std::string backup_dir;
+  // Every admin call needs the `admin` scope; null refuses every call.
+  std::shared_ptr<const security::authenticator> auth;
 };
 
 void add_admin_service(connect_router& router, caf::actor_system& system,

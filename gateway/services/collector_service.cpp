@@ -4,8 +4,10 @@
 
 #include <chrono>
 #include <memory>
+#include <set>
 
 #include "actors/errors.hpp"
+#include "gateway/services/access.hpp"
 #include "gateway/services/convert.hpp"
 
 namespace billing::gateway {
@@ -29,11 +31,14 @@ caf::duration time_left(const call_context& context) {
 
 // Sends `batch` to the directory from a short-lived actor and completes
 // `done` with the report. The bridge actor lives until the answer arrives.
+// `ticket` is the call's place among the in-flight batches; it is returned
+// when the answer (or the timeout) arrives and the bridge actor ends.
 void ingest(caf::actor_system& system, const actors::directory_actor& directory,
             const collector_settings& settings, model::ingest_batch batch, caf::duration timeout,
+            std::shared_ptr<security::inflight_gate::ticket> ticket,
             std::function<void(result<model::ingest_report>)> done) {
   auto shared_batch = std::make_shared<model::ingest_batch>(std::move(batch));
-  system.spawn([directory, shared_batch, timeout, done,
+  system.spawn([directory, shared_batch, timeout, ticket, done,
                 metrics = settings.metrics](caf::event_based_actor* self) {
     self->request(directory, timeout, actors::ingest_atom::value, std::move(*shared_batch))
         .then(
@@ -43,6 +48,66 @@ void ingest(caf::actor_system& system, const actors::directory_actor& directory,
             },
             [done](caf::error& error) { done(actors::to_status(error)); });
   });
+}
+
+// The peer's address without its port: without auth, rate limits are per host.
+std::string host_of(const std::string& peer) {
+  const auto colon = peer.rfind(':');
+  return colon == std::string::npos ? peer : peer.substr(0, colon);
+}
+
+// Admits an authorized ingest call: within its source's rate and the bound on
+// batches in flight. Otherwise resource_exhausted with a retry hint, before
+// anything is decoded into a batch or queued to an actor.
+result<std::shared_ptr<security::inflight_gate::ticket>> admit(const collector_settings& settings,
+                                                               const security::principal& caller,
+                                                               const call_context& context) {
+  if (settings.rate_limit) {
+    const std::string source = caller.unrestricted ? host_of(context.peer) : caller.name;
+    if (auto wait = settings.rate_limit->admit(source, std::chrono::steady_clock::now())) {
+      const auto seconds = static_cast<uint32_t>((wait->count() + 999) / 1000);
+      return status{status_code::resource_exhausted,
+                    fmt::format("rate limit of source '{}' exceeded; retry after {} ms", source,
+                                wait->count())}
+          .with_retry_after(seconds);
+    }
+  }
+  if (!settings.inflight) return std::shared_ptr<security::inflight_gate::ticket>{};
+  auto ticket = settings.inflight->try_enter();
+  if (!ticket) {
+    return status{status_code::resource_exhausted,
+                  "too many batches are being stored right now; retry after 1 s"}
+        .with_retry_after(1);
+  }
+  return ticket;
+}
+
+// Every region a batch writes: a metric's own, or the batch's when it has none.
+std::vector<std::string> regions_of(const v1::SendMetricsBatchRequest& request) {
+  std::set<std::string> regions;
+  for (const auto& metrics : request.metrics()) {
+    regions.insert(metrics.region().empty() ? request.region() : metrics.region());
+  }
+  return {regions.begin(), regions.end()};
+}
+
+// Authorizes (ingest scope for `regions`) and admits the call; answers it
+// and returns null when it may not proceed.
+std::optional<std::shared_ptr<security::inflight_gate::ticket>> authorize_and_admit(
+    const collector_settings& settings, const call_context& context,
+    std::vector<std::string> regions, const std::function<void(status)>& refuse) {
+  auto caller =
+      authorize(settings.auth.get(), context, security::require_ingest(std::move(regions)));
+  if (!caller.ok()) {
+    refuse(caller.error());
+    return std::nullopt;
+  }
+  auto ticket = admit(settings, caller.value(), context);
+  if (!ticket.ok()) {
+    refuse(ticket.error());
+    return std::nullopt;
+  }
+  return std::move(ticket).value();
 }
 
 // Request-level checks of a batch's envelope; items are judged by the actors.
@@ -81,6 +146,9 @@ void add_collector_service(connect_router& router, caf::actor_system& system,
       [&system, directory, settings](const call_context& context,
                                      v1::SendMetricsBatchRequest request,
                                      responder<v1::SendMetricsBatchResponse> respond) {
+        auto ticket = authorize_and_admit(settings, context, regions_of(request),
+                                          [&respond](status refused) { respond(refused); });
+        if (!ticket) return;
         if (status bad = check_batch_envelope(request, settings); !bad.ok()) {
           respond(bad);
           return;
@@ -89,7 +157,7 @@ void add_collector_service(connect_router& router, caf::actor_system& system,
         batch.meta = {request.batch_id(), request.instance_id(), request.region(), unix_now_ns()};
         batch.windows.reserve(request.metrics_size());
         for (const auto& metrics : request.metrics()) batch.windows.push_back(to_window(metrics));
-        ingest(system, directory, settings, std::move(batch), time_left(context),
+        ingest(system, directory, settings, std::move(batch), time_left(context), *ticket,
                [respond](result<model::ingest_report> report) {
                  if (!report.ok()) {
                    respond(report.error());
@@ -103,6 +171,9 @@ void add_collector_service(connect_router& router, caf::actor_system& system,
       std::string{kCollectorPrefix} + "SendMetrics",
       [&system, directory, settings](const call_context& context, v1::SendMetricsRequest request,
                                      responder<v1::SendMetricsResponse> respond) {
+        auto ticket = authorize_and_admit(settings, context, {request.metrics().region()},
+                                          [&respond](status refused) { respond(refused); });
+        if (!ticket) return;
         if (!request.has_metrics()) {
           respond(status{status_code::invalid_argument, "metrics is required"});
           return;
@@ -119,7 +190,7 @@ void add_collector_service(connect_router& router, caf::actor_system& system,
         batch.meta = {fmt::format("single:{}", now), request.instance_id(),
                       request.metrics().region(), now};
         batch.windows.push_back(to_window(request.metrics()));
-        ingest(system, directory, settings, std::move(batch), time_left(context),
+        ingest(system, directory, settings, std::move(batch), time_left(context), *ticket,
                [respond](result<model::ingest_report> report) {
                  if (!report.ok()) {
                    respond(report.error());
@@ -140,9 +211,16 @@ void add_collector_service(connect_router& router, caf::actor_system& system,
       });
 }
 
-void add_query_service_placeholder(connect_router& router) {
-  auto unimplemented = [](std::string method) {
-    return [method](const call_context&, auto, auto respond) {
+void add_query_service_placeholder(connect_router& router,
+                                   std::shared_ptr<const security::authenticator> auth) {
+  auto unimplemented = [auth](std::string method) {
+    return [method, auth](const call_context& context, auto request, auto respond) {
+      auto caller =
+          authorize(auth.get(), context, security::require_customer(request.customer_id()));
+      if (!caller.ok()) {
+        respond(caller.error());
+        return;
+      }
       respond(
           status{status_code::unimplemented,
                  fmt::format("billing.v1.BillingQueryService.{} is not implemented yet", method)});

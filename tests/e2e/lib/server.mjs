@@ -41,12 +41,15 @@ export function removeTempDir(dir) {
 
 // Starts billingd and resolves once it listens. `dataDir` defaults to a fresh
 // temporary dir owned by the server (removed by cleanup()); pass one to restart
-// on existing data. `args` are extra command-line options.
+// on existing data. `args` are extra command-line options; unless they
+// configure authentication themselves (--auth-tokens-file, --insecure-no-auth),
+// the server runs in the explicit --insecure-no-auth dev mode.
 export async function startServer({ dataDir, args = [], readyTimeoutMs = READY_TIMEOUT_MS } = {}) {
   requireBillingd();
   const ownsDataDir = dataDir === undefined;
   const dir = dataDir ?? makeTempDir();
-  const argv = ["--listen=127.0.0.1:0", `--data-dir=${dir}`, ...args];
+  const configuresAuth = args.some((arg) => arg.startsWith("--auth-tokens-file") || arg.startsWith("--insecure-no-auth"));
+  const argv = ["--listen=127.0.0.1:0", `--data-dir=${dir}`, ...(configuresAuth ? [] : ["--insecure-no-auth"]), ...args];
   const child = spawn(BILLINGD, argv, { stdio: ["ignore", "pipe", "pipe"] });
   liveChildren.add(child);
 

@@ -1,0 +1,138 @@
+// Authentication, scopes and customer isolation against the real billingd:
+// every kind of token tries every kind of call, including other customers'.
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { bearer, makeTokens, sha256Hex, tokensFileArg } from "./lib/auth.mjs";
+import { batchRequest, expectedSummary, summarize } from "./lib/batch.mjs";
+import { adminClient, collectorClients, Code, expectConnectError, queryClient } from "./lib/clients.mjs";
+import { rawRequest } from "./lib/http.mjs";
+import { makeMetric, ts, uniqueId } from "./lib/metrics.mjs";
+import { makeTempDir, runBillingd, startServer } from "./lib/server.mjs";
+
+const tokens = makeTokens({
+  "metald-all": "ingest",
+  "metald-eu": "ingest:eu-west-1,ingest:eu-north-1",
+  "acme-portal": "customer:acme",
+  support: "admin",
+});
+const as = (name) => bearer(tokens[name].token);
+const usageRequest = (customerId) => ({ customerId, startTime: ts(Date.UTC(2026, 10, 1)), endTime: ts(Date.UTC(2026, 10, 2)) });
+
+let server;
+before(async () => {
+  server = await startServer({ args: [tokensFileArg(tokens)] });
+});
+after(async () => {
+  await server?.cleanup();
+});
+
+test("billingd refuses to start without --auth-tokens-file or --insecure-no-auth", async () => {
+  const dataDir = makeTempDir();
+  await assert.rejects(runBillingd(["--listen=127.0.0.1:0", `--data-dir=${dataDir}`], { timeoutMs: 15_000 }), /no authentication configured/);
+  await assert.rejects(
+    runBillingd(["--listen=127.0.0.1:0", `--data-dir=${dataDir}`, "--insecure-no-auth", tokensFileArg(tokens)], { timeoutMs: 15_000 }),
+    /exclude each other/,
+  );
+});
+
+test("a malformed token file is refused naming the line", async () => {
+  const bad = makeTokens({ x: "ingest,superuser" });
+  await assert.rejects(runBillingd(["--listen=127.0.0.1:0", `--data-dir=${makeTempDir()}`, tokensFileArg(bad)], { timeoutMs: 15_000 }), /line 2: unknown scope 'superuser'/);
+});
+
+test("the insecure dev mode is explicit and logged loudly", async () => {
+  const dev = await startServer({ args: ["--insecure-no-auth"] });
+  try {
+    assert.match(dev.stderr, /INSECURE: --insecure-no-auth/);
+    const response = await collectorClients(dev.baseUrl).binary.sendMetricsBatch(batchRequest([makeMetric({ customerId: uniqueId("dev") })]));
+    assert.equal(response.acceptedCount, 1);
+  } finally {
+    await dev.cleanup();
+  }
+});
+
+test("missing or unknown credentials are unauthenticated on every service", async () => {
+  for (const options of [{}, bearer("not-a-token"), bearer(sha256Hex(tokens.support.token))]) {
+    await expectConnectError(collectorClients(server.baseUrl, options).binary.sendMetricsBatch(batchRequest([makeMetric()])), Code.Unauthenticated);
+    await expectConnectError(collectorClients(server.baseUrl, options).json.sendMetrics({ metrics: makeMetric() }), Code.Unauthenticated);
+    await expectConnectError(adminClient(server.baseUrl, options).createBackup({}), Code.Unauthenticated);
+    await expectConnectError(queryClient(server.baseUrl, options).getCustomerUsage(usageRequest("acme")), Code.Unauthenticated);
+  }
+  const basic = await rawRequest(server.baseUrl, "/billing.v1.BillingAdminService/CreateBackup", {
+    headers: { "content-type": "application/json", authorization: `Basic ${Buffer.from("u:p").toString("base64")}` },
+    body: "{}",
+  });
+  assert.equal(basic.status, 401);
+  assert.equal(basic.json.code, "unauthenticated");
+});
+
+test("health, readiness and metrics stay open without credentials", async () => {
+  for (const path of ["/healthz", "/readyz", "/metrics"]) {
+    const res = await rawRequest(server.baseUrl, path, { method: "GET" });
+    assert.equal(res.status, 200, path);
+  }
+});
+
+test("an ingest token sends metrics of any customer and region, and nothing else", async () => {
+  const clients = collectorClients(server.baseUrl, as("metald-all"));
+  const metrics = [makeMetric({ customerId: uniqueId("c1") }), makeMetric({ customerId: uniqueId("c2") })];
+  assert.deepEqual(summarize(await clients.binary.sendMetricsBatch(batchRequest(metrics))), expectedSummary(2));
+  const asia = makeMetric({ customerId: uniqueId("c3"), region: "ap-south-1" });
+  assert.deepEqual(summarize(await clients.json.sendMetricsBatch(batchRequest([asia], { region: "ap-south-1" }))), expectedSummary(1));
+  await expectConnectError(adminClient(server.baseUrl, as("metald-all")).createBackup({}), Code.PermissionDenied);
+  await expectConnectError(queryClient(server.baseUrl, as("metald-all")).getCustomerUsage(usageRequest(metrics[0].customerId)), Code.PermissionDenied);
+});
+
+test("a region-restricted ingest token is refused for the whole call when one metric is outside its regions", async () => {
+  const eu = collectorClients(server.baseUrl, as("metald-eu"));
+  const customerId = uniqueId("cust-eu");
+  const inside = makeMetric({ customerId, vmId: "vm-eu", region: "eu-west-1" });
+  const outside = makeMetric({ customerId, vmId: "vm-us", region: "us-east-1" });
+  const err = await expectConnectError(eu.binary.sendMetricsBatch(batchRequest([inside, outside], { region: "eu-west-1" })), Code.PermissionDenied);
+  assert.match(err.message, /us-east-1/);
+  // A metric without a region takes the batch's, which is checked too.
+  await expectConnectError(eu.json.sendMetricsBatch(batchRequest([{ ...inside, region: "" }], { region: "us-east-1" })), Code.PermissionDenied);
+  await expectConnectError(eu.json.sendMetrics({ metrics: outside }), Code.PermissionDenied);
+  // Nothing of the refused calls was stored: both windows are new to an unrestricted token.
+  const all = collectorClients(server.baseUrl, as("metald-all"));
+  assert.deepEqual(summarize(await all.binary.sendMetricsBatch(batchRequest([outside]))), expectedSummary(1));
+  assert.deepEqual(summarize(await eu.binary.sendMetricsBatch(batchRequest([inside], { region: "eu-west-1" }))), expectedSummary(1));
+  const north = makeMetric({ customerId, vmId: "vm-n", region: "eu-north-1" });
+  assert.deepEqual(summarize(await eu.json.sendMetricsBatch(batchRequest([north], { region: "eu-north-1" }))), expectedSummary(1));
+});
+
+test("a customer token reads only its own customer and can neither ingest nor administer", async () => {
+  const acme = as("acme-portal");
+  // Its own customer passes the check (the query service itself is the next issue).
+  await expectConnectError(queryClient(server.baseUrl, acme).getCustomerUsage(usageRequest("acme")), Code.Unimplemented);
+  await expectConnectError(queryClient(server.baseUrl, acme).getBillingWindow(usageRequest("acme")), Code.Unimplemented);
+  for (const other of ["globex", "acm", "acme2", "ACME", ""]) {
+    const err = await expectConnectError(queryClient(server.baseUrl, acme).getCustomerUsage(usageRequest(other)), Code.PermissionDenied);
+    assert.match(err.message, /may not access customer/);
+    await expectConnectError(queryClient(server.baseUrl, acme).getBillingWindow(usageRequest(other)), Code.PermissionDenied);
+  }
+  // It may not write usage, not even for itself: metering is metald's job.
+  await expectConnectError(collectorClients(server.baseUrl, acme).binary.sendMetricsBatch(batchRequest([makeMetric({ customerId: "acme" })])), Code.PermissionDenied);
+  await expectConnectError(collectorClients(server.baseUrl, acme).json.sendMetrics({ metrics: makeMetric({ customerId: "acme" }) }), Code.PermissionDenied);
+  await expectConnectError(adminClient(server.baseUrl, acme).createBackup({}), Code.PermissionDenied);
+});
+
+test("an admin token reads any customer and runs admin calls, but does not ingest", async () => {
+  const support = as("support");
+  for (const customer of ["acme", "globex"]) {
+    await expectConnectError(queryClient(server.baseUrl, support).getCustomerUsage(usageRequest(customer)), Code.Unimplemented);
+  }
+  // Past the auth check: this server has no --backup-dir.
+  await expectConnectError(adminClient(server.baseUrl, support).createBackup({}), Code.FailedPrecondition);
+  await expectConnectError(collectorClients(server.baseUrl, support).binary.sendMetricsBatch(batchRequest([makeMetric()])), Code.PermissionDenied);
+});
+
+test("permission_denied and unauthenticated map to HTTP 403 and 401", async () => {
+  const denied = await rawRequest(server.baseUrl, "/billing.v1.BillingAdminService/CreateBackup", {
+    headers: { "content-type": "application/json", authorization: `Bearer ${tokens["acme-portal"].token}` },
+    body: "{}",
+  });
+  assert.equal(denied.status, 403);
+  assert.equal(denied.json.code, "permission_denied");
+  assert.ok(!denied.text.includes(tokens["acme-portal"].token), "the token is never echoed");
+});
