@@ -35,6 +35,9 @@ billingd_config::billingd_config() {
       .add(restore_from, "restore-from",
            "maintenance: restore the latest backup in this directory into an empty --data-dir "
            "and exit")
+      .add(verify_audit, "verify-audit",
+           "maintenance: verify the tamper-evident audit chain, print the result as JSON and "
+           "exit 0 when intact, 1 when not (the server must be stopped)")
       .add(auth_tokens_file, "auth-tokens-file",
            "bearer tokens, one per line: '<sha256-hex-of-token> <scope>[,<scope>...] [name]' "
            "(scopes: ingest, ingest:<region>, customer:<id>, admin)")

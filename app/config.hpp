@@ -40,8 +40,9 @@ class billingd_config : public caf::actor_system_config {
   uint64_t max_memory_bytes = uint64_t{64} << 40;
   // Maintenance: print a customer's stored windows as JSON lines and exit.
   std::string dump_windows;
-  std::string backup_dir;    // where CreateBackup writes; empty disables backups
-  std::string restore_from;  // maintenance: restore this backup dir into data_dir and exit
+  std::string backup_dir;     // where CreateBackup writes; empty disables backups
+  std::string restore_from;   // maintenance: restore this backup dir into data_dir and exit
+  bool verify_audit = false;  // maintenance: verify the audit chain and exit
   // Authentication: exactly one of a token file or the explicit dev mode.
   std::string auth_tokens_file;
   bool insecure_no_auth = false;

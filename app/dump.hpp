@@ -13,4 +13,8 @@ namespace billing::app {
 status dump_windows(const storage::ledger_store& store, const std::string& customer_id,
                     std::ostream& out);
 
+// Verifies the audit chain and writes the result to `out` as one proto3-JSON
+// billing.v1.VerifyAuditChainResponse line; the result says whether it is intact.
+result<bool> verify_audit(const storage::ledger_store& store, std::ostream& out);
+
 }  // namespace billing::app

@@ -135,17 +135,38 @@ int run_restore(const billingd_config& config) {
   return 0;
 }
 
-int run_dump(const billingd_config& config) {
+// Runs an offline maintenance command on the ledger: `command` returns the
+// exit code.
+int run_offline(const billingd_config& config,
+                const std::function<int(const storage::ledger_store&)>& command) {
   auto store = storage::ledger_store::open(config.store_options());
   if (!store.ok()) {
     log_error("cannot open the ledger in {}: {}", config.data_dir, store.error().message());
     return 1;
   }
-  if (status dumped = dump_windows(*store.value(), config.dump_windows, std::cout); !dumped.ok()) {
-    log_error("dump failed: {}", dumped.message());
-    return 1;
-  }
-  return 0;
+  return command(*store.value());
+}
+
+int run_dump(const billingd_config& config) {
+  return run_offline(config, [&](const storage::ledger_store& store) {
+    if (status dumped = dump_windows(store, config.dump_windows, std::cout); !dumped.ok()) {
+      log_error("dump failed: {}", dumped.message());
+      return 1;
+    }
+    return 0;
+  });
+}
+
+int run_verify_audit(const billingd_config& config) {
+  return run_offline(config, [](const storage::ledger_store& store) {
+    auto intact = verify_audit(store, std::cout);
+    if (!intact.ok()) {
+      log_error("audit chain verification failed: {}", intact.error().message());
+      return 1;
+    }
+    if (!intact.value()) log_error("the audit chain is broken");
+    return intact.value() ? 0 : 1;
+  });
 }
 
 }  // namespace
@@ -166,6 +187,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (!config.dump_windows.empty()) return run_dump(config);
+  if (config.verify_audit) return run_verify_audit(config);
   if (!config.restore_from.empty()) return run_restore(config);
   return run_server(config, stop_signals);
 }

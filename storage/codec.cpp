@@ -199,6 +199,43 @@ result<conflict_record> decode_conflict(std::string_view value) {
   return record;
 }
 
+std::string encode_ingest_record(const ingest_record& record) {
+  std::string out;
+  bytes::append_u8(out, ingest_record_format);
+  append_string(out, record.meta.batch_id);
+  append_string(out, record.meta.instance_id);
+  append_string(out, record.meta.region);
+  bytes::append_i64(out, record.meta.received_at_ns);
+  bytes::append_u32(out, record.accepted);
+  bytes::append_u32(out, record.duplicate);
+  bytes::append_u32(out, record.rejected);
+  return out;
+}
+
+result<ingest_record> decode_ingest_record(std::string_view value) {
+  constexpr std::string_view what = "ingest record";
+  bytes::reader in(value);
+  if (auto format = check_format(in, what, ingest_record_format); !format.ok()) return format;
+  ingest_record record;
+  auto batch_id = read_string(in);
+  auto instance_id = read_string(in);
+  auto region = read_string(in);
+  auto received_at = in.i64();
+  auto accepted = in.u32();
+  auto duplicate = in.u32();
+  auto rejected = in.u32();
+  if (!batch_id || !instance_id || !region || !received_at || !accepted || !duplicate ||
+      !rejected) {
+    return corrupt(what, "truncated");
+  }
+  if (!in.at_end()) return corrupt(what, fmt::format("{} trailing bytes", in.remaining()));
+  record.meta = {std::move(*batch_id), std::move(*instance_id), std::move(*region), *received_at};
+  record.accepted = *accepted;
+  record.duplicate = *duplicate;
+  record.rejected = *rejected;
+  return record;
+}
+
 std::string encode_schema_version(uint32_t version) {
   std::string out;
   bytes::append_u32(out, version);

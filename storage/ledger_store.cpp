@@ -8,6 +8,7 @@
 #include <mutex>
 #include <utility>
 
+#include "storage/audit_chain.hpp"
 #include "storage/codec.hpp"
 #include "storage/database.hpp"
 #include "storage/group_committer.hpp"
@@ -32,29 +33,38 @@ void write_set::put_window(const model::usage_window& window) {
       {dedup_family, std::move(*dedup_key), codec::encode_billed_values(window), false});
 }
 
-void write_set::put_conflict(const conflict_record& record) {
+void write_set::put_audit(std::string_view customer_id, std::string value) {
   if (!encode_status_.ok()) return;
   const int64_t recorded_at_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                                      std::chrono::system_clock::now().time_since_epoch())
                                      .count();
-  auto key = keys::audit_key_without_sequence(record.attempted.customer_id, recorded_at_ns);
+  auto key = keys::audit_key_without_sequence(customer_id, recorded_at_ns);
   if (!key) {
     encode_status_ = key.error();
     return;
   }
-  mutations_.push_back({audit_family, std::move(*key), codec::encode_conflict(record), true});
+  mutations_.push_back({audit_family, std::move(*key), std::move(value), true});
+}
+
+void write_set::put_conflict(const conflict_record& record) {
+  put_audit(record.attempted.customer_id, codec::encode_conflict(record));
+}
+
+void write_set::put_ingest_record(const ingest_record& record) {
+  put_audit(record.customer_id, codec::encode_ingest_record(record));
 }
 
 // ---- ledger_store ----
 
 struct ledger_store::impl {
-  impl(std::unique_ptr<database> opened, bool sync_writes)
+  impl(std::unique_ptr<database> opened, bool sync_writes, audit_chain::head chain_head)
       : db(std::move(opened)),
         write_options(make_write_options(sync_writes)),
         // RocksDB's sequence number only grows, also across restarts, and
         // grows by at least one per put; audit sequences start above it and
         // advance only for committed puts, so they never repeat.
         next_audit_sequence(db->db().GetLatestSequenceNumber() + 1),
+        chain(chain_head),
         committer([this](std::span<pending_commit> group) { write_group(group); }) {}
 
   ~impl() {
@@ -70,18 +80,20 @@ struct ledger_store::impl {
     return options;
   }
   void write_group(std::span<pending_commit> group);
-  status add_to_batch(rocksdb::WriteBatch& batch, const write_set& writes, uint64_t& sequence);
+  status add_to_batch(rocksdb::WriteBatch& batch, const write_set& writes, uint64_t& sequence,
+                      audit_chain::head& chain_after);
 
   std::unique_ptr<database> db;
   rocksdb::WriteOptions write_options;
   std::atomic<uint64_t> synced_writes{0};
   uint64_t next_audit_sequence;  // committer thread only
+  audit_chain::head chain;       // committer thread only: the durable chain head
   std::mutex backup_mutex;       // one BackupEngine per directory at a time
   std::optional<group_committer> committer;
 };
 
 status ledger_store::impl::add_to_batch(rocksdb::WriteBatch& batch, const write_set& writes,
-                                        uint64_t& sequence) {
+                                        uint64_t& sequence, audit_chain::head& chain_after) {
   for (const auto& mutation : writes.mutations()) {
     if (mutation.family >= family_names.size()) {
       return {status_code::internal, fmt::format("no column family {}", mutation.family)};
@@ -89,9 +101,11 @@ status ledger_store::impl::add_to_batch(rocksdb::WriteBatch& batch, const write_
     auto* handle = db->handle(static_cast<family>(mutation.family));
     rocksdb::Status added;
     if (mutation.append_audit_sequence) {
+      // Audit entries are chained in commit order, here where that order is made.
       std::string key = mutation.key;
-      keys::append_audit_sequence(key, sequence++);
-      added = batch.Put(handle, key, mutation.value);
+      keys::append_audit_sequence(key, sequence);
+      added = audit_chain::append(batch, db->handle(meta_family), handle, chain_after, sequence++,
+                                  key, mutation.value);
     } else {
       added = batch.Put(handle, mutation.key, mutation.value);
     }
@@ -105,6 +119,7 @@ void ledger_store::impl::write_group(std::span<pending_commit> group) {
   std::vector<pending_commit*> in_batch;
   in_batch.reserve(group.size());
   uint64_t sequence = next_audit_sequence;
+  audit_chain::head chain_after = chain;
   for (auto& commit : group) {
     if (!commit.writes.encode_status().ok()) {
       commit.outcome = commit.writes.encode_status();
@@ -118,9 +133,11 @@ void ledger_store::impl::write_group(std::span<pending_commit> group) {
     // not affect the others.
     batch.SetSavePoint();
     const uint64_t sequence_before = sequence;
-    if (auto added = add_to_batch(batch, commit.writes, sequence); !added.ok()) {
+    const audit_chain::head chain_before = chain_after;
+    if (auto added = add_to_batch(batch, commit.writes, sequence, chain_after); !added.ok()) {
       (void)batch.RollbackToSavePoint();
       sequence = sequence_before;
+      chain_after = chain_before;
       commit.outcome = std::move(added);
       continue;
     }
@@ -128,12 +145,23 @@ void ledger_store::impl::write_group(std::span<pending_commit> group) {
     in_batch.push_back(&commit);
   }
   if (in_batch.empty()) return;
+  if (chain_after.entries != chain.entries) {
+    auto put = batch.Put(db->handle(meta_family), audit_chain::head_key,
+                         audit_chain::encode_head(chain_after));
+    if (!put.ok()) {
+      for (auto* commit : in_batch) commit->outcome = from_rocksdb(put, "chaining the audit log");
+      return;
+    }
+  }
 
   auto written = db->db().Write(write_options, &batch);
   synced_writes.fetch_add(1);
   const auto outcome =
       from_rocksdb(written, fmt::format("committing {} write sets", in_batch.size()));
-  if (outcome.ok()) next_audit_sequence = sequence;
+  if (outcome.ok()) {
+    next_audit_sequence = sequence;
+    chain = chain_after;
+  }
   for (auto* commit : in_batch) commit->outcome = outcome;
 }
 
@@ -144,7 +172,9 @@ ledger_store::~ledger_store() = default;
 result<std::shared_ptr<ledger_store>> ledger_store::open(const store_options& options) {
   auto opened = database::open(options);
   if (!opened) return opened.error();
-  auto state = std::make_unique<impl>(std::move(*opened), options.sync_writes);
+  auto chain_head = audit_chain::load_head((*opened)->db(), (*opened)->handle(meta_family));
+  if (!chain_head.ok()) return chain_head.error();
+  auto state = std::make_unique<impl>(std::move(*opened), options.sync_writes, chain_head.value());
   // The constructor is private, so make_shared cannot reach it.
   return std::shared_ptr<ledger_store>(new ledger_store(std::move(state)));
 }
@@ -222,9 +252,9 @@ status ledger_store::scan_windows(
   return from_rocksdb(it->status(), fmt::format("scanning the windows of '{}'", customer_id));
 }
 
-status ledger_store::scan_conflicts(
+status ledger_store::scan_audit(
     const std::string& customer_id,
-    const std::function<bool(const conflict_record&)>& visit) const {
+    const std::function<status(std::string_view value, bool& go_on)>& visit) const {
   auto prefix = keys::customer_prefix(customer_id);
   if (!prefix) return prefix.error();
   const auto successor = keys::prefix_successor(*prefix);
@@ -243,11 +273,51 @@ status ledger_store::scan_conflicts(
       return {status_code::data_loss,
               fmt::format("corrupt audit key: {} bytes, expected {}", it->key().size(), key_size)};
     }
-    auto record = codec::decode_conflict(it->value().ToStringView());
-    if (!record) return record.error();
-    if (!visit(*record)) return status::ok_status();
+    bool go_on = true;
+    if (status visited = visit(it->value().ToStringView(), go_on); !visited.ok()) return visited;
+    if (!go_on) return status::ok_status();
   }
-  return from_rocksdb(it->status(), fmt::format("scanning the conflicts of '{}'", customer_id));
+  return from_rocksdb(it->status(), fmt::format("scanning the audit trail of '{}'", customer_id));
+}
+
+// The audit family holds several kinds of entries; each kind's format byte
+// tells them apart.
+status ledger_store::scan_conflicts(
+    const std::string& customer_id,
+    const std::function<bool(const conflict_record&)>& visit) const {
+  return scan_audit(customer_id, [&](std::string_view value, bool& go_on) {
+    if (value.empty() || static_cast<uint8_t>(value[0]) == codec::ingest_record_format) {
+      return status::ok_status();
+    }
+    auto record = codec::decode_conflict(value);
+    if (!record) return record.error();
+    go_on = visit(*record);
+    return status::ok_status();
+  });
+}
+
+status ledger_store::scan_ingest_records(
+    const std::string& customer_id, const std::function<bool(const ingest_record&)>& visit) const {
+  return scan_audit(customer_id, [&](std::string_view value, bool& go_on) {
+    if (value.empty() || static_cast<uint8_t>(value[0]) != codec::ingest_record_format) {
+      return status::ok_status();
+    }
+    auto record = codec::decode_ingest_record(value);
+    if (!record) return record.error();
+    record->customer_id = customer_id;
+    go_on = visit(*record);
+    return status::ok_status();
+  });
+}
+
+result<audit_chain_report> ledger_store::verify_audit_chain() const {
+  auto verified = audit_chain::verify(impl_->db->db(), impl_->db->handle(meta_family),
+                                      impl_->db->handle(audit_family));
+  if (!verified.ok()) return verified.error();
+  const auto& v = verified.value();
+  return audit_chain_report{v.intact,         v.entries_verified,
+                            v.chain.sequence, security::to_hex(v.chain.hash),
+                            v.problem,        v.first_bad_sequence};
 }
 
 }  // namespace billing::storage
