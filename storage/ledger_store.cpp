@@ -3,9 +3,11 @@
 #include <fmt/format.h>
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <mutex>
+#include <shared_mutex>
 #include <utility>
 
 #include "storage/audit_chain.hpp"
@@ -57,9 +59,10 @@ void write_set::put_ingest_record(const ingest_record& record) {
 // ---- ledger_store ----
 
 struct ledger_store::impl {
-  impl(std::unique_ptr<database> opened, bool sync_writes, audit_chain::head chain_head)
+  impl(std::unique_ptr<database> opened, store_options opened_with, audit_chain::head chain_head)
       : db(std::move(opened)),
-        write_options(make_write_options(sync_writes)),
+        options(std::move(opened_with)),
+        write_options(make_write_options(options.sync_writes)),
         // RocksDB's sequence number only grows, also across restarts, and
         // grows by at least one per put; audit sequences start above it and
         // advance only for committed puts, so they never repeat.
@@ -82,13 +85,36 @@ struct ledger_store::impl {
   void write_group(std::span<pending_commit> group);
   status add_to_batch(rocksdb::WriteBatch& batch, const write_set& writes, uint64_t& sequence,
                       audit_chain::head& chain_after);
+  status reopen();
 
+  // Runs `read` on the open database. While it is being reopened after a
+  // write error, readers wait; if it could not be reopened, unavailable.
+  template <class Read>
+  auto read_db(Read&& read) {
+    std::shared_lock lock(db_mutex);
+    using answer = decltype(read(*db));
+    if (!db) {
+      return answer{status{status_code::unavailable,
+                           "the ledger is closed after a storage error; it is reopened on the "
+                           "next write"}};
+    }
+    return read(*db);
+  }
+
+  // Readers (any thread) hold db_mutex shared; only the committer thread
+  // replaces `db`, and only under the exclusive lock. The committer itself
+  // uses `db` without the lock, since nobody else replaces it.
+  std::shared_mutex db_mutex;
   std::unique_ptr<database> db;
+  const store_options options;  // to reopen
   rocksdb::WriteOptions write_options;
   std::atomic<uint64_t> synced_writes{0};
   uint64_t next_audit_sequence;  // committer thread only
   audit_chain::head chain;       // committer thread only: the durable chain head
-  std::mutex backup_mutex;       // one BackupEngine per directory at a time
+  // Set when a write failed: RocksDB then refuses every write (background
+  // error) until the database is reopened. Committer thread only.
+  bool needs_reopen = false;
+  std::mutex backup_mutex;  // one BackupEngine per directory at a time
   std::optional<group_committer> committer;
 };
 
@@ -145,6 +171,17 @@ void ledger_store::impl::write_group(std::span<pending_commit> group) {
     in_batch.push_back(&commit);
   }
   if (in_batch.empty()) return;
+  if (needs_reopen) {
+    // The disk failed before (I/O error, disk full): reopen now and build
+    // the batch again on what the reopened database holds. Until that
+    // works, nothing is acknowledged.
+    if (status reopened = reopen(); !reopened.ok()) {
+      for (auto* commit : in_batch) commit->outcome = reopened;
+      return;
+    }
+    write_group(group);
+    return;
+  }
   if (chain_after.entries != chain.entries) {
     auto put = batch.Put(db->handle(meta_family), audit_chain::head_key,
                          audit_chain::encode_head(chain_after));
@@ -161,8 +198,36 @@ void ledger_store::impl::write_group(std::span<pending_commit> group) {
   if (outcome.ok()) {
     next_audit_sequence = sequence;
     chain = chain_after;
+  } else {
+    needs_reopen = true;
   }
   for (auto* commit : in_batch) commit->outcome = outcome;
+}
+
+// RocksDB 7.8 cannot leave the error state of a failed WAL write in-process:
+// DB::Resume() reports success or the old error, but the WAL writer keeps its
+// error and every later write fails (facebook/rocksdb#11643). Closing and
+// reopening starts a new WAL. The failed write may or may not be in the old
+// WAL (an append can reach the disk before its sync fails); replay decides,
+// which is safe because it was never acknowledged: a retry finds it as a
+// duplicate. The audit chain head and sequence are re-read for the same
+// reason.
+status ledger_store::impl::reopen() {
+  std::unique_lock exclusive(db_mutex);
+  db.reset();
+  auto opened = database::open(options);
+  if (!opened.ok()) {
+    return {status_code::unavailable,
+            fmt::format("the ledger could not be reopened after a storage error: {}",
+                        opened.error().message())};
+  }
+  auto head = audit_chain::load_head((*opened)->db(), (*opened)->handle(meta_family));
+  if (!head.ok()) return head.error();
+  db = std::move(opened).value();
+  chain = head.value();
+  next_audit_sequence = std::max(next_audit_sequence, db->db().GetLatestSequenceNumber() + 1);
+  needs_reopen = false;
+  return status::ok_status();
 }
 
 ledger_store::ledger_store(std::unique_ptr<impl> impl) : impl_(std::move(impl)) {}
@@ -174,7 +239,7 @@ result<std::shared_ptr<ledger_store>> ledger_store::open(const store_options& op
   if (!opened) return opened.error();
   auto chain_head = audit_chain::load_head((*opened)->db(), (*opened)->handle(meta_family));
   if (!chain_head.ok()) return chain_head.error();
-  auto state = std::make_unique<impl>(std::move(*opened), options.sync_writes, chain_head.value());
+  auto state = std::make_unique<impl>(std::move(*opened), options, chain_head.value());
   // The constructor is private, so make_shared cannot reach it.
   return std::shared_ptr<ledger_store>(new ledger_store(std::move(state)));
 }
@@ -188,7 +253,7 @@ result<backup_info> ledger_store::create_backup(const std::string& backup_dir) {
   if (!running.owns_lock()) {
     return status{status_code::aborted, "another backup is running; retry when it has finished"};
   }
-  return back_up(impl_->db->db(), backup_dir);
+  return impl_->read_db([&](database& db) { return back_up(db.db(), backup_dir); });
 }
 
 commit_stats ledger_store::stats() const {
@@ -210,8 +275,12 @@ result<std::vector<std::optional<model::usage_window>>> ledger_store::find_store
   std::vector<rocksdb::Slice> key_slices(keys.begin(), keys.end());
   std::vector<rocksdb::PinnableSlice> values(keys.size());
   std::vector<rocksdb::Status> statuses(keys.size());
-  impl_->db->db().MultiGet(rocksdb::ReadOptions{}, impl_->db->handle(dedup_family), keys.size(),
-                           key_slices.data(), values.data(), statuses.data());
+  const status read = impl_->read_db([&](database& db) {
+    db.db().MultiGet(rocksdb::ReadOptions{}, db.handle(dedup_family), keys.size(),
+                     key_slices.data(), values.data(), statuses.data());
+    return status::ok_status();
+  });
+  if (!read.ok()) return read;
 
   found.reserve(identities.size());
   for (size_t i = 0; i < identities.size(); ++i) {
@@ -240,16 +309,18 @@ status ledger_store::scan_windows(
   const rocksdb::Slice upper_bound(*upper);
   rocksdb::ReadOptions read_options;
   read_options.iterate_upper_bound = &upper_bound;
-  std::unique_ptr<rocksdb::Iterator> it(
-      impl_->db->db().NewIterator(read_options, impl_->db->handle(windows_family)));
-  for (it->Seek(*lower); it->Valid(); it->Next()) {
-    auto id = keys::decode_window_key(it->key().ToStringView());
-    if (!id) return id.error();
-    auto window = codec::decode_window_value(*id, it->value().ToStringView());
-    if (!window) return window.error();
-    if (!visit(*window)) return status::ok_status();
-  }
-  return from_rocksdb(it->status(), fmt::format("scanning the windows of '{}'", customer_id));
+  return impl_->read_db([&](database& db) {
+    std::unique_ptr<rocksdb::Iterator> it(
+        db.db().NewIterator(read_options, db.handle(windows_family)));
+    for (it->Seek(*lower); it->Valid(); it->Next()) {
+      auto id = keys::decode_window_key(it->key().ToStringView());
+      if (!id) return id.error();
+      auto window = codec::decode_window_value(*id, it->value().ToStringView());
+      if (!window) return window.error();
+      if (!visit(*window)) return status::ok_status();
+    }
+    return from_rocksdb(it->status(), fmt::format("scanning the windows of '{}'", customer_id));
+  });
 }
 
 status ledger_store::scan_audit(
@@ -266,18 +337,23 @@ status ledger_store::scan_audit(
     upper_bound.emplace(*successor);
     read_options.iterate_upper_bound = &*upper_bound;
   }
-  std::unique_ptr<rocksdb::Iterator> it(
-      impl_->db->db().NewIterator(read_options, impl_->db->handle(audit_family)));
-  for (it->Seek(*prefix); it->Valid(); it->Next()) {
-    if (it->key().size() != key_size) {
-      return {status_code::data_loss,
-              fmt::format("corrupt audit key: {} bytes, expected {}", it->key().size(), key_size)};
+  return impl_->read_db([&](database& db) {
+    std::unique_ptr<rocksdb::Iterator> it(
+        db.db().NewIterator(read_options, db.handle(audit_family)));
+    for (it->Seek(*prefix); it->Valid(); it->Next()) {
+      if (it->key().size() != key_size) {
+        return status{
+            status_code::data_loss,
+            fmt::format("corrupt audit key: {} bytes, expected {}", it->key().size(), key_size)};
+      }
+      bool go_on = true;
+      if (status visited = visit(it->value().ToStringView(), go_on); !visited.ok()) {
+        return visited;
+      }
+      if (!go_on) return status::ok_status();
     }
-    bool go_on = true;
-    if (status visited = visit(it->value().ToStringView(), go_on); !visited.ok()) return visited;
-    if (!go_on) return status::ok_status();
-  }
-  return from_rocksdb(it->status(), fmt::format("scanning the audit trail of '{}'", customer_id));
+    return from_rocksdb(it->status(), fmt::format("scanning the audit trail of '{}'", customer_id));
+  });
 }
 
 // The audit family holds several kinds of entries; each kind's format byte
@@ -311,8 +387,9 @@ status ledger_store::scan_ingest_records(
 }
 
 result<audit_chain_report> ledger_store::verify_audit_chain() const {
-  auto verified = audit_chain::verify(impl_->db->db(), impl_->db->handle(meta_family),
-                                      impl_->db->handle(audit_family));
+  auto verified = impl_->read_db([](database& db) {
+    return audit_chain::verify(db.db(), db.handle(meta_family), db.handle(audit_family));
+  });
   if (!verified.ok()) return verified.error();
   const auto& v = verified.value();
   return audit_chain_report{v.intact,         v.entries_verified,
