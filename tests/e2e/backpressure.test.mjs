@@ -76,7 +76,7 @@ test("beyond --max-inflight-batches calls are refused at once, and a retry store
     const outcomes = await Promise.all(batches.map((batch) => clients.binary.sendMetricsBatch(batch).then((r) => ({ ok: r }), (e) => ({ err: e }))));
     outcomes.forEach((outcome, b) => {
       if (outcome.ok) {
-        assert.deepEqual(summarize(outcome.ok), expectedSummary(300));
+        assert.deepEqual(summarize(outcome.ok), expectedSummary(300), JSON.stringify(outcome.ok.results));
       } else {
         assert.ok(outcome.err instanceof ConnectError, String(outcome.err));
         assert.equal(outcome.err.code, Code.ResourceExhausted, outcome.err.message);
