@@ -43,6 +43,11 @@ billingd_config::billingd_config() {
            "(scopes: ingest, ingest:<region>, customer:<id>, admin)")
       .add(insecure_no_auth, "insecure-no-auth",
            "development only: serve every call without authentication")
+      .add(tls_cert_file, "tls-cert-file",
+           "serve HTTPS with this PEM certificate (chain); needs --tls-key-file")
+      .add(tls_key_file, "tls-key-file", "the PEM private key of --tls-cert-file")
+      .add(tls_client_ca_file, "tls-client-ca-file",
+           "mTLS: require client certificates signed by the CA(s) in this PEM file")
       .add(max_inflight_batches, "max-inflight-batches",
            "ingest calls being stored at once; more get resource_exhausted (0: unbounded)")
       .add(rate_limit_per_second, "rate-limit-per-second",
@@ -85,6 +90,9 @@ result<gateway::server_options> billingd_config::server_options() const {
   options.max_body_bytes = max_body_bytes;
   options.io_threads = io_threads;
   options.default_timeout = std::chrono::milliseconds{request_timeout_ms};
+  options.tls_cert_file = tls_cert_file;
+  options.tls_key_file = tls_key_file;
+  options.tls_client_ca_file = tls_client_ca_file;
   return options;
 }
 

@@ -46,6 +46,10 @@ class billingd_config : public caf::actor_system_config {
   // Authentication: exactly one of a token file or the explicit dev mode.
   std::string auth_tokens_file;
   bool insecure_no_auth = false;
+  // TLS (HTTPS) on the gateway; empty: plain HTTP.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_client_ca_file;
   // Backpressure.
   uint32_t max_inflight_batches = 256;
   uint32_t rate_limit_per_second = 0;  // per source; 0: no limit

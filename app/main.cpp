@@ -107,7 +107,12 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
       log_error("cannot listen on {}: {}", config.listen, bound.error().message());
       exit_code = 1;
     } else {
-      log_info("billingd ready; data dir {}; listening on {}", config.data_dir, bound.value());
+      log_info(
+          "billingd ready; data dir {}; {}; listening on {}", config.data_dir,
+          config.tls_cert_file.empty()
+              ? "plain HTTP"
+              : (config.tls_client_ca_file.empty() ? "HTTPS" : "HTTPS with client certificates"),
+          bound.value());
       const int signal = wait_for_stop_signal(stop_signals);
       log_info("received {}; draining in-flight calls (up to {} ms)",
                signal == SIGTERM ? "SIGTERM" : "SIGINT", config.drain_timeout_ms);

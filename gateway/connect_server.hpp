@@ -37,6 +37,12 @@ struct server_options {
   // Largest request line plus headers; larger ones get HTTP 431 with a
   // resource_exhausted Connect error, and the connection is closed.
   uint32_t max_header_bytes = 16 * 1024;
+  // TLS: serve HTTPS with this PEM certificate (chain) and private key; both
+  // empty serves plain HTTP. With a client CA file, clients must present a
+  // certificate signed by it (mTLS); otherwise none is asked for.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_client_ca_file;
 };
 
 enum class codec { proto, json };
@@ -147,7 +153,8 @@ class connect_server {
   connect_server& operator=(const connect_server&) = delete;
 
   // Binds and starts the io threads. Returns the bound "host:port" (the real
-  // port when 0 was asked for), or unavailable when binding failed.
+  // port when 0 was asked for), or unavailable when binding failed, or
+  // invalid_argument when the TLS files cannot be loaded.
   result<std::string> start();
 
   // Stops accepting, lets in-flight calls finish for up to `drain`, then

@@ -109,8 +109,9 @@ class call_completion {
 
 }  // namespace
 
-http_session::http_session(tcp::socket socket, std::shared_ptr<server_state> state)
-    : stream_(std::move(socket)),
+http_session::http_session(tcp::socket socket, std::shared_ptr<server_state> state,
+                           net::ssl::context* tls)
+    : stream_(std::move(socket), tls),
       state_(std::move(state)),
       peer_(peer_of(stream_.socket())),
       call_deadline_(stream_.get_executor()) {}
@@ -122,7 +123,26 @@ http_session::~http_session() {
 void http_session::start() {
   registry_id_ = state_->add_session(weak_from_this());
   registered_ = true;
-  net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read_header(); });
+  net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->handshake(); });
+}
+
+// TLS: the handshake must finish within the header timeout, like the request
+// headers that follow it.
+void http_session::handshake() {
+  if (!stream_.is_tls()) {
+    read_header();
+    return;
+  }
+  stream_.expires_after(state_->options.header_timeout);
+  stream_.tls().async_handshake(net::ssl::stream_base::server,
+                                [self = shared_from_this()](beast::error_code ec) {
+                                  if (self->closed_) return;
+                                  if (ec) {
+                                    self->close();  // not TLS, or a certificate refused
+                                    return;
+                                  }
+                                  self->read_header();
+                                });
 }
 
 void http_session::request_drain() {
