@@ -66,6 +66,20 @@ std::pair<uint64_t, audit_chain::link> nth_link(raw_rocksdb& raw, size_t n) {
   return {*key.u64(), link.value()};
 }
 
+// Fills a new ledger with `rounds` of fill(), lets `damage` change it behind
+// the store's back (told how many audit entries there are), and verifies.
+audit_chain_report damaged_chain(
+    int rounds, const std::function<void(raw_rocksdb&, uint64_t entries)>& damage) {
+  temp_dir dir;
+  const auto options = options_for(dir);
+  const uint64_t entries = fill(*open_store(options), rounds);
+  {
+    raw_rocksdb raw(options.data_dir);
+    damage(raw, entries);
+  }
+  return verify(options);
+}
+
 }  // namespace
 
 TEST_CASE("ingest records are stored per part and read back; conflicts stay readable") {
@@ -135,12 +149,8 @@ TEST_CASE("concurrent commits of many customers form one unbroken chain") {
 }
 
 TEST_CASE("a modified audit entry breaks the chain at that entry") {
-  temp_dir dir;
-  const auto options = options_for(dir);
-  fill(*open_store(options), 3);
   uint64_t sequence = 0;
-  {
-    raw_rocksdb raw(options.data_dir);
+  const auto report = damaged_chain(3, [&](raw_rocksdb& raw, uint64_t) {
     auto [seq, link] = nth_link(raw, 2);
     sequence = seq;
     // Someone lowers the accepted count of an ingest record or edits a conflict.
@@ -151,8 +161,7 @@ TEST_CASE("a modified audit entry breaks the chain at that entry") {
     REQUIRE_FALSE(value.empty());
     value.back() = static_cast<char>(value.back() ^ 1);
     raw.put("audit", link.audit_key, value);
-  }
-  const auto report = verify(options);
+  });
   CHECK_FALSE(report.intact);
   CHECK(report.first_bad_sequence == sequence);
   CHECK(report.problem.find("audit entry " + std::to_string(sequence)) != std::string::npos);
@@ -162,61 +171,41 @@ TEST_CASE("a modified audit entry breaks the chain at that entry") {
 
 TEST_CASE("a removed, an inserted or a truncated entry is detected") {
   SUBCASE("removed entry") {
-    temp_dir dir;
-    const auto options = options_for(dir);
-    fill(*open_store(options), 2);
     uint64_t sequence = 0;
-    {
-      raw_rocksdb raw(options.data_dir);
+    const auto report = damaged_chain(2, [&](raw_rocksdb& raw, uint64_t) {
       auto [seq, link] = nth_link(raw, 1);
       sequence = seq;
       raw.remove("audit", link.audit_key);
-    }
-    const auto report = verify(options);
+    });
     CHECK_FALSE(report.intact);
     CHECK(report.first_bad_sequence == sequence);
     CHECK(report.problem.find("is missing") != std::string::npos);
   }
   SUBCASE("removed entry and its link") {
-    temp_dir dir;
-    const auto options = options_for(dir);
-    fill(*open_store(options), 2);
-    {
-      raw_rocksdb raw(options.data_dir);
+    const auto report = damaged_chain(2, [](raw_rocksdb& raw, uint64_t) {
       auto [seq, link] = nth_link(raw, 1);
       raw.remove("audit", link.audit_key);
       raw.remove("default", audit_chain::link_key(seq));
-    }
-    const auto report = verify(options);
+    });
     CHECK_FALSE(report.intact);
     CHECK(report.problem.find("does not follow") != std::string::npos);
   }
   SUBCASE("entry inserted outside the chain") {
-    temp_dir dir;
-    const auto options = options_for(dir);
-    fill(*open_store(options), 1);
-    {
-      raw_rocksdb raw(options.data_dir);
+    const auto report = damaged_chain(1, [](raw_rocksdb& raw, uint64_t) {
       auto key = keys::audit_key_without_sequence("acme", t0);
       REQUIRE(key.ok());
       keys::append_audit_sequence(*key, 1);
       raw.put("audit", *key, codec::encode_ingest_record(record_for("acme", "forged", 9)));
-    }
-    const auto report = verify(options);
+    });
     CHECK_FALSE(report.intact);
     CHECK(report.problem.find("outside the chain") != std::string::npos);
   }
   SUBCASE("last entries removed with their links") {
-    temp_dir dir;
-    const auto options = options_for(dir);
-    const uint64_t entries = fill(*open_store(options), 2);
-    {
-      raw_rocksdb raw(options.data_dir);
+    const auto report = damaged_chain(2, [](raw_rocksdb& raw, uint64_t entries) {
       auto [seq, link] = nth_link(raw, entries - 1);
       raw.remove("audit", link.audit_key);
       raw.remove("default", audit_chain::link_key(seq));
-    }
-    const auto report = verify(options);
+    });
     CHECK_FALSE(report.intact);
     CHECK(report.problem.find("its head records") != std::string::npos);
   }
