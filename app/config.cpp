@@ -20,6 +20,10 @@ billingd_config::billingd_config() {
            "deadline of a call that sends no Connect-Timeout-Ms")
       .add(drain_timeout_ms, "drain-timeout-ms",
            "on SIGTERM, how long in-flight calls may take to finish")
+      .add(header_timeout_ms, "header-timeout-ms",
+           "how long a connection may take to complete TLS and send its request headers "
+           "(slow clients are closed)")
+      .add(idle_timeout_ms, "idle-timeout-ms", "how long an idle keep-alive connection is kept")
       .add(block_cache_bytes, "block-cache-bytes", "RocksDB block cache size")
       .add(max_vcpus, "max-vcpus", "CPU time above window length x this is rejected")
       .add(max_window_seconds, "max-window-seconds", "longest usage window accepted")
@@ -90,6 +94,8 @@ result<gateway::server_options> billingd_config::server_options() const {
   options.max_body_bytes = max_body_bytes;
   options.io_threads = io_threads;
   options.default_timeout = std::chrono::milliseconds{request_timeout_ms};
+  options.header_timeout = std::chrono::milliseconds{header_timeout_ms};
+  options.idle_timeout = std::chrono::milliseconds{idle_timeout_ms};
   options.tls_cert_file = tls_cert_file;
   options.tls_key_file = tls_key_file;
   options.tls_client_ca_file = tls_client_ca_file;

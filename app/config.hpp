@@ -32,6 +32,8 @@ class billingd_config : public caf::actor_system_config {
   uint32_t io_threads = 1;
   uint32_t request_timeout_ms = 30'000;
   uint32_t drain_timeout_ms = 30'000;
+  uint32_t header_timeout_ms = 10'000;
+  uint32_t idle_timeout_ms = 60'000;
   uint64_t block_cache_bytes = uint64_t{256} << 20;
   // Validation limits.
   uint32_t max_vcpus = 512;
