@@ -15,6 +15,7 @@
 #include "gateway/services/collector_service.hpp"
 #include "observability/log.hpp"
 #include "observability/metrics.hpp"
+#include "observability/trace.hpp"
 
 namespace billing::app {
 namespace {
@@ -79,10 +80,12 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
     // Shared by the services that record into it; outlives the server.
     auto metrics = std::make_shared<observability::service_metrics>();
     gateway::connect_router router;
-    router.set_call_observer(
-        [metrics](std::string_view path, status_code code, std::chrono::nanoseconds took) {
-          metrics->record_call(path, code, took);
-        });
+    router.set_call_observer([metrics](std::string_view path, status_code code,
+                                       std::chrono::nanoseconds took,
+                                       std::string_view traceparent) {
+      metrics->record_call(path, code, took);
+      observability::log_call(path, code, took, traceparent);
+    });
     auto collector_settings = config.collector_settings();
     collector_settings.metrics = metrics;
     collector_settings.auth = auth;

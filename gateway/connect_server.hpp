@@ -77,10 +77,12 @@ struct http_reply {
   std::string body;
 };
 
-// Told about every finished unary call: its path, Connect code and the time
-// from the decoded request to the answer. Called on the answering thread.
+// Told about every finished unary call: its path, Connect code, the time
+// from the decoded request to the answer, and the caller's W3C `traceparent`
+// header ("" when none). Called on the answering thread.
 using call_observer =
-    std::function<void(std::string_view path, status_code code, std::chrono::nanoseconds took)>;
+    std::function<void(std::string_view path, status_code code, std::chrono::nanoseconds took,
+                       std::string_view traceparent)>;
 
 class connect_router {
  public:
@@ -116,33 +118,34 @@ void connect_router::add_unary(
     std::string path,
     std::function<void(const call_context&, Request, responder<Response>)> handler) {
   std::string route_path = path;
-  unary_[std::move(route_path)] = unary_route{[handler = std::move(handler), observer = observer_,
-                                               path = std::move(path)](
-                                                  const call_context& context, std::string body,
-                                                  std::function<void(result<std::string>)> done) {
-    const auto started = std::chrono::steady_clock::now();
-    auto finish = [done = std::move(done), observer, path, started](result<std::string> answer) {
-      if (*observer) {
-        (*observer)(path, answer.ok() ? status_code::ok : answer.error().code(),
-                    std::chrono::steady_clock::now() - started);
-      }
-      done(std::move(answer));
-    };
-    Request request;
-    if (status decoded = decode_message(context.wire_codec, body, request); !decoded.ok()) {
-      finish(decoded);
-      return;
-    }
-    const codec wire_codec = context.wire_codec;
-    handler(context, std::move(request),
-            [finish = std::move(finish), wire_codec](result<Response> response) mutable {
-              if (!response.ok()) {
-                finish(response.error());
-                return;
-              }
-              finish(encode_message(wire_codec, response.value()));
-            });
-  }};
+  unary_[std::move(route_path)] =
+      unary_route{[handler = std::move(handler), observer = observer_, path = std::move(path)](
+                      const call_context& context, std::string body,
+                      std::function<void(result<std::string>)> done) {
+        const auto started = std::chrono::steady_clock::now();
+        auto finish = [done = std::move(done), observer, path, started,
+                       traceparent = context.header("traceparent")](result<std::string> answer) {
+          if (*observer) {
+            (*observer)(path, answer.ok() ? status_code::ok : answer.error().code(),
+                        std::chrono::steady_clock::now() - started, traceparent);
+          }
+          done(std::move(answer));
+        };
+        Request request;
+        if (status decoded = decode_message(context.wire_codec, body, request); !decoded.ok()) {
+          finish(decoded);
+          return;
+        }
+        const codec wire_codec = context.wire_codec;
+        handler(context, std::move(request),
+                [finish = std::move(finish), wire_codec](result<Response> response) mutable {
+                  if (!response.ok()) {
+                    finish(response.error());
+                    return;
+                  }
+                  finish(encode_message(wire_codec, response.value()));
+                });
+      }};
 }
 
 class connect_server {
