@@ -6,6 +6,8 @@
 #include <map>
 
 #include "actors/errors.hpp"
+#include "model/calendar.hpp"
+#include "model/rollup.hpp"
 
 namespace billing::actors {
 namespace {
@@ -17,18 +19,42 @@ struct pending_part {
   caf::typed_response_promise<outcomes> promise;
 };
 
+// What one part of a committing group adds, for its live update.
+struct part_usage {
+  model::usage_totals delta;        // the accepted windows, whole
+  model::usage_totals month_share;  // their share of the tracked month
+  bool stored_any = false;
+};
+
+struct pending_subscriber {
+  subscriber_actor subscriber;
+  caf::typed_response_promise<model::usage_update> promise;
+};
+
 // Parts are committed in groups: while one group's write is in flight, new
 // parts wait; when it is durable, all waiting parts form the next group. So a
 // busy customer costs one store commit per group, and the dedup check of a
 // group always sees every earlier group durably stored.
+//
+// Live usage: month_to_date is kept only while someone subscribes. It is
+// loaded from the monthly rollups when no commit is in flight (a subscriber
+// arriving mid-commit waits for it), so the snapshot and the updates that
+// follow never count an ingest twice or miss one.
 struct ledger_state {
   std::string customer_id;
   std::shared_ptr<storage::ledger_store> store;
   std::deque<pending_part> waiting;
   std::vector<pending_part> committing;
   std::vector<outcomes> committing_outcomes;
+  std::vector<part_usage> committing_usage;
   uint64_t commit_id = 0;
   bool in_flight = false;
+
+  std::vector<subscriber_actor> subscribers;
+  std::vector<pending_subscriber> waiting_subscribers;
+  int64_t month_start_ns = 0;
+  model::usage_totals month_to_date;
+  uint64_t sequence = 0;
 
   static inline const char* name = "customer_ledger";
 };
@@ -61,11 +87,11 @@ storage::ingest_record ingest_record_of(const model::customer_part& part, const 
   return record;
 }
 
-// Judges every window of the group and collects the writes, with one audit
-// entry per part (in the same write, so the record exists exactly when the
-// part's windows do). Returns the
-// outcomes per part, in the parts' order.
-result<std::vector<outcomes>> judge_group(const ledger_state& st, storage::write_set& writes) {
+// Judges every window of the group and collects the writes: raw windows,
+// dedup entries, the rollups they add and one audit entry per part, all in
+// one write_set (so the record exists exactly when the part's windows do).
+// Returns the outcomes per part, in the parts' order.
+result<std::vector<outcomes>> judge_group(ledger_state& st, storage::write_set& writes) {
   std::vector<model::window_identity> identities;
   for (const auto& pending : st.committing) {
     for (const auto& window : pending.part.windows) {
@@ -75,16 +101,22 @@ result<std::vector<outcomes>> judge_group(const ledger_state& st, storage::write
   auto stored = st.store->find_stored(identities);
   if (!stored.ok()) return stored.error();
 
+  const bool tracking_month = !st.subscribers.empty();
+  const int64_t month_end = model::next_bucket_start(model::granularity::month, st.month_start_ns);
+  model::rollup_accumulator rollups;
   // Windows accepted earlier in this same group, by identity.
   std::map<model::window_identity, const model::usage_window*> accepted_in_group;
   std::vector<outcomes> group_outcomes;
+  st.committing_usage.assign(st.committing.size(), {});
   size_t flat = 0;
-  for (const auto& pending : st.committing) {
+  for (size_t p = 0; p < st.committing.size(); ++p) {
+    const auto& part = st.committing[p].part;
+    auto& usage = st.committing_usage[p];
     outcomes part_outcomes;
-    part_outcomes.reserve(pending.part.windows.size());
-    for (size_t i = 0; i < pending.part.windows.size(); ++i, ++flat) {
-      const auto& window = pending.part.windows[i];
-      const uint32_t index = pending.part.indices[i];
+    part_outcomes.reserve(part.windows.size());
+    for (size_t i = 0; i < part.windows.size(); ++i, ++flat) {
+      const auto& window = part.windows[i];
+      const uint32_t index = part.indices[i];
       const model::usage_window* existing = nullptr;
       if (stored.value()[flat]) {
         existing = &*stored.value()[flat];
@@ -93,27 +125,117 @@ result<std::vector<outcomes>> judge_group(const ledger_state& st, storage::write
         existing = it->second;
       }
       if (existing == nullptr) {
+        if (status added = rollups.add(window); !added.ok()) return added;
+        if (status added = usage.delta.add(model::usage_totals::of(window)); !added.ok()) {
+          return added;
+        }
+        if (tracking_month) {
+          auto share = model::usage_within(window, st.month_start_ns, month_end);
+          if (status added = usage.month_share.add(share); !added.ok()) return added;
+        }
+        usage.stored_any = true;
         writes.put_window(window);
         accepted_in_group.emplace(identities[flat], &window);
         part_outcomes.push_back(model::item_outcome::accepted(index));
       } else if (existing->same_billed_values(window)) {
         part_outcomes.push_back(model::item_outcome::duplicate(index));
       } else {
-        writes.put_conflict({pending.part.meta, window, *existing});
+        writes.put_conflict({part.meta, window, *existing});
         part_outcomes.push_back(model::item_outcome::rejected(
             index, model::reject_reason::conflicting_duplicate, describe_conflict(*existing)));
       }
     }
-    writes.put_ingest_record(ingest_record_of(pending.part, part_outcomes));
+    writes.put_ingest_record(ingest_record_of(part, part_outcomes));
     group_outcomes.push_back(std::move(part_outcomes));
   }
+  writes.merge_rollups(st.customer_id, rollups);
   return group_outcomes;
+}
+
+// Reads this month's totals from the monthly rollups. Only called while no
+// commit is in flight, so the store holds exactly what was acknowledged.
+status reload_month_to_date(ledger_state& st) {
+  st.month_start_ns = model::bucket_start(model::granularity::month, model::unix_now_ns());
+  const int64_t month_end = model::next_bucket_start(model::granularity::month, st.month_start_ns);
+  model::usage_totals total;
+  status added = status::ok_status();
+  status scanned = st.store->scan_rollups(
+      st.customer_id, model::granularity::month, st.month_start_ns, month_end,
+      [&](const model::rollup_id&, const model::rollup_value& value) {
+        added = total.add(value.totals);
+        return added.ok();
+      });
+  if (!scanned.ok()) return scanned;
+  if (!added.ok()) return added;
+  st.month_to_date = total;
+  return status::ok_status();
+}
+
+bool month_has_turned(const ledger_state& st) {
+  return model::bucket_start(model::granularity::month, model::unix_now_ns()) != st.month_start_ns;
+}
+
+model::usage_update make_update(const ledger_state& st, bool snapshot,
+                                const model::usage_totals& delta) {
+  return {st.customer_id, snapshot, delta, st.month_to_date, st.sequence, model::unix_now_ns()};
+}
+
+// Admits subscribers that arrived while a commit was in flight.
+void admit_waiting_subscribers(ledger_pointer self) {
+  auto& st = self->state;
+  if (st.waiting_subscribers.empty()) return;
+  if (st.subscribers.empty() || month_has_turned(st)) {
+    if (status loaded = reload_month_to_date(st); !loaded.ok()) {
+      for (auto& waiting : st.waiting_subscribers) waiting.promise.deliver(to_error(loaded));
+      st.waiting_subscribers.clear();
+      return;
+    }
+  }
+  for (auto& waiting : st.waiting_subscribers) {
+    waiting.promise.deliver(make_update(st, true, {}));
+    st.subscribers.push_back(std::move(waiting.subscriber));
+  }
+  st.waiting_subscribers.clear();
+}
+
+// After a durable commit: one update per part that stored something.
+void publish_committed(ledger_pointer self) {
+  auto& st = self->state;
+  if (st.subscribers.empty()) return;
+  // A new month: this month's rollups (this commit included) are the total.
+  const bool reloaded = month_has_turned(st);
+  if (reloaded) {
+    if (status loaded = reload_month_to_date(st); !loaded.ok()) {
+      for (auto& subscriber : st.subscribers) self->send_exit(subscriber, to_error(loaded));
+      st.subscribers.clear();
+      return;
+    }
+  }
+  for (const auto& usage : st.committing_usage) {
+    if (!usage.stored_any) continue;
+    if (!reloaded && !st.month_to_date.add(usage.month_share).ok()) {
+      // Cannot happen below 2^64 units a month; end the streams rather than lie.
+      for (auto& subscriber : st.subscribers) {
+        self->send_exit(subscriber, to_error({status_code::out_of_range, "month total overflow"}));
+      }
+      st.subscribers.clear();
+      return;
+    }
+    ++st.sequence;
+    const auto update = make_update(st, false, usage.delta);
+    for (auto& subscriber : st.subscribers) self->send(subscriber, update_atom::value, update);
+  }
+}
+
+void finish_group(ledger_state& st) {
+  st.committing.clear();
+  st.committing_outcomes.clear();
+  st.committing_usage.clear();
 }
 
 void fail_committing(ledger_state& st, const status& error) {
   for (auto& pending : st.committing) pending.promise.deliver(to_error(error));
-  st.committing.clear();
-  st.committing_outcomes.clear();
+  finish_group(st);
 }
 
 void start_commit(ledger_pointer self) {
@@ -143,6 +265,12 @@ customer_actor::behavior_type customer_ledger(ledger_pointer self, std::string c
                                               std::shared_ptr<storage::ledger_store> store) {
   self->state.customer_id = std::move(customer_id);
   self->state.store = std::move(store);
+  // A subscriber that ends (its client left) is forgotten.
+  self->set_down_handler([self](caf::down_msg& down) {
+    auto& subscribers = self->state.subscribers;
+    std::erase_if(subscribers,
+                  [&](const subscriber_actor& s) { return s.address() == down.source; });
+  });
   return {
       [self](append_atom, model::customer_part& part) -> caf::result<outcomes> {
         auto promise = self->make_response_promise<outcomes>();
@@ -159,12 +287,20 @@ customer_actor::behavior_type customer_ledger(ledger_pointer self, std::string c
           for (size_t i = 0; i < st.committing.size(); ++i) {
             st.committing[i].promise.deliver(std::move(st.committing_outcomes[i]));
           }
-          st.committing.clear();
-          st.committing_outcomes.clear();
+          publish_committed(self);
+          finish_group(st);
         } else {
           fail_committing(st, done);
         }
+        admit_waiting_subscribers(self);
         start_commit(self);
+      },
+      [self](subscribe_atom, subscriber_actor& subscriber) -> caf::result<model::usage_update> {
+        auto promise = self->make_response_promise<model::usage_update>();
+        self->monitor(subscriber);
+        self->state.waiting_subscribers.push_back({std::move(subscriber), promise});
+        if (!self->state.in_flight) admit_waiting_subscribers(self);
+        return promise;
       },
   };
 }

@@ -1,5 +1,6 @@
 #include "actors/directory.hpp"
 
+#include <algorithm>
 #include <map>
 #include <string>
 
@@ -11,6 +12,8 @@ namespace {
 struct directory_state {
   ingest_settings settings;
   std::shared_ptr<storage::ledger_store> store;
+  std::vector<query_actor> query_workers;
+  size_t next_worker = 0;
   std::map<std::string, ingest_actor> ingest_by_region;
   std::map<std::string, customer_actor> ledger_by_customer;
   static inline const char* name = "directory";
@@ -30,16 +33,30 @@ bool forget(std::map<std::string, Handle>& children, const caf::actor_addr& sour
 }
 
 directory_actor::behavior_type directory(directory_pointer self, ingest_settings settings,
+                                         query_settings queries,
                                          std::shared_ptr<storage::ledger_store> store) {
   self->state.settings = std::move(settings);
   self->state.store = std::move(store);
+  for (uint32_t i = 0; i < std::max<uint32_t>(queries.workers, 1); ++i) {
+    auto worker = spawn_query_worker(self->system(), queries, self->state.store);
+    self->link_to(worker);
+    self->state.query_workers.push_back(std::move(worker));
+  }
   // A child that fails is forgotten (its callers got an error and retry; the
   // next message respawns it from the durable ledger). Any other exit
   // message is a shutdown request.
-  self->set_exit_handler([self](caf::exit_msg& msg) {
+  self->set_exit_handler([self, queries](caf::exit_msg& msg) {
     auto& st = self->state;
     if (forget(st.ledger_by_customer, msg.source) || forget(st.ingest_by_region, msg.source)) {
       return;
+    }
+    for (auto& worker : st.query_workers) {
+      // Query workers hold no state: replace one that failed.
+      if (worker.address() == msg.source && msg.reason != caf::exit_reason::user_shutdown) {
+        worker = spawn_query_worker(self->system(), queries, st.store);
+        self->link_to(worker);
+        return;
+      }
     }
     self->quit(msg.reason);
   });
@@ -66,6 +83,11 @@ directory_actor::behavior_type directory(directory_pointer self, ingest_settings
     return it->second;
   };
 
+  auto next_worker = [self] {
+    auto& st = self->state;
+    return st.query_workers[st.next_worker++ % st.query_workers.size()];
+  };
+
   return {
       [self, ingest_for](ingest_atom atom,
                          model::ingest_batch& batch) -> caf::delegated<model::ingest_report> {
@@ -75,14 +97,27 @@ directory_actor::behavior_type directory(directory_pointer self, ingest_settings
           -> caf::delegated<std::vector<model::item_outcome>> {
         return self->delegate(ledger_for(part.customer_id), atom, std::move(part));
       },
+      [self, next_worker](usage_atom atom,
+                          model::usage_query& query) -> caf::delegated<model::customer_usage> {
+        return self->delegate(next_worker(), atom, std::move(query));
+      },
+      [self, next_worker](window_atom atom,
+                          model::window_query& query) -> caf::delegated<model::billing_window> {
+        return self->delegate(next_worker(), atom, std::move(query));
+      },
+      [self, ledger_for](subscribe_atom atom, const std::string& customer_id,
+                         subscriber_actor& subscriber) -> caf::delegated<model::usage_update> {
+        return self->delegate(ledger_for(customer_id), atom, std::move(subscriber));
+      },
   };
 }
 
 }  // namespace
 
 directory_actor spawn_directory(caf::actor_system& system, ingest_settings settings,
+                                query_settings queries,
                                 std::shared_ptr<storage::ledger_store> store) {
-  return system.spawn(directory, std::move(settings), std::move(store));
+  return system.spawn(directory, std::move(settings), std::move(queries), std::move(store));
 }
 
 }  // namespace billing::actors

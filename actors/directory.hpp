@@ -1,17 +1,19 @@
 // The registry of a node's actors: one regional ingest actor per region and
-// one ledger per customer, spawned on first use and linked to the directory,
-// so that stopping the directory stops them all.
+// one ledger per customer, spawned on first use, and a pool of query workers;
+// all linked to the directory, so that stopping the directory stops them all.
 #pragma once
 
 #include <memory>
 
 #include "actors/messages.hpp"
+#include "actors/query_worker.hpp"
 #include "actors/regional_ingest.hpp"
 #include "storage/ledger_store.hpp"
 
 namespace billing::actors {
 
 directory_actor spawn_directory(caf::actor_system& system, ingest_settings settings,
+                                query_settings queries,
                                 std::shared_ptr<storage::ledger_store> store);
 
 }  // namespace billing::actors

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "model/ingest.hpp"
+#include "model/usage_query.hpp"
 #include "model/usage_window.hpp"
 
 namespace billing::actors {
@@ -15,13 +16,29 @@ namespace billing::actors {
 using ingest_atom = caf::atom_constant<caf::atom("ingest")>;
 using append_atom = caf::atom_constant<caf::atom("append")>;
 using committed_atom = caf::atom_constant<caf::atom("committed")>;
+using usage_atom = caf::atom_constant<caf::atom("usage")>;
+using window_atom = caf::atom_constant<caf::atom("window")>;
+using subscribe_atom = caf::atom_constant<caf::atom("subscribe")>;
+using update_atom = caf::atom_constant<caf::atom("update")>;
+
+// Receives a customer's live usage updates (one per StreamLiveUsage call).
+using subscriber_actor = caf::typed_actor<caf::reacts_to<update_atom, model::usage_update>>;
 
 // A customer's ledger: the only writer of that customer's key range.
 using customer_actor = caf::typed_actor<
     // Stores the windows of one customer's part of a batch; one outcome per window.
     caf::replies_to<append_atom, model::customer_part>::with<std::vector<model::item_outcome>>,
     // Internal: the store finished commit `id` with the status (code, message).
-    caf::reacts_to<committed_atom, uint64_t, uint8_t, std::string>>;
+    caf::reacts_to<committed_atom, uint64_t, uint8_t, std::string>,
+    // Adds a live-usage subscriber; the answer is its snapshot, after which it
+    // gets an update_atom message per acknowledged ingest until it exits.
+    caf::replies_to<subscribe_atom, subscriber_actor>::with<model::usage_update>>;
+
+// Answers read queries from the store (a small pool per node: reads never
+// wait behind a customer's commits).
+using query_actor = caf::typed_actor<
+    caf::replies_to<usage_atom, model::usage_query>::with<model::customer_usage>,
+    caf::replies_to<window_atom, model::window_query>::with<model::billing_window>>;
 
 // Validates a region's batches and splits them by customer.
 using ingest_actor =
@@ -31,7 +48,10 @@ using ingest_actor =
 // a customer, and delegates to them.
 using directory_actor = caf::typed_actor<
     caf::replies_to<ingest_atom, model::ingest_batch>::with<model::ingest_report>,
-    caf::replies_to<append_atom, model::customer_part>::with<std::vector<model::item_outcome>>>;
+    caf::replies_to<append_atom, model::customer_part>::with<std::vector<model::item_outcome>>,
+    caf::replies_to<usage_atom, model::usage_query>::with<model::customer_usage>,
+    caf::replies_to<window_atom, model::window_query>::with<model::billing_window>,
+    caf::replies_to<subscribe_atom, std::string, subscriber_actor>::with<model::usage_update>>;
 
 // Announces every type above to the actor system (required for remote actors).
 void add_message_types(caf::actor_system_config& config);
@@ -73,6 +93,74 @@ typename Inspector::result_type inspect(Inspector& f, customer_part& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, ingest_report& x) {
   return f(caf::meta::type_name("ingest_report"), x.outcomes);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, usage_totals& x) {
+  return f(caf::meta::type_name("usage_totals"), x.cpu_time_nanos, x.memory_bytes_seconds,
+           x.memory_bytes_peak, x.disk_read_bytes, x.disk_write_bytes, x.disk_read_ops,
+           x.disk_write_ops, x.network_rx_bytes, x.network_tx_bytes, x.vm_active_nanos,
+           x.window_count);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, usage_query& x) {
+  return f(caf::meta::type_name("usage_query"), x.customer_id, x.start_ns, x.end_ns, x.grain);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, usage_bucket& x) {
+  return f(caf::meta::type_name("usage_bucket"), x.start_ns, x.end_ns, x.totals);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, region_usage& x) {
+  return f(caf::meta::type_name("region_usage"), x.region, x.totals);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, vm_usage& x) {
+  return f(caf::meta::type_name("vm_usage"), x.vm_id, x.region, x.totals, x.first_seen_ns,
+           x.last_seen_ns);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, customer_usage& x) {
+  return f(caf::meta::type_name("customer_usage"), x.customer_id, x.totals, x.buckets, x.regions,
+           x.vms);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, window_query& x) {
+  return f(caf::meta::type_name("window_query"), x.customer_id, x.start_ns, x.end_ns,
+           x.interpolate_gauges);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, active_span& x) {
+  return f(caf::meta::type_name("active_span"), x.start_ns, x.end_ns);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, vm_activity& x) {
+  return f(caf::meta::type_name("vm_activity"), x.vm_id, x.region, x.spans, x.totals);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, usage_gap& x) {
+  return f(caf::meta::type_name("usage_gap"), x.vm_id, x.region, x.start_ns, x.end_ns,
+           x.interpolated_memory_bytes_seconds, x.interpolated);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, billing_window& x) {
+  return f(caf::meta::type_name("billing_window"), x.customer_id, x.totals, x.vms, x.gaps);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, usage_update& x) {
+  return f(caf::meta::type_name("usage_update"), x.customer_id, x.snapshot, x.delta,
+           x.month_to_date, x.sequence, x.as_of_ns);
 }
 
 }  // namespace billing::model

@@ -2,18 +2,13 @@
 
 #include <fmt/format.h>
 
-#include <chrono>
 #include <map>
 #include <memory>
 
+#include "model/calendar.hpp"
+
 namespace billing::actors {
 namespace {
-
-int64_t unix_now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // Collects the customers' answers to one batch.
 struct fan_in {
@@ -40,7 +35,7 @@ ingest_actor::behavior_type regional_ingest(ingest_actor::stateful_pointer<inges
       [self](ingest_atom, model::ingest_batch& batch) -> caf::result<model::ingest_report> {
         model::ingest_report report;
         report.outcomes.resize(batch.windows.size());
-        auto parts = split_by_customer(batch, self->state.settings, unix_now_ns(), report);
+        auto parts = split_by_customer(batch, self->state.settings, model::unix_now_ns(), report);
         if (parts.empty()) return report;
 
         auto pending = std::make_shared<fan_in>();

@@ -5,6 +5,8 @@
 
 #include <charconv>
 
+#include "model/calendar.hpp"
+
 namespace billing::app {
 
 billingd_config::billingd_config() {
@@ -30,6 +32,15 @@ billingd_config::billingd_config() {
       .add(max_clock_skew_seconds, "max-clock-skew-seconds",
            "how far in the future a window may end")
       .add(max_memory_bytes, "max-memory-bytes", "memory gauges above this are rejected")
+      .add(raw_retention_days, "raw-retention-days",
+           "raw windows older than this many days are dropped (rollups are kept) and such old "
+           "windows are refused on ingest; 0 keeps raw windows forever")
+      .add(expected_cadence_seconds, "expected-cadence-seconds",
+           "metald's window cadence: a hole this long between a VM's windows is a gap")
+      .add(max_query_buckets, "max-query-buckets", "most buckets one GetCustomerUsage returns")
+      .add(max_window_query_days, "max-window-query-days",
+           "longest range one GetBillingWindow may cover")
+      .add(query_workers, "query-workers", "actors answering usage queries")
       .add(dump_windows, "dump-windows",
            "maintenance: print CUSTOMER's stored windows as JSON lines and exit "
            "(the server must be stopped)")
@@ -106,6 +117,7 @@ storage::store_options billingd_config::store_options() const {
   storage::store_options options;
   options.data_dir = data_dir;
   options.block_cache_bytes = block_cache_bytes;
+  options.raw_retention_ns = raw_retention_ns();
   return options;
 }
 
@@ -115,6 +127,7 @@ actors::ingest_settings billingd_config::ingest_settings() const {
   settings.limits.max_window_ns = int64_t{max_window_seconds} * 1'000'000'000;
   settings.limits.max_clock_skew_ns = int64_t{max_clock_skew_seconds} * 1'000'000'000;
   settings.limits.max_memory_bytes = max_memory_bytes;
+  settings.limits.raw_retention_ns = raw_retention_ns();
   std::string_view rest = regions;
   while (!rest.empty()) {
     const auto comma = rest.find(',');
@@ -153,6 +166,20 @@ result<security::authenticator> billingd_config::authenticator() const {
   auto tokens = security::token_table::load_file(auth_tokens_file);
   if (!tokens.ok()) return tokens.error();
   return security::authenticator::with_tokens(std::move(tokens).value());
+}
+
+int64_t billingd_config::raw_retention_ns() const {
+  return int64_t{raw_retention_days} * model::kNanosPerDay;
+}
+
+actors::query_settings billingd_config::query_settings() const {
+  actors::query_settings settings;
+  settings.limits.max_buckets = max_query_buckets;
+  settings.limits.max_window_range_ns = int64_t{max_window_query_days} * model::kNanosPerDay;
+  settings.limits.expected_cadence_ns = int64_t{expected_cadence_seconds} * model::kNanosPerSecond;
+  settings.max_window_ns = int64_t{max_window_seconds} * model::kNanosPerSecond;
+  settings.workers = query_workers;
+  return settings;
 }
 
 std::vector<std::string> normalize_arguments(const billingd_config& config, int argc, char** argv) {

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "actors/query_worker.hpp"
 #include "actors/regional_ingest.hpp"
 #include "gateway/connect_server.hpp"
 #include "gateway/services/collector_service.hpp"
@@ -40,6 +41,13 @@ class billingd_config : public caf::actor_system_config {
   uint32_t max_window_seconds = 3600;
   uint32_t max_clock_skew_seconds = 300;
   uint64_t max_memory_bytes = uint64_t{64} << 40;
+  // Raw windows are kept this long (0: forever); rollups forever.
+  uint32_t raw_retention_days = 90;
+  // Queries.
+  uint32_t expected_cadence_seconds = 60;
+  uint32_t max_query_buckets = 744;
+  uint32_t max_window_query_days = 31;
+  uint32_t query_workers = 4;
   // Maintenance: print a customer's stored windows as JSON lines and exit.
   std::string dump_windows;
   std::string backup_dir;     // where CreateBackup writes; empty disables backups
@@ -61,6 +69,8 @@ class billingd_config : public caf::actor_system_config {
   result<gateway::server_options> server_options() const;
   storage::store_options store_options() const;
   actors::ingest_settings ingest_settings() const;
+  actors::query_settings query_settings() const;
+  int64_t raw_retention_ns() const;
   gateway::collector_settings collector_settings() const;
   // The token table of --auth-tokens-file, or the dev mode of
   // --insecure-no-auth; invalid_argument when neither or both are given or

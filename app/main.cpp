@@ -13,6 +13,7 @@
 #include "app/dump.hpp"
 #include "gateway/services/admin_service.hpp"
 #include "gateway/services/collector_service.hpp"
+#include "gateway/services/query_service.hpp"
 #include "observability/log.hpp"
 #include "observability/metrics.hpp"
 #include "observability/trace.hpp"
@@ -75,7 +76,8 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
   int exit_code = 0;
   {
     caf::actor_system system{config};
-    auto directory = actors::spawn_directory(system, config.ingest_settings(), store.value());
+    auto directory = actors::spawn_directory(system, config.ingest_settings(),
+                                             config.query_settings(), store.value());
 
     // Shared by the services that record into it; outlives the server.
     auto metrics = std::make_shared<observability::service_metrics>();
@@ -90,8 +92,9 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
     collector_settings.metrics = metrics;
     collector_settings.auth = auth;
     gateway::add_collector_service(router, system, directory, std::move(collector_settings));
-    gateway::add_query_service_placeholder(router, auth);
-    gateway::add_admin_service(router, system, store.value(), {config.backup_dir, auth});
+    gateway::add_query_service(router, system, directory, {config.ingest_settings().limits, auth});
+    gateway::add_admin_service(router, system, store.value(),
+                               {config.backup_dir, config.raw_retention_days, auth});
     router.add_get("/healthz", [] { return gateway::http_reply{200, "text/plain", "ok\n"}; });
     router.add_get("/readyz", [] { return gateway::http_reply{200, "text/plain", "ready\n"}; });
     router.add_get("/metrics", [metrics] {

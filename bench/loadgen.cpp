@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "bench/bench_args.hpp"
+#include "bench/stats.hpp"
 #include "billing/v1/billing.pb.h"
 
 namespace billing::bench {
@@ -172,12 +173,6 @@ connection_report run_connection(const loadgen_options& options, int connection,
     }
   }
   return report;
-}
-
-double percentile(std::vector<double>& sorted_values, double fraction) {
-  if (sorted_values.empty()) return 0;
-  const auto rank = static_cast<size_t>(fraction * static_cast<double>(sorted_values.size() - 1));
-  return sorted_values[rank];
 }
 
 int run(const loadgen_options& options) {

@@ -54,4 +54,8 @@ bool is_aligned(granularity g, int64_t unix_ns) {
   return bucket_start(g, unix_ns) == unix_ns;
 }
 
+int64_t unix_now_ns() {
+  return duration_cast<nanoseconds>(system_clock::now().time_since_epoch()).count();
+}
+
 }  // namespace billing::model

@@ -17,4 +17,7 @@ int64_t bucket_start(granularity g, int64_t unix_ns);
 int64_t next_bucket_start(granularity g, int64_t start);
 bool is_aligned(granularity g, int64_t unix_ns);
 
+// The system clock as unix nanoseconds.
+int64_t unix_now_ns();
+
 }  // namespace billing::model

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <numeric>
+#include <utility>
 
 #include "model/calendar.hpp"
 
@@ -58,6 +59,51 @@ std::vector<hour_share> split_into_hours(const usage_window& w) {
   }
   if (!hours.empty()) hours.front().totals.window_count = 1;
   return hours;
+}
+
+status rollup_value::merge(const rollup_value& other) {
+  if (status added = totals.add(other.totals); !added.ok()) return added;
+  first_active_ns = std::min(first_active_ns, other.first_active_ns);
+  last_active_ns = std::max(last_active_ns, other.last_active_ns);
+  return status::ok_status();
+}
+
+status rollup_accumulator::add(const usage_window& window) {
+  std::vector<std::pair<rollup_id, rollup_value>> shares;
+  for (const auto& hour : split_into_hours(window)) {
+    rollup_value value;
+    value.totals = hour.totals;
+    value.first_active_ns = std::max(hour.hour_start_ns, window.window_start_ns);
+    value.last_active_ns = std::min(hour.hour_start_ns + kNanosPerHour, window.window_end_ns);
+    for (auto grain : {granularity::hour, granularity::day, granularity::month}) {
+      shares.push_back(
+          {{grain, bucket_start(grain, hour.hour_start_ns), window.region, window.vm_id}, value});
+    }
+  }
+  // Check every share against a copy first, so a failure adds nothing.
+  std::map<rollup_id, rollup_value> touched;
+  for (const auto& [id, value] : shares) {
+    auto [it, inserted] = touched.try_emplace(id);
+    if (inserted) {
+      if (auto existing = buckets_.find(id); existing != buckets_.end())
+        it->second = existing->second;
+    }
+    if (status merged = it->second.merge(value); !merged.ok()) return merged;
+  }
+  for (auto& [id, value] : touched) buckets_[id] = std::move(value);
+  return status::ok_status();
+}
+
+result<usage_totals> rollup_accumulator::month_total(int64_t month_start_ns) const {
+  usage_totals total;
+  const rollup_id from{granularity::month, month_start_ns, {}, {}};
+  for (auto it = buckets_.lower_bound(from);
+       it != buckets_.end() && it->first.grain == granularity::month &&
+       it->first.bucket_start_ns == month_start_ns;
+       ++it) {
+    if (status added = total.add(it->second.totals); !added.ok()) return added;
+  }
+  return total;
 }
 
 }  // namespace billing::model

@@ -1,8 +1,14 @@
 // How a window's usage is attributed to the UTC hours it overlaps.
 #pragma once
 
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <string>
 #include <vector>
 
+#include "model/calendar.hpp"
+#include "model/status.hpp"
 #include "model/usage_totals.hpp"
 #include "model/usage_window.hpp"
 
@@ -21,6 +27,47 @@ struct hour_share {
 // exact overlap; peak memory is the window's peak in every hour it touches;
 // window_count is 1 in the hour where the window starts.
 std::vector<hour_share> split_into_hours(const usage_window& window);
+
+// Which rollup bucket: one (region, vm) in one UTC hour, day or month.
+struct rollup_id {
+  granularity grain = granularity::hour;
+  int64_t bucket_start_ns = 0;
+  std::string region;
+  std::string vm_id;
+  friend auto operator<=>(const rollup_id&, const rollup_id&) = default;
+};
+
+// What a rollup bucket holds: exact sums (peak: maximum) and the earliest and
+// latest instants the VM was active inside the bucket, clipped to it, which
+// give exact first/last-seen times without reading raw windows.
+struct rollup_value {
+  usage_totals totals;
+  int64_t first_active_ns = std::numeric_limits<int64_t>::max();
+  int64_t last_active_ns = std::numeric_limits<int64_t>::min();
+
+  // Adds `other` into this one; out_of_range (and no change) on overflow.
+  status merge(const rollup_value& other);
+  bool empty() const { return totals.window_count == 0 && totals.vm_active_nanos == 0; }
+  friend bool operator==(const rollup_value&, const rollup_value&) = default;
+};
+
+// Sums windows into their hourly, daily and monthly buckets, so that a group
+// of windows costs one rollup write per touched bucket rather than one per
+// window. Daily and monthly buckets are sums of the hourly shares, so every
+// granularity agrees exactly with the hours it covers.
+class rollup_accumulator {
+ public:
+  // Adds a valid window; out_of_range if a sum would overflow (nothing of the
+  // window is added then).
+  status add(const usage_window& window);
+  const std::map<rollup_id, rollup_value>& buckets() const { return buckets_; }
+  bool empty() const { return buckets_.empty(); }
+  // Totals over every (region, vm) of the month bucket starting at `month_start_ns`.
+  result<usage_totals> month_total(int64_t month_start_ns) const;
+
+ private:
+  std::map<rollup_id, rollup_value> buckets_;
+};
 
 // Divides `total` over `weights` (which sum to a positive value) by the
 // largest-remainder rule above. Exposed for tests.

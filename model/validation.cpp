@@ -4,10 +4,10 @@
 
 #include <cmath>
 
+#include "model/calendar.hpp"
+
 namespace billing::model {
 namespace {
-
-constexpr int64_t kNanosPerSecond = 1'000'000'000;
 
 // ceil(rate * window_ns / 1e9) without overflow: the most a counter can grow
 // at `per_second` over the window.
@@ -74,6 +74,14 @@ std::optional<rejection> validate_window(const usage_window& w, const validation
   }
   if (w.window_start_ns >= w.window_end_ns) {
     return rejection{reject_reason::invalid_window, "window_start must be before window_end"};
+  }
+  // Past the retention cutoff a window's dedup entry may be gone, so a re-send
+  // could not be recognised: refuse it rather than risk counting it twice.
+  if (limits.raw_retention_ns > 0 && w.window_start_ns < now_ns - limits.raw_retention_ns) {
+    return rejection{reject_reason::timestamp_out_of_range,
+                     fmt::format("window_start is older than the raw-window retention of {} days; "
+                                 "such windows can no longer be checked for duplicates",
+                                 limits.raw_retention_ns / kNanosPerDay)};
   }
   const int64_t length = w.duration_ns();
   if (length > limits.max_window_ns) {

@@ -26,6 +26,9 @@ struct validation_limits {
   uint64_t max_io_bytes_per_second = uint64_t{400} * 1'000'000'000;  // 400 GB/s
   // Disk operations per second of window cannot exceed this.
   uint64_t max_io_ops_per_second = 100'000'000;
+  // Windows starting more than this before now are refused (0: no limit):
+  // raw windows and their dedup entries are dropped after this long.
+  int64_t raw_retention_ns = 0;
 };
 
 // 2000-01-01T00:00:00Z: nothing older is a real usage window.

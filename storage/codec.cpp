@@ -37,12 +37,15 @@ status check_format(bytes::reader& in, std::string_view what, uint8_t expected) 
   return status::ok_status();
 }
 
-void append_billed_values(std::string& out, const model::usage_window& window) {
-  std::apply([&](const auto&... field) { (bytes::append_u64(out, field), ...); },
-             window.billed_values());
+// Appends every u64 of a tuple of fields, big-endian, in order.
+template <class Tuple>
+void append_u64_fields(std::string& out, const Tuple& fields) {
+  std::apply([&](const auto&... field) { (bytes::append_u64(out, field), ...); }, fields);
 }
 
-bool read_billed_values(bytes::reader& in, model::usage_window& window) {
+// Reads a tuple of u64 references in order; false if the input ends first.
+template <class Tuple>
+bool read_u64_fields(bytes::reader& in, Tuple fields) {
   return std::apply(
       [&](auto&... field) {
         auto read_one = [&](uint64_t& target) {
@@ -52,7 +55,15 @@ bool read_billed_values(bytes::reader& in, model::usage_window& window) {
         };
         return (read_one(field) && ...);
       },
-      writable_billed_values(window));
+      fields);
+}
+
+void append_billed_values(std::string& out, const model::usage_window& window) {
+  append_u64_fields(out, window.billed_values());
+}
+
+bool read_billed_values(bytes::reader& in, model::usage_window& window) {
+  return read_u64_fields(in, writable_billed_values(window));
 }
 
 // The part of a window that is not its identity: shared by the windows value
@@ -234,6 +245,45 @@ result<ingest_record> decode_ingest_record(std::string_view value) {
   record.duplicate = *duplicate;
   record.rejected = *rejected;
   return record;
+}
+
+namespace {
+
+// usage_totals in the order the rollups value stores them.
+auto rollup_fields(model::usage_totals& t) {
+  return std::tie(t.cpu_time_nanos, t.memory_bytes_seconds, t.memory_bytes_peak, t.disk_read_bytes,
+                  t.disk_write_bytes, t.disk_read_ops, t.disk_write_ops, t.network_rx_bytes,
+                  t.network_tx_bytes, t.vm_active_nanos, t.window_count);
+}
+
+}  // namespace
+
+std::string encode_rollup_value(const model::rollup_value& value) {
+  std::string out;
+  out.reserve(1 + 13 * 8);
+  bytes::append_u8(out, rollup_value_format);
+  model::usage_totals totals = value.totals;
+  append_u64_fields(out, rollup_fields(totals));
+  bytes::append_i64(out, value.first_active_ns);
+  bytes::append_i64(out, value.last_active_ns);
+  return out;
+}
+
+result<model::rollup_value> decode_rollup_value(std::string_view value) {
+  bytes::reader in(value);
+  if (auto format = check_format(in, "rollups value", rollup_value_format); !format.ok()) {
+    return format;
+  }
+  model::rollup_value decoded;
+  const bool complete = read_u64_fields(in, rollup_fields(decoded.totals));
+  auto first = in.i64();
+  auto last = in.i64();
+  if (!complete || !first || !last) return corrupt("rollups value", "truncated");
+  if (!in.at_end())
+    return corrupt("rollups value", fmt::format("{} trailing bytes", in.remaining()));
+  decoded.first_active_ns = *first;
+  decoded.last_active_ns = *last;
+  return decoded;
 }
 
 std::string encode_schema_version(uint32_t version) {

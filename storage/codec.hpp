@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "model/rollup.hpp"
 #include "model/status.hpp"
 #include "model/usage_window.hpp"
 #include "storage/ledger_store.hpp"
@@ -16,12 +17,15 @@ namespace billing::storage::codec {
 inline constexpr uint8_t billed_values_format = 1;
 inline constexpr uint8_t window_value_format = 1;
 inline constexpr uint8_t conflict_format = 1;
+inline constexpr uint8_t rollup_value_format = 1;
 // Audit values start with their format byte, which also tells their kind.
 inline constexpr uint8_t ingest_record_format = 2;
 
 // The schema of the whole database, stored in the meta family. Bump it when a
 // key or value layout changes incompatibly.
-inline constexpr uint32_t current_schema_version = 1;
+// Version 2 added the rollups (rebuilt from the raw windows when a version 1
+// ledger is opened).
+inline constexpr uint32_t current_schema_version = 2;
 
 // dedup value: version | the 10 billed values, u64 big-endian each (81 bytes).
 // Stored values are compared exactly, never by hash.
@@ -35,6 +39,11 @@ result<model::usage_window> decode_billed_values(const model::window_identity& i
 std::string encode_window_value(const model::usage_window& window);
 result<model::usage_window> decode_window_value(const model::window_identity& id,
                                                 std::string_view value);
+
+// rollups value: version | the 11 usage_totals fields (u64) | first_active (i64) |
+// last_active (i64). Combined by storage/rollup_merge's merge operator.
+std::string encode_rollup_value(const model::rollup_value& value);
+result<model::rollup_value> decode_rollup_value(std::string_view value);
 
 // audit value of a refused conflicting re-send.
 std::string encode_conflict(const conflict_record& record);

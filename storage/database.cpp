@@ -6,10 +6,16 @@
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/table.h>
 
+#include <rocksdb/write_batch.h>
+
 #include <algorithm>
+#include <map>
 #include <string>
 
+#include "model/calendar.hpp"
 #include "storage/codec.hpp"
+#include "storage/retention.hpp"
+#include "storage/rollup_merge.hpp"
 
 namespace billing::storage {
 
@@ -62,7 +68,47 @@ rocksdb::ColumnFamilyOptions make_family_options(family which, const store_optio
     table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   }
   options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+
+  if (which == rollups_family) options.merge_operator = make_rollup_merge_operator();
+  if (which == windows_family || which == dedup_family) {
+    options.compaction_filter_factory = make_retention_filter_factory(
+        which == windows_family ? retained_key_kind::window : retained_key_kind::dedup,
+        store.raw_retention_ns, store.clock ? store.clock : unix_clock{model::unix_now_ns});
+  }
   return options;
+}
+
+// Version 1 ledgers had raw windows but no rollups: add every stored window to
+// the rollups, then record version 2, all in one synced WriteBatch so that a
+// crash leaves either version 1 (and the migration runs again) or version 2.
+status rebuild_rollups(rocksdb::DB& db, const std::vector<rocksdb::ColumnFamilyHandle*>& handles) {
+  std::map<std::string, model::rollup_accumulator> by_customer;
+  std::unique_ptr<rocksdb::Iterator> it(
+      db.NewIterator(rocksdb::ReadOptions{}, handles[windows_family]));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    auto id = keys::decode_window_key(it->key().ToStringView());
+    if (!id) return id.error();
+    auto window = codec::decode_window_value(*id, it->value().ToStringView());
+    if (!window) return window.error();
+    if (status added = by_customer[id->customer_id].add(*window); !added.ok()) return added;
+  }
+  if (!it->status().ok()) return from_rocksdb(it->status(), "reading windows to rebuild rollups");
+
+  rocksdb::WriteBatch batch;
+  for (const auto& [customer, rollups] : by_customer) {
+    for (const auto& [bucket, value] : rollups.buckets()) {
+      auto key = keys::rollup_key(customer, bucket);
+      if (!key) return key.error();
+      auto merged = batch.Merge(handles[rollups_family], *key, codec::encode_rollup_value(value));
+      if (!merged.ok()) return from_rocksdb(merged, "rebuilding rollups");
+    }
+  }
+  auto versioned = batch.Put(handles[meta_family], keys::schema_version_key,
+                             codec::encode_schema_version(codec::current_schema_version));
+  if (!versioned.ok()) return from_rocksdb(versioned, "rebuilding rollups");
+  rocksdb::WriteOptions durable;
+  durable.sync = true;
+  return from_rocksdb(db.Write(durable, &batch), "writing rebuilt rollups");
 }
 
 }  // namespace
@@ -156,6 +202,7 @@ status database::check_schema_version() {
                         "refusing to open it (run a newer build)",
                         *version, codec::current_schema_version)};
   }
+  if (*version == 1 && codec::current_schema_version == 2) return rebuild_rollups(*db_, handles_);
   if (*version < codec::current_schema_version) {
     return {status_code::failed_precondition,
             fmt::format("the ledger has schema version {} and this build (version {}) has no "

@@ -14,6 +14,10 @@ status corrupt_window_key(std::string_view what) {
   return {status_code::data_loss, fmt::format("corrupt windows key: {}", what)};
 }
 
+status corrupt_rollup_key(std::string_view what) {
+  return {status_code::data_loss, fmt::format("corrupt rollups key: {}", what)};
+}
+
 std::optional<std::string_view> read_part(bytes::reader& in) {
   auto length = in.u8();
   if (!length) return std::nullopt;
@@ -116,6 +120,57 @@ result<std::string> audit_key_without_sequence(std::string_view customer_id,
 
 void append_audit_sequence(std::string& key, uint64_t sequence) {
   bytes::append_u64(key, sequence);
+}
+
+result<std::string> rollup_scan_bound(std::string_view customer_id, model::granularity grain,
+                                      int64_t ns) {
+  auto key = customer_prefix(customer_id);
+  if (!key) return key;
+  bytes::append_u8(*key, static_cast<uint8_t>(grain));
+  append_timestamp(*key, ns);
+  return key;
+}
+
+result<std::string> rollup_key(std::string_view customer_id, const model::rollup_id& id) {
+  auto key = rollup_scan_bound(customer_id, id.grain, id.bucket_start_ns);
+  if (!key) return key;
+  if (auto appended = append_part(*key, "region", id.region); !appended.ok()) return appended;
+  if (auto appended = append_part(*key, "vm_id", id.vm_id); !appended.ok()) return appended;
+  return key;
+}
+
+result<model::rollup_id> decode_rollup_key(std::string_view key) {
+  bytes::reader in(key);
+  if (!read_part(in)) return corrupt_rollup_key("customer_id truncated");
+  auto grain = in.u8();
+  if (!grain || *grain < static_cast<uint8_t>(model::granularity::hour) ||
+      *grain > static_cast<uint8_t>(model::granularity::month)) {
+    return corrupt_rollup_key("granularity missing or unknown");
+  }
+  auto start = read_timestamp(in);
+  if (!start) return corrupt_rollup_key("bucket_start truncated");
+  auto region = read_part(in);
+  if (!region) return corrupt_rollup_key("region truncated");
+  auto vm = read_part(in);
+  if (!vm) return corrupt_rollup_key("vm_id truncated");
+  if (!in.at_end()) return corrupt_rollup_key(fmt::format("{} trailing bytes", in.remaining()));
+  return model::rollup_id{static_cast<model::granularity>(*grain), *start, std::string(*region),
+                          std::string(*vm)};
+}
+
+std::optional<int64_t> window_start_of_window_key(std::string_view key) {
+  auto id = decode_window_key(key);
+  if (!id) return std::nullopt;
+  return id->window_start_ns;
+}
+
+std::optional<int64_t> window_start_of_dedup_key(std::string_view key) {
+  bytes::reader in(key);
+  if (!read_part(in) || !read_part(in) || !read_part(in)) return std::nullopt;
+  auto start = read_timestamp(in);
+  auto end = read_timestamp(in);
+  if (!start || !end || !in.at_end()) return std::nullopt;
+  return *start;
 }
 
 }  // namespace billing::storage::keys

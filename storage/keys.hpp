@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "model/rollup.hpp"
 #include "model/status.hpp"
 #include "model/usage_window.hpp"
 
@@ -60,6 +61,19 @@ result<model::window_identity> decode_window_key(std::string_view key);
 
 // dedup: lp(customer) | lp(region) | lp(vm_id) | ts(window_start) | ts(window_end)
 result<std::string> dedup_key(const model::window_identity& id);
+
+// rollups: lp(customer) | u8(granularity) | ts(bucket_start) | lp(region) | lp(vm_id)
+result<std::string> rollup_key(std::string_view customer_id, const model::rollup_id& id);
+// The rollups-family key bound for a scan of `grain` buckets starting at `ns`.
+result<std::string> rollup_scan_bound(std::string_view customer_id, model::granularity grain,
+                                      int64_t ns);
+// Parses a rollups-family key (without its customer); data_loss if it is not exactly one.
+result<model::rollup_id> decode_rollup_key(std::string_view key);
+
+// The window_start of a windows-family or dedup-family key, or nullopt when
+// the key is not one (retention never drops what it cannot read).
+std::optional<int64_t> window_start_of_window_key(std::string_view key);
+std::optional<int64_t> window_start_of_dedup_key(std::string_view key);
 
 // audit: lp(customer) | ts(recorded_at) | u64 sequence. The sequence is
 // appended by the store at commit time (see ledger_store.cpp).

@@ -56,6 +56,20 @@ void write_set::put_ingest_record(const ingest_record& record) {
   put_audit(record.customer_id, codec::encode_ingest_record(record));
 }
 
+void write_set::merge_rollups(std::string_view customer_id,
+                              const model::rollup_accumulator& rollups) {
+  for (const auto& [id, value] : rollups.buckets()) {
+    if (!encode_status_.ok()) return;
+    auto key = keys::rollup_key(customer_id, id);
+    if (!key) {
+      encode_status_ = key.error();
+      return;
+    }
+    mutations_.push_back(
+        {rollups_family, std::move(*key), codec::encode_rollup_value(value), false, true});
+  }
+}
+
 // ---- ledger_store ----
 
 struct ledger_store::impl {
@@ -126,7 +140,9 @@ status ledger_store::impl::add_to_batch(rocksdb::WriteBatch& batch, const write_
     }
     auto* handle = db->handle(static_cast<family>(mutation.family));
     rocksdb::Status added;
-    if (mutation.append_audit_sequence) {
+    if (mutation.merge) {
+      added = batch.Merge(handle, mutation.key, mutation.value);
+    } else if (mutation.append_audit_sequence) {
       // Audit entries are chained in commit order, here where that order is made.
       std::string key = mutation.key;
       keys::append_audit_sequence(key, sequence);
@@ -320,6 +336,45 @@ status ledger_store::scan_windows(
       if (!visit(*window)) return status::ok_status();
     }
     return from_rocksdb(it->status(), fmt::format("scanning the windows of '{}'", customer_id));
+  });
+}
+
+status ledger_store::scan_rollups(
+    const std::string& customer_id, model::granularity grain, int64_t from_ns, int64_t to_ns,
+    const std::function<bool(const model::rollup_id&, const model::rollup_value&)>& visit) const {
+  auto lower = keys::rollup_scan_bound(customer_id, grain, from_ns);
+  if (!lower) return lower.error();
+  auto upper = keys::rollup_scan_bound(customer_id, grain, to_ns);
+  if (!upper) return upper.error();
+  if (from_ns >= to_ns) return status::ok_status();
+
+  const rocksdb::Slice upper_bound(*upper);
+  rocksdb::ReadOptions read_options;
+  read_options.iterate_upper_bound = &upper_bound;
+  return impl_->read_db([&](database& db) {
+    std::unique_ptr<rocksdb::Iterator> it(
+        db.db().NewIterator(read_options, db.handle(rollups_family)));
+    for (it->Seek(*lower); it->Valid(); it->Next()) {
+      auto id = keys::decode_rollup_key(it->key().ToStringView());
+      if (!id) return id.error();
+      auto value = codec::decode_rollup_value(it->value().ToStringView());
+      if (!value) return value.error();
+      if (!visit(*id, *value)) return status::ok_status();
+    }
+    return from_rocksdb(it->status(), fmt::format("scanning the rollups of '{}'", customer_id));
+  });
+}
+
+status ledger_store::apply_retention() {
+  rocksdb::CompactRangeOptions options;
+  // The bottommost level too: that is where old windows end up.
+  options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  return impl_->read_db([&](database& db) {
+    for (auto which : {windows_family, dedup_family}) {
+      auto compacted = db.db().CompactRange(options, db.handle(which), nullptr, nullptr);
+      if (!compacted.ok()) return from_rocksdb(compacted, "applying raw-window retention");
+    }
+    return status::ok_status();
   });
 }
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "model/ingest.hpp"
+#include "model/rollup.hpp"
 #include "model/status.hpp"
 #include "model/usage_window.hpp"
 #include "storage/backup.hpp"
@@ -32,6 +33,11 @@ struct store_options {
   // RocksDB's file system and clock; null means the real ones. Tests inject
   // I/O failures through it.
   std::shared_ptr<rocksdb::Env> env;
+  // Raw windows (and their dedup entries) starting before now - this are
+  // dropped by compaction; 0 keeps them forever. Rollups are always kept.
+  int64_t raw_retention_ns = 0;
+  // The clock retention reads; null means the system clock. Tests set it.
+  std::function<int64_t()> clock;
 };
 
 // A window stored with other values than a re-send carried: the attempt is
@@ -72,6 +78,9 @@ class write_set {
   void put_conflict(const conflict_record& record);
   // Audit entry recording an ingest batch's part for this customer.
   void put_ingest_record(const ingest_record& record);
+  // Adds every bucket of `rollups` to the customer's stored rollups (a RocksDB
+  // Merge per bucket, combined by storage/rollup_merge).
+  void merge_rollups(std::string_view customer_id, const model::rollup_accumulator& rollups);
 
   // ok unless a put_* was refused because an id does not fit a key (longer
   // than keys::max_part_bytes); commit() then fails the whole write_set with
@@ -88,6 +97,8 @@ class write_set {
     // Audit keys end in a sequence number that only the store can assign
     // uniquely; commit() appends it to `key` when this is set.
     bool append_audit_sequence = false;
+    // A Merge operand (rollups) rather than a Put.
+    bool merge = false;
   };
   const std::vector<mutation>& mutations() const { return mutations_; }
 
@@ -132,6 +143,18 @@ class ledger_store {
   // early when `visit` returns false.
   status scan_windows(const std::string& customer_id, int64_t from_ns, int64_t to_ns,
                       const std::function<bool(const model::usage_window&)>& visit) const;
+
+  // Calls `visit` for every rollup bucket of `customer_id` at `grain` whose
+  // bucket starts in [from_ns, to_ns), in (bucket_start, region, vm_id) order.
+  status scan_rollups(
+      const std::string& customer_id, model::granularity grain, int64_t from_ns, int64_t to_ns,
+      const std::function<bool(const model::rollup_id&, const model::rollup_value&)>& visit) const;
+
+  // Compacts the raw windows and dedup families completely, so that retention
+  // drops everything past the cutoff now rather than when RocksDB next
+  // rewrites those files. Blocks for the compaction: call it off the actors'
+  // scheduler.
+  status apply_retention();
 
   // Calls `visit` for every conflict recorded for `customer_id`, oldest first.
   status scan_conflicts(const std::string& customer_id,

@@ -4,6 +4,8 @@
 
 #include "billing/v1/admin.pb.h"
 #include "gateway/services/access.hpp"
+#include "gateway/services/convert.hpp"
+#include "model/calendar.hpp"
 #include "observability/log.hpp"
 
 namespace billing::gateway {
@@ -36,6 +38,37 @@ v1::VerifyAuditChainResponse to_verify_response(const storage::audit_chain_repor
 
 void add_admin_service(connect_router& router, caf::actor_system& system,
                        std::shared_ptr<storage::ledger_store> store, admin_settings settings) {
+  router.add_unary<v1::ApplyRetentionRequest, v1::ApplyRetentionResponse>(
+      "/billing.v1.BillingAdminService/ApplyRetention",
+      [&system, store, days = settings.raw_retention_days, auth = settings.auth](
+          const call_context& context, v1::ApplyRetentionRequest,
+          responder<v1::ApplyRetentionResponse> respond) {
+        if (auto caller = authorize(auth.get(), context, security::require_admin()); !caller.ok()) {
+          respond(caller.error());
+          return;
+        }
+        if (days == 0) {
+          respond(
+              status{status_code::failed_precondition,
+                     "raw-window retention is off: start billingd with --raw-retention-days=N"});
+          return;
+        }
+        // Compaction blocks for as long as it rewrites: its own thread.
+        system.spawn<caf::detached>([store, days, respond = std::move(respond)] {
+          const int64_t cutoff = model::unix_now_ns() - int64_t{days} * model::kNanosPerDay;
+          if (status applied = store->apply_retention(); !applied.ok()) {
+            log_warn("applying retention failed: {}", applied.message());
+            respond(applied);
+            return;
+          }
+          log_info("retention applied: raw windows before {} days ago dropped", days);
+          v1::ApplyRetentionResponse response;
+          *response.mutable_cutoff() = to_timestamp(cutoff);
+          response.set_retention_days(days);
+          respond(std::move(response));
+        });
+      });
+
   router.add_unary<v1::CreateBackupRequest, v1::CreateBackupResponse>(
       "/billing.v1.BillingAdminService/CreateBackup",
       [&system, store, dir = settings.backup_dir, auth = settings.auth](

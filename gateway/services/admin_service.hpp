@@ -18,6 +18,8 @@ namespace billing::gateway {
 struct admin_settings {
   // Where CreateBackup writes; empty disables backups (failed_precondition).
   std::string backup_dir;
+  // Raw-window retention the store was opened with; 0 is off.
+  uint32_t raw_retention_days = 0;
   // Every admin call needs the `admin` scope; null refuses every call.
   std::shared_ptr<const security::authenticator> auth;
 };

@@ -8,46 +8,30 @@
 
 #include "actors/errors.hpp"
 #include "gateway/services/access.hpp"
+#include "gateway/services/actor_bridge.hpp"
 #include "gateway/services/convert.hpp"
+#include "model/calendar.hpp"
 
 namespace billing::gateway {
 namespace {
 
 constexpr std::string_view kCollectorPrefix = "/billing.v1.BillingCollectorService/";
-constexpr std::string_view kQueryPrefix = "/billing.v1.BillingQueryService/";
 
-int64_t unix_now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-// Time left until the call's deadline, at least 1 ms, as a CAF timeout.
-caf::duration time_left(const call_context& context) {
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-      context.deadline - std::chrono::steady_clock::now());
-  return caf::duration{std::max(left, std::chrono::milliseconds{1})};
-}
-
-// Sends `batch` to the directory from a short-lived actor and completes
-// `done` with the report. The bridge actor lives until the answer arrives.
+// Hands `batch` to the directory and records the outcome in the metrics.
 // `ticket` is the call's place among the in-flight batches; it is returned
-// when the answer (or the timeout) arrives and the bridge actor ends.
+// when the answer (or the timeout) arrives.
 void ingest(caf::actor_system& system, const actors::directory_actor& directory,
             const collector_settings& settings, model::ingest_batch batch, caf::duration timeout,
             std::shared_ptr<security::inflight_gate::ticket> ticket,
             std::function<void(result<model::ingest_report>)> done) {
-  auto shared_batch = std::make_shared<model::ingest_batch>(std::move(batch));
-  system.spawn([directory, shared_batch, timeout, ticket, done,
-                metrics = settings.metrics](caf::event_based_actor* self) {
-    self->request(directory, timeout, actors::ingest_atom::value, std::move(*shared_batch))
-        .then(
-            [done, metrics](model::ingest_report& report) {
-              if (metrics) metrics->record_ingest(report);
-              done(std::move(report));
-            },
-            [done](caf::error& error) { done(actors::to_status(error)); });
-  });
+  ask<model::ingest_report>(
+      system, directory, timeout,
+      [done = std::move(done), metrics = settings.metrics,
+       ticket = std::move(ticket)](result<model::ingest_report> report) {
+        if (report.ok() && metrics) metrics->record_ingest(report.value());
+        done(std::move(report));
+      },
+      actors::ingest_atom::value, std::move(batch));
 }
 
 // The peer's address without its port: without auth, rate limits are per host.
@@ -154,7 +138,8 @@ void add_collector_service(connect_router& router, caf::actor_system& system,
           return;
         }
         model::ingest_batch batch;
-        batch.meta = {request.batch_id(), request.instance_id(), request.region(), unix_now_ns()};
+        batch.meta = {request.batch_id(), request.instance_id(), request.region(),
+                      model::unix_now_ns()};
         batch.windows.reserve(request.metrics_size());
         for (const auto& metrics : request.metrics()) batch.windows.push_back(to_window(metrics));
         ingest(system, directory, settings, std::move(batch), time_left(context), *ticket,
@@ -186,7 +171,7 @@ void add_collector_service(connect_router& router, caf::actor_system& system,
           }
         }
         model::ingest_batch batch;
-        const int64_t now = unix_now_ns();
+        const int64_t now = model::unix_now_ns();
         batch.meta = {fmt::format("single:{}", now), request.instance_id(),
                       request.metrics().region(), now};
         batch.windows.push_back(to_window(request.metrics()));
@@ -209,27 +194,6 @@ void add_collector_service(connect_router& router, caf::actor_system& system,
                  respond(std::move(response));
                });
       });
-}
-
-void add_query_service_placeholder(connect_router& router,
-                                   std::shared_ptr<const security::authenticator> auth) {
-  auto unimplemented = [auth](std::string method) {
-    return [method, auth](const call_context& context, auto request, auto respond) {
-      auto caller =
-          authorize(auth.get(), context, security::require_customer(request.customer_id()));
-      if (!caller.ok()) {
-        respond(caller.error());
-        return;
-      }
-      respond(
-          status{status_code::unimplemented,
-                 fmt::format("billing.v1.BillingQueryService.{} is not implemented yet", method)});
-    };
-  };
-  router.add_unary<v1::GetCustomerUsageRequest, v1::GetCustomerUsageResponse>(
-      std::string{kQueryPrefix} + "GetCustomerUsage", unimplemented("GetCustomerUsage"));
-  router.add_unary<v1::GetBillingWindowRequest, v1::GetBillingWindowResponse>(
-      std::string{kQueryPrefix} + "GetBillingWindow", unimplemented("GetBillingWindow"));
 }
 
 }  // namespace billing::gateway

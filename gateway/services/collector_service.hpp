@@ -32,11 +32,4 @@ struct collector_settings {
 void add_collector_service(connect_router& router, caf::actor_system& system,
                            actors::directory_actor directory, collector_settings settings);
 
-// Answers every BillingQueryService RPC with `unimplemented` until it exists,
-// so that clients get a Connect error naming the RPC rather than a 404; the
-// customer-scope check already applies (unauthenticated / permission_denied
-// first), so the isolation rules are enforced from the start.
-void add_query_service_placeholder(connect_router& router,
-                                   std::shared_ptr<const security::authenticator> auth);
-
 }  // namespace billing::gateway

@@ -16,6 +16,13 @@ static_assert(static_cast<int>(model::reject_reason::conflicting_duplicate) ==
 static_assert(static_cast<int>(model::reject_reason::unknown_region) ==
               v1::REJECT_REASON_UNKNOWN_REGION);
 static_assert(v1::RejectReason_MAX == v1::REJECT_REASON_CONFLICTING_DUPLICATE);
+static_assert(static_cast<int>(model::granularity::hour) == v1::GRANULARITY_HOUR);
+static_assert(static_cast<int>(model::granularity::day) == v1::GRANULARITY_DAY);
+static_assert(static_cast<int>(model::granularity::month) == v1::GRANULARITY_MONTH);
+
+int64_t optional_unix_ns(bool present, const google::protobuf::Timestamp& ts) {
+  return present ? to_unix_ns(ts) : model::kNoTimestamp;
+}
 
 }  // namespace
 
@@ -110,6 +117,105 @@ v1::SendMetricsBatchResponse to_batch_response(const model::ingest_report& repor
   response.set_duplicate_count(duplicates);
   response.set_rejected_count(rejected);
   return response;
+}
+
+result<model::usage_query> to_usage_query(const v1::GetCustomerUsageRequest& request) {
+  const auto grain = request.granularity();
+  if (grain != v1::GRANULARITY_HOUR && grain != v1::GRANULARITY_DAY &&
+      grain != v1::GRANULARITY_MONTH) {
+    return status{status_code::invalid_argument,
+                  "granularity must be GRANULARITY_HOUR, GRANULARITY_DAY or GRANULARITY_MONTH"};
+  }
+  return model::usage_query{request.customer_id(),
+                            optional_unix_ns(request.has_start_time(), request.start_time()),
+                            optional_unix_ns(request.has_end_time(), request.end_time()),
+                            static_cast<model::granularity>(grain)};
+}
+
+model::window_query to_window_query(const v1::GetBillingWindowRequest& request) {
+  return {request.customer_id(), optional_unix_ns(request.has_start_time(), request.start_time()),
+          optional_unix_ns(request.has_end_time(), request.end_time()),
+          request.interpolate_gauges()};
+}
+
+v1::UsageTotals to_proto(const model::usage_totals& t) {
+  v1::UsageTotals out;
+  out.set_cpu_time_nanos(t.cpu_time_nanos);
+  out.set_memory_bytes_seconds(t.memory_bytes_seconds);
+  out.set_memory_bytes_peak(t.memory_bytes_peak);
+  out.set_disk_read_bytes(t.disk_read_bytes);
+  out.set_disk_write_bytes(t.disk_write_bytes);
+  out.set_disk_read_ops(t.disk_read_ops);
+  out.set_disk_write_ops(t.disk_write_ops);
+  out.set_network_rx_bytes(t.network_rx_bytes);
+  out.set_network_tx_bytes(t.network_tx_bytes);
+  out.set_vm_active_nanos(t.vm_active_nanos);
+  out.set_window_count(t.window_count);
+  return out;
+}
+
+v1::GetCustomerUsageResponse to_proto(const model::customer_usage& usage) {
+  v1::GetCustomerUsageResponse out;
+  out.set_customer_id(usage.customer_id);
+  *out.mutable_totals() = to_proto(usage.totals);
+  for (const auto& bucket : usage.buckets) {
+    auto* b = out.add_buckets();
+    *b->mutable_bucket_start() = to_timestamp(bucket.start_ns);
+    *b->mutable_bucket_end() = to_timestamp(bucket.end_ns);
+    *b->mutable_totals() = to_proto(bucket.totals);
+  }
+  for (const auto& region : usage.regions) {
+    auto* r = out.add_regions();
+    r->set_region(region.region);
+    *r->mutable_totals() = to_proto(region.totals);
+  }
+  for (const auto& vm : usage.vms) {
+    auto* v = out.add_vms();
+    v->set_vm_id(vm.vm_id);
+    v->set_region(vm.region);
+    *v->mutable_totals() = to_proto(vm.totals);
+    *v->mutable_first_seen() = to_timestamp(vm.first_seen_ns);
+    *v->mutable_last_seen() = to_timestamp(vm.last_seen_ns);
+  }
+  return out;
+}
+
+v1::GetBillingWindowResponse to_proto(const model::billing_window& window) {
+  v1::GetBillingWindowResponse out;
+  out.set_customer_id(window.customer_id);
+  *out.mutable_totals() = to_proto(window.totals);
+  for (const auto& vm : window.vms) {
+    auto* v = out.add_vms();
+    v->set_vm_id(vm.vm_id);
+    v->set_region(vm.region);
+    *v->mutable_totals() = to_proto(vm.totals);
+    for (const auto& span : vm.spans) {
+      auto* s = v->add_spans();
+      *s->mutable_start_time() = to_timestamp(span.start_ns);
+      *s->mutable_end_time() = to_timestamp(span.end_ns);
+    }
+  }
+  for (const auto& gap : window.gaps) {
+    auto* g = out.add_gaps();
+    g->set_vm_id(gap.vm_id);
+    g->set_region(gap.region);
+    *g->mutable_start_time() = to_timestamp(gap.start_ns);
+    *g->mutable_end_time() = to_timestamp(gap.end_ns);
+    g->set_interpolated_memory_bytes_seconds(gap.interpolated_memory_bytes_seconds);
+    g->set_interpolated(gap.interpolated);
+  }
+  return out;
+}
+
+v1::UsageUpdate to_proto(const model::usage_update& update) {
+  v1::UsageUpdate out;
+  out.set_customer_id(update.customer_id);
+  out.set_snapshot(update.snapshot);
+  *out.mutable_delta() = to_proto(update.delta);
+  *out.mutable_month_to_date() = to_proto(update.month_to_date);
+  out.set_sequence(update.sequence);
+  *out.mutable_as_of() = to_timestamp(update.as_of_ns);
+  return out;
 }
 
 }  // namespace billing::gateway

@@ -16,11 +16,19 @@ const tokens = makeTokens({
   support: "admin",
 });
 const as = (name) => bearer(tokens[name].token);
-const usageRequest = (customerId) => ({ customerId, startTime: ts(Date.UTC(2026, 10, 1)), endTime: ts(Date.UTC(2026, 10, 2)) });
+// Yesterday and today, by day: covers every window sent in this test.
+const DAY_MS = 86_400_000;
+const today = Math.floor(Date.now() / DAY_MS) * DAY_MS;
+const usageRequest = (customerId) => ({ customerId, startTime: ts(today - DAY_MS), endTime: ts(today + DAY_MS), granularity: 2 });
+const windowRequest = (customerId) => ({ customerId, startTime: ts(today - DAY_MS), endTime: ts(today + DAY_MS) });
+// One window each for acme and globex, sent by metald before the isolation tests.
+const stored = { acme: makeMetric({ customerId: "acme", vmId: "vm-acme" }), globex: makeMetric({ customerId: "globex", vmId: "vm-globex" }) };
 
 let server;
 before(async () => {
   server = await startServer({ args: [tokensFileArg(tokens)] });
+  const metald = collectorClients(server.baseUrl, as("metald-all"));
+  assert.deepEqual(summarize(await metald.binary.sendMetricsBatch(batchRequest([stored.acme, stored.globex]))), expectedSummary(2));
 });
 after(async () => {
   await server?.cleanup();
@@ -57,6 +65,9 @@ test("missing or unknown credentials are unauthenticated on every service", asyn
     await expectConnectError(collectorClients(server.baseUrl, options).json.sendMetrics({ metrics: makeMetric() }), Code.Unauthenticated);
     await expectConnectError(adminClient(server.baseUrl, options).createBackup({}), Code.Unauthenticated);
     await expectConnectError(queryClient(server.baseUrl, options).getCustomerUsage(usageRequest("acme")), Code.Unauthenticated);
+    await expectConnectError(queryClient(server.baseUrl, options).getBillingWindow(windowRequest("acme")), Code.Unauthenticated);
+    await expectConnectError(adminClient(server.baseUrl, options).applyRetention({}), Code.Unauthenticated);
+    await expectConnectError(adminClient(server.baseUrl, options).verifyAuditChain({}), Code.Unauthenticated);
   }
   const basic = await rawRequest(server.baseUrl, "/billing.v1.BillingAdminService/CreateBackup", {
     headers: { "content-type": "application/json", authorization: `Basic ${Buffer.from("u:p").toString("base64")}` },
@@ -81,6 +92,8 @@ test("an ingest token sends metrics of any customer and region, and nothing else
   assert.deepEqual(summarize(await clients.json.sendMetricsBatch(batchRequest([asia], { region: "ap-south-1" }))), expectedSummary(1));
   await expectConnectError(adminClient(server.baseUrl, as("metald-all")).createBackup({}), Code.PermissionDenied);
   await expectConnectError(queryClient(server.baseUrl, as("metald-all")).getCustomerUsage(usageRequest(metrics[0].customerId)), Code.PermissionDenied);
+  await expectConnectError(queryClient(server.baseUrl, as("metald-all")).getBillingWindow(windowRequest("acme")), Code.PermissionDenied);
+  await expectConnectError(adminClient(server.baseUrl, as("metald-all")).applyRetention({}), Code.PermissionDenied);
 });
 
 test("a region-restricted ingest token is refused for the whole call when one metric is outside its regions", async () => {
@@ -102,29 +115,37 @@ test("a region-restricted ingest token is refused for the whole call when one me
 });
 
 test("a customer token reads only its own customer and can neither ingest nor administer", async () => {
-  const acme = as("acme-portal");
-  // Its own customer passes the check (the query service itself is the next issue).
-  await expectConnectError(queryClient(server.baseUrl, acme).getCustomerUsage(usageRequest("acme")), Code.Unimplemented);
-  await expectConnectError(queryClient(server.baseUrl, acme).getBillingWindow(usageRequest("acme")), Code.Unimplemented);
+  const acme = queryClient(server.baseUrl, as("acme-portal"));
+  const own = await acme.getCustomerUsage(usageRequest("acme"));
+  assert.equal(own.customerId, "acme");
+  assert.equal(own.totals.cpuTimeNanos, stored.acme.cpuTimeNanos);
+  await acme.getBillingWindow(windowRequest("acme"));
   for (const other of ["globex", "acm", "acme2", "ACME", ""]) {
-    const err = await expectConnectError(queryClient(server.baseUrl, acme).getCustomerUsage(usageRequest(other)), Code.PermissionDenied);
+    const err = await expectConnectError(acme.getCustomerUsage(usageRequest(other)), Code.PermissionDenied);
     assert.match(err.message, /may not access customer/);
-    await expectConnectError(queryClient(server.baseUrl, acme).getBillingWindow(usageRequest(other)), Code.PermissionDenied);
+    assert.ok(!err.message.includes(String(stored.globex.cpuTimeNanos)));
+    await expectConnectError(acme.getBillingWindow(windowRequest(other)), Code.PermissionDenied);
   }
   // It may not write usage, not even for itself: metering is metald's job.
-  await expectConnectError(collectorClients(server.baseUrl, acme).binary.sendMetricsBatch(batchRequest([makeMetric({ customerId: "acme" })])), Code.PermissionDenied);
-  await expectConnectError(collectorClients(server.baseUrl, acme).json.sendMetrics({ metrics: makeMetric({ customerId: "acme" }) }), Code.PermissionDenied);
-  await expectConnectError(adminClient(server.baseUrl, acme).createBackup({}), Code.PermissionDenied);
+  await expectConnectError(collectorClients(server.baseUrl, as("acme-portal")).binary.sendMetricsBatch(batchRequest([makeMetric({ customerId: "acme" })])), Code.PermissionDenied);
+  await expectConnectError(collectorClients(server.baseUrl, as("acme-portal")).json.sendMetrics({ metrics: makeMetric({ customerId: "acme" }) }), Code.PermissionDenied);
+  await expectConnectError(adminClient(server.baseUrl, as("acme-portal")).createBackup({}), Code.PermissionDenied);
+  await expectConnectError(adminClient(server.baseUrl, as("acme-portal")).applyRetention({}), Code.PermissionDenied);
+  // Nothing it tried changed acme's usage.
+  assert.equal((await acme.getCustomerUsage(usageRequest("acme"))).totals.cpuTimeNanos, stored.acme.cpuTimeNanos);
 });
 
 test("an admin token reads any customer and runs admin calls, but does not ingest", async () => {
-  const support = as("support");
+  const support = queryClient(server.baseUrl, as("support"));
   for (const customer of ["acme", "globex"]) {
-    await expectConnectError(queryClient(server.baseUrl, support).getCustomerUsage(usageRequest(customer)), Code.Unimplemented);
+    const usage = await support.getCustomerUsage(usageRequest(customer));
+    assert.equal(usage.totals.cpuTimeNanos, stored[customer].cpuTimeNanos);
+    await support.getBillingWindow(windowRequest(customer));
   }
-  // Past the auth check: this server has no --backup-dir.
-  await expectConnectError(adminClient(server.baseUrl, support).createBackup({}), Code.FailedPrecondition);
-  await expectConnectError(collectorClients(server.baseUrl, support).binary.sendMetricsBatch(batchRequest([makeMetric()])), Code.PermissionDenied);
+  // Past the auth check: this server has no --backup-dir; retention runs.
+  await expectConnectError(adminClient(server.baseUrl, as("support")).createBackup({}), Code.FailedPrecondition);
+  assert.ok((await adminClient(server.baseUrl, as("support")).applyRetention({})).retentionDays > 0);
+  await expectConnectError(collectorClients(server.baseUrl, as("support")).binary.sendMetricsBatch(batchRequest([makeMetric()])), Code.PermissionDenied);
 });
 
 test("permission_denied and unauthenticated map to HTTP 403 and 401", async () => {

@@ -13,6 +13,8 @@
 #include <string_view>
 #include <vector>
 
+#include "storage/rollup_merge.hpp"
+
 namespace billing::storage::testing {
 
 // The database under `path` with all its families (plus `extra_families`,
@@ -26,7 +28,13 @@ class raw_rocksdb {
     REQUIRE(rocksdb::DB::ListColumnFamilies(options, path, &names_).ok());
     for (auto& name : extra_families) names_.push_back(std::move(name));
     std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
-    for (const auto& name : names_) descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions{});
+    for (const auto& name : names_) {
+      rocksdb::ColumnFamilyOptions family_options;
+      // Without it RocksDB cannot replay a WAL batch holding rollup Merge
+      // records and drops the whole batch: every tool must set it.
+      if (name == "rollups") family_options.merge_operator = make_rollup_merge_operator();
+      descriptors.emplace_back(name, family_options);
+    }
     rocksdb::DB* raw = nullptr;
     auto opened = rocksdb::DB::Open(options, path, descriptors, &handles_, &raw);
     REQUIRE_MESSAGE(opened.ok(), opened.ToString());

@@ -1,0 +1,69 @@
+#include "actors/query_worker.hpp"
+
+#include "actors/errors.hpp"
+
+namespace billing::actors {
+
+result<model::customer_usage> customer_usage(const storage::ledger_store& store,
+                                             const model::usage_query& query,
+                                             const query_settings& settings) {
+  if (status bad = model::check_usage_query(query, settings.limits); !bad.ok()) return bad;
+  model::customer_usage_builder builder(query);
+  status added = status::ok_status();
+  status scanned =
+      store.scan_rollups(query.customer_id, query.grain, query.start_ns, query.end_ns,
+                         [&](const model::rollup_id& id, const model::rollup_value& v) {
+                           added = builder.add(id, v);
+                           return added.ok();
+                         });
+  if (!scanned.ok()) return scanned;
+  if (!added.ok()) return added;
+  return std::move(builder).finish();
+}
+
+result<model::billing_window> billing_window(const storage::ledger_store& store,
+                                             const model::window_query& query,
+                                             const query_settings& settings) {
+  if (status bad = model::check_window_query(query, settings.limits); !bad.ok()) return bad;
+  model::billing_window_builder builder(query, settings.limits);
+  // Windows are keyed by their start: one that reaches into the range started
+  // at most max_window_ns before it. One cadence more finds the window just
+  // before a gap at the start of the range.
+  const int64_t scan_from =
+      query.start_ns - settings.max_window_ns - settings.limits.expected_cadence_ns;
+  status scanned = store.scan_windows(query.customer_id, scan_from, query.end_ns,
+                                      [&](const model::usage_window& window) {
+                                        builder.add(window);
+                                        return true;
+                                      });
+  if (!scanned.ok()) return scanned;
+  return std::move(builder).finish();
+}
+
+namespace {
+
+template <class T>
+caf::result<T> to_result(result<T> answer) {
+  if (!answer.ok()) return to_error(answer.error());
+  return std::move(answer).value();
+}
+
+}  // namespace
+
+query_actor spawn_query_worker(caf::actor_system& system, query_settings settings,
+                               std::shared_ptr<storage::ledger_store> store) {
+  return system.spawn([settings, store](query_actor::pointer) -> query_actor::behavior_type {
+    return {
+        [settings, store](usage_atom,
+                          const model::usage_query& query) -> caf::result<model::customer_usage> {
+          return to_result(customer_usage(*store, query, settings));
+        },
+        [settings, store](window_atom,
+                          const model::window_query& query) -> caf::result<model::billing_window> {
+          return to_result(billing_window(*store, query, settings));
+        },
+    };
+  });
+}
+
+}  // namespace billing::actors

@@ -1,0 +1,35 @@
+// Answers GetCustomerUsage and GetBillingWindow from the store. Reads need no
+// owner: each RocksDB read sees whole WriteBatches, so a query sees a
+// customer's ingest either entirely or not at all, and everything
+// acknowledged before the query was sent.
+#pragma once
+
+#include <memory>
+
+#include "actors/messages.hpp"
+#include "model/usage_query.hpp"
+#include "storage/ledger_store.hpp"
+
+namespace billing::actors {
+
+struct query_settings {
+  model::query_limits limits;
+  // The longest window ingest accepts: a billing-window scan starts this much
+  // before the range so that windows reaching into it are found.
+  int64_t max_window_ns = int64_t{3600} * 1'000'000'000;
+  // Query actors per node.
+  uint32_t workers = 4;
+};
+
+query_actor spawn_query_worker(caf::actor_system& system, query_settings settings,
+                               std::shared_ptr<storage::ledger_store> store);
+
+// The query work itself, without an actor (for tests and benchmarks).
+result<model::customer_usage> customer_usage(const storage::ledger_store& store,
+                                             const model::usage_query& query,
+                                             const query_settings& settings);
+result<model::billing_window> billing_window(const storage::ledger_store& store,
+                                             const model::window_query& query,
+                                             const query_settings& settings);
+
+}  // namespace billing::actors

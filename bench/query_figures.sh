@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The query figures of README.md: one customer with VMS VMs (default 100) in
+# two regions and DAYS days (default 31) of 1-minute windows, written once,
+# then RUNS runs (default 5) of billing-query-bench against billingd on that
+# data; prints the median of each run's p50 and p99 per query kind.
+# Expects a build in ./build (scripts/build.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+vms=${VMS:-100} days=${DAYS:-31} runs=${RUNS:-5} queries=${QUERIES:-300}
+work=$(mktemp -d)
+server_pid=
+cleanup() {
+  [[ -n $server_pid ]] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+
+build/bench/billing-query-bench --populate=yes --data-dir="$work/data" --vms="$vms" --days="$days"
+build/billingd --listen=127.0.0.1:0 --data-dir="$work/data" --insecure-no-auth 2>"$work/billingd.log" &
+server_pid=$!
+address=
+for _ in $(seq 1 300); do
+  address=$(grep -o 'listening on [0-9.]*:[0-9]*' "$work/billingd.log" | head -1 | cut -d' ' -f3 || true)
+  [[ -n $address ]] && break
+  sleep 0.1
+done
+[[ -n $address ]] || { echo "billingd did not start"; exit 1; }
+for run in $(seq 1 "$runs"); do
+  build/bench/billing-query-bench --target="$address" --vms="$vms" --days="$days" \
+    --queries="$queries" >"$work/run.$run"
+  grep -qx 'query_check ok' "$work/run.$run"
+done
+echo "vms $vms days $days runs $runs queries_per_run $queries"
+for kind in usage_month_by_day usage_day_by_hour billing_window_hour; do
+  p50=$(awk -v k="${kind}_latency_ms" '$1 == k {print $3}' "$work"/run.* | median)
+  p99=$(awk -v k="${kind}_latency_ms" '$1 == k {print $5}' "$work"/run.* | median)
+  echo "$kind p50_ms $p50 p99_ms $p99"
+done

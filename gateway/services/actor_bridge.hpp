@@ -1,0 +1,44 @@
+// Calls into the actors from a gateway handler: a short-lived bridge actor
+// sends one request and completes a callback with the answer or a status.
+// The bridge lives until the answer arrives or the call's deadline passes.
+#pragma once
+
+#include <caf/all.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <tuple>
+
+#include "actors/errors.hpp"
+#include "gateway/connect_server.hpp"
+#include "model/status.hpp"
+
+namespace billing::gateway {
+
+// Time left until the call's deadline, at least 1 ms, as a CAF timeout.
+inline caf::duration time_left(const call_context& context) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      context.deadline - std::chrono::steady_clock::now());
+  return caf::duration{std::max(left, std::chrono::milliseconds{1})};
+}
+
+// Sends `request...` to `target` and calls `done` (on an actor thread) with
+// the typed answer. `Answer` is what the target's interface replies with.
+template <class Answer, class Target, class... Request>
+void ask(caf::actor_system& system, const Target& target, caf::duration timeout,
+         std::function<void(result<Answer>)> done, Request... request) {
+  auto message = std::make_shared<std::tuple<Request...>>(std::move(request)...);
+  system.spawn([target, timeout, message, done = std::move(done)](caf::event_based_actor* self) {
+    std::apply(
+        [&](auto&... parts) {
+          self->request(target, timeout, std::move(parts)...)
+              .then([done](Answer& answer) { done(std::move(answer)); },
+                    [done](caf::error& error) { done(actors::to_status(error)); });
+        },
+        *message);
+  });
+}
+
+}  // namespace billing::gateway

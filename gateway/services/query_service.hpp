@@ -1,0 +1,26 @@
+// Binds billing.v1.BillingQueryService to the actors: GetCustomerUsage and
+// GetBillingWindow go to the directory's query workers (StreamLiveUsage is
+// bound by add_live_usage_stream once the gateway streams).
+#pragma once
+
+#include <caf/actor_system.hpp>
+
+#include "actors/messages.hpp"
+#include "gateway/connect_server.hpp"
+#include "model/validation.hpp"
+#include "security/auth.hpp"
+
+namespace billing::gateway {
+
+struct query_service_settings {
+  // Limits on ids (customer_id is checked like on ingest).
+  model::validation_limits limits;
+  // Every call needs `customer:<the request's customer_id>` or `admin`
+  // (gateway::authorize); null refuses every call.
+  std::shared_ptr<const security::authenticator> auth;
+};
+
+void add_query_service(connect_router& router, caf::actor_system& system,
+                       actors::directory_actor directory, query_service_settings settings);
+
+}  // namespace billing::gateway
