@@ -26,6 +26,9 @@ billingd_config::billingd_config() {
            "how long a connection may take to complete TLS and send its request headers "
            "(slow clients are closed)")
       .add(idle_timeout_ms, "idle-timeout-ms", "how long an idle keep-alive connection is kept")
+      .add(max_stream_buffer_bytes, "max-stream-buffer-bytes",
+           "bytes a server stream may queue unwritten (a slow reader) before its producer "
+           "is told to hold back")
       .add(block_cache_bytes, "block-cache-bytes", "RocksDB block cache size")
       .add(max_vcpus, "max-vcpus", "CPU time above window length x this is rejected")
       .add(max_window_seconds, "max-window-seconds", "longest usage window accepted")
@@ -110,6 +113,7 @@ result<gateway::server_options> billingd_config::server_options() const {
   options.tls_cert_file = tls_cert_file;
   options.tls_key_file = tls_key_file;
   options.tls_client_ca_file = tls_client_ca_file;
+  options.max_stream_buffer_bytes = max_stream_buffer_bytes;
   return options;
 }
 

@@ -1,7 +1,8 @@
 // Fuzzes what the gateway does with untrusted request bytes before a handler
 // sees them: header planning (Connect-Protocol-Version, Connect-Timeout-Ms,
-// Content-Encoding with the bounded gunzip) and message decoding in both
-// codecs into the largest request message. Nothing may crash, hang, read out
+// Content-Encoding with the bounded gunzip; for streaming calls the request
+// envelope and Connect-Content-Encoding) and message decoding in both codecs
+// into the largest request message. Nothing may crash, hang, read out
 // of bounds or inflate past the limit.
 #include <chrono>
 #include <cstddef>
@@ -39,25 +40,33 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
   const codec wire_codec = (data[0] & 1) != 0 ? codec::json : codec::proto;
   const bool gzip = (data[0] & 2) != 0;
+  const bool streaming = (data[0] & 4) != 0;
   ++data;
   --size;
   std::map<std::string, std::string> headers;
   headers["connect-protocol-version"] = take_line(data, size);
   headers["connect-timeout-ms"] = take_line(data, size);
   headers["accept-encoding"] = take_line(data, size);
-  if (gzip) headers["content-encoding"] = "gzip";
+  if (gzip) headers[streaming ? "connect-content-encoding" : "content-encoding"] = "gzip";
   server_options options;
   options.max_body_bytes = max_body_bytes;
   std::string body(reinterpret_cast<const char*>(data), size);
-  auto plan = plan_unary_call(options, wire_codec, std::move(headers), std::move(body), "fuzz",
-                              std::chrono::steady_clock::now());
-  if (!plan.ok()) {
-    (void)error_body_json(plan.error());
+  const auto now = std::chrono::steady_clock::now();
+  auto message_of = [](auto plan) -> billing::result<std::string> {
+    if (!plan.ok()) return plan.error();
+    return std::move(plan.value().message);
+  };
+  auto message = streaming ? message_of(plan_stream_call(options, wire_codec, std::move(headers),
+                                                         std::move(body), "fuzz", now))
+                           : message_of(plan_unary_call(options, wire_codec, std::move(headers),
+                                                        std::move(body), "fuzz", now));
+  if (!message.ok()) {
+    (void)error_body_json(message.error());
     return 0;
   }
-  if (plan.value().message.size() > max_body_bytes) __builtin_trap();
+  if (message.value().size() > max_body_bytes) __builtin_trap();
   billing::v1::SendMetricsBatchRequest request;
-  if (decode_message(wire_codec, plan.value().message, request).ok()) {
+  if (decode_message(wire_codec, message.value(), request).ok()) {
     auto encoded = encode_message(wire_codec, request);
     (void)encoded;
   }

@@ -4,6 +4,7 @@
 #include <cctype>
 
 #include "gateway/connect_codec.hpp"
+#include "gateway/connect_stream_codec.hpp"
 
 namespace billing::gateway {
 namespace {
@@ -22,17 +23,19 @@ std::string_view header_or_empty(const std::map<std::string, std::string>& heade
 
 }  // namespace
 
-result<unary_call_plan> plan_unary_call(const server_options& options, codec wire_codec,
-                                        std::map<std::string, std::string> headers,
-                                        std::string body, std::string peer,
-                                        std::chrono::steady_clock::time_point now) {
+namespace {
+
+// The header rules unary and streaming calls share: the protocol version and
+// the deadline. The context gets everything but its headers (moved in last).
+result<call_context> plan_context(const server_options& options, codec wire_codec,
+                                  const std::map<std::string, std::string>& headers,
+                                  std::string peer, std::chrono::steady_clock::time_point now) {
   if (headers.contains("connect-protocol-version") &&
       header_or_empty(headers, "connect-protocol-version") != "1") {
     return status{status_code::invalid_argument,
                   "connect-protocol-version must be \"1\", got \"" +
                       std::string(header_or_empty(headers, "connect-protocol-version")) + "\""};
   }
-
   std::chrono::milliseconds timeout = options.default_timeout;
   if (headers.contains("connect-timeout-ms")) {
     auto parsed = parse_timeout_ms(header_or_empty(headers, "connect-timeout-ms"));
@@ -42,27 +45,80 @@ result<unary_call_plan> plan_unary_call(const server_options& options, codec wir
       return status{status_code::deadline_exceeded, "connect-timeout-ms is 0"};
     }
   }
+  call_context context;
+  context.wire_codec = wire_codec;
+  context.peer = std::move(peer);
+  context.deadline = now + timeout;
+  return context;
+}
 
-  const std::string encoding =
-      lower_case(std::string(header_or_empty(headers, "content-encoding")));
-  std::string message;
-  if (encoding.empty() || encoding == "identity") {
-    message = std::move(body);
-  } else if (encoding == "gzip") {
-    auto inflated = gunzip_bounded(body, options.max_body_bytes);
-    if (!inflated.ok()) return inflated.error();
-    message = std::move(inflated).value();
-  } else {
-    return status{status_code::unimplemented,
-                  "content-encoding \"" + encoding + "\" is not supported; use gzip or identity"};
-  }
+// The lower-cased value of an encoding header; "" when absent.
+std::string encoding_named_by(const std::map<std::string, std::string>& headers,
+                              const std::string& header_name) {
+  return lower_case(std::string(header_or_empty(headers, header_name)));
+}
+
+// Inflates `data` per the encoding `header_name` names (gzip or identity).
+result<std::string> decode_content(const server_options& options,
+                                   const std::map<std::string, std::string>& headers,
+                                   const std::string& header_name, std::string data) {
+  const std::string encoding = encoding_named_by(headers, header_name);
+  if (encoding.empty() || encoding == "identity") return data;
+  if (encoding == "gzip") return gunzip_bounded(data, options.max_body_bytes);
+  return status{status_code::unimplemented,
+                header_name + " \"" + encoding + "\" is not supported; use gzip or identity"};
+}
+
+}  // namespace
+
+result<unary_call_plan> plan_unary_call(const server_options& options, codec wire_codec,
+                                        std::map<std::string, std::string> headers,
+                                        std::string body, std::string peer,
+                                        std::chrono::steady_clock::time_point now) {
+  auto context = plan_context(options, wire_codec, headers, std::move(peer), now);
+  if (!context.ok()) return context.error();
+  auto message = decode_content(options, headers, "content-encoding", std::move(body));
+  if (!message.ok()) return message.error();
 
   unary_call_plan plan;
   plan.gzip_response_allowed = accepts_gzip(header_or_empty(headers, "accept-encoding"));
+  plan.message = std::move(message).value();
+  plan.context = std::move(context).value();
+  plan.context.headers = std::move(headers);
+  return plan;
+}
+
+result<stream_call_plan> plan_stream_call(const server_options& options, codec wire_codec,
+                                          std::map<std::string, std::string> headers,
+                                          std::string body, std::string peer,
+                                          std::chrono::steady_clock::time_point now) {
+  auto context = plan_context(options, wire_codec, headers, std::move(peer), now);
+  if (!context.ok()) return context.error();
+  // An unknown encoding is refused before the envelope is looked at.
+  if (auto refused = decode_content(options, headers, "connect-content-encoding", {});
+      !refused.ok()) {
+    return refused.error();
+  }
+  auto request = parse_request_envelope(body, options.max_body_bytes);
+  if (!request.ok()) return request.error();
+  std::string message = std::move(request->payload);
+  if ((request->flags & envelope_compressed) != 0) {
+    const std::string encoding = encoding_named_by(headers, "connect-content-encoding");
+    if (encoding.empty() || encoding == "identity") {
+      return status{status_code::invalid_argument,
+                    "the request envelope is flagged compressed but connect-content-encoding "
+                    "names no compression"};
+    }
+    auto inflated =
+        decode_content(options, headers, "connect-content-encoding", std::move(message));
+    if (!inflated.ok()) return inflated.error();
+    message = std::move(inflated).value();
+  }
+
+  stream_call_plan plan;
+  plan.gzip_messages = accepts_gzip(header_or_empty(headers, "connect-accept-encoding"));
   plan.message = std::move(message);
-  plan.context.wire_codec = wire_codec;
-  plan.context.peer = std::move(peer);
-  plan.context.deadline = now + timeout;
+  plan.context = std::move(context).value();
   plan.context.headers = std::move(headers);
   return plan;
 }

@@ -28,4 +28,20 @@ result<unary_call_plan> plan_unary_call(const server_options& options, codec wir
                                         std::string body, std::string peer,
                                         std::chrono::steady_clock::time_point now);
 
+struct stream_call_plan {
+  call_context context;
+  std::string message;  // the request envelope's message, decompressed
+  // Compress response messages with gzip (Connect-Accept-Encoding).
+  bool gzip_messages = false;
+};
+
+// The streaming counterpart: Connect-Protocol-Version and Connect-Timeout-Ms
+// as for unary calls, then the body as exactly one envelope whose compressed
+// flag follows Connect-Content-Encoding (gzip or identity; others are
+// unimplemented), and Connect-Accept-Encoding for the responses.
+result<stream_call_plan> plan_stream_call(const server_options& options, codec wire_codec,
+                                          std::map<std::string, std::string> headers,
+                                          std::string body, std::string peer,
+                                          std::chrono::steady_clock::time_point now);
+
 }  // namespace billing::gateway

@@ -171,21 +171,44 @@ std::string error_body_json(const status& error) {
   return body;
 }
 
-std::optional<codec> codec_for_content_type(std::string_view content_type) {
+namespace {
+
+// The lower-cased media type of a Content-Type, or nullopt when it carries a
+// parameter other than charset=utf-8 (the only one Connect clients send, and
+// JSON is UTF-8 by definition).
+std::optional<std::string> media_type_of(std::string_view content_type) {
   const size_t semicolon = content_type.find(';');
-  const std::string media_type = lower_case(trim(content_type.substr(0, semicolon)));
   if (semicolon != std::string_view::npos) {
-    // The only parameter clients send is the charset, and JSON is UTF-8 by definition.
     const std::string parameter = lower_case(trim(content_type.substr(semicolon + 1)));
     if (parameter != "charset=utf-8" && parameter != "charset=\"utf-8\"") return std::nullopt;
   }
-  if (media_type == "application/proto") return codec::proto;
-  if (media_type == "application/json") return codec::json;
+  return lower_case(trim(content_type.substr(0, semicolon)));
+}
+
+std::optional<codec> codec_named(std::optional<std::string> media_type, std::string_view proto_type,
+                                 std::string_view json_type) {
+  if (media_type == proto_type) return codec::proto;
+  if (media_type == json_type) return codec::json;
   return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<codec> codec_for_content_type(std::string_view content_type) {
+  return codec_named(media_type_of(content_type), "application/proto", "application/json");
 }
 
 std::string_view content_type_for(codec wire_codec) {
   return wire_codec == codec::json ? "application/json" : "application/proto";
+}
+
+std::optional<codec> codec_for_stream_content_type(std::string_view content_type) {
+  return codec_named(media_type_of(content_type), "application/connect+proto",
+                     "application/connect+json");
+}
+
+std::string_view stream_content_type_for(codec wire_codec) {
+  return wire_codec == codec::json ? "application/connect+json" : "application/connect+proto";
 }
 
 result<std::chrono::milliseconds> parse_timeout_ms(std::string_view value) {

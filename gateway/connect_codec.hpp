@@ -29,6 +29,13 @@ std::string_view content_type_for(codec wire_codec);
 // What the server accepts, for the Accept-Post header of a 415 answer.
 inline constexpr std::string_view supported_content_types = "application/proto, application/json";
 
+// The same for streaming requests: "application/connect+proto" and
+// "application/connect+json" (optionally with "; charset=utf-8").
+std::optional<codec> codec_for_stream_content_type(std::string_view content_type);
+std::string_view stream_content_type_for(codec wire_codec);
+inline constexpr std::string_view supported_stream_content_types =
+    "application/connect+proto, application/connect+json";
+
 // Connect-Timeout-Ms: 1 to 10 ASCII digits; anything else is invalid_argument.
 result<std::chrono::milliseconds> parse_timeout_ms(std::string_view value);
 

@@ -266,4 +266,8 @@ uint64_t connect_server::in_flight() const {
   return impl_->state->in_flight.load();
 }
 
+uint64_t connect_server::open_streams() const {
+  return impl_->state->open_streams.load();
+}
+
 }  // namespace billing::gateway

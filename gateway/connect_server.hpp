@@ -14,6 +14,7 @@
 #include <string>
 #include <string_view>
 
+#include "gateway/connect_stream.hpp"
 #include "model/status.hpp"
 
 namespace billing::gateway {
@@ -43,6 +44,9 @@ struct server_options {
   std::string tls_cert_file;
   std::string tls_key_file;
   std::string tls_client_ca_file;
+  // Bytes a server stream may hold queued but unwritten (a slow reader)
+  // before stream_sink::send answers full.
+  uint64_t max_stream_buffer_bytes = uint64_t{1} << 20;
 };
 
 enum class codec { proto, json };
@@ -70,6 +74,14 @@ struct unary_route {
       call;
 };
 
+// A type-erased server-streaming route: the decoded (decompressed) request
+// message in, the stream's outbound channel to write to.
+struct stream_route {
+  std::function<void(const call_context&, std::string message,
+                     std::shared_ptr<stream_channel> channel)>
+      call;
+};
+
 // A plain GET endpoint (health, readiness, metrics).
 struct http_reply {
   unsigned status = 200;
@@ -77,12 +89,56 @@ struct http_reply {
   std::string body;
 };
 
-// Told about every finished unary call: its path, Connect code, the time
-// from the decoded request to the answer, and the caller's W3C `traceparent`
-// header ("" when none). Called on the answering thread.
+// Told about every finished unary call: its path, Connect code and the time
+// from the decoded request to the answer; and about every ended server
+// stream: its path, final code and lifetime. Also gets the caller's W3C
+// `traceparent` header ("" when none). Called on the answering thread.
 using call_observer =
     std::function<void(std::string_view path, status_code code, std::chrono::nanoseconds took,
                        std::string_view traceparent)>;
+
+// A server-streaming call's outbound side, held by shared_ptr. Thread-safe:
+// any thread may call it. Dropping the last reference without finish() ends
+// the stream with internal, so a client is never left waiting on a lost sink.
+template <class Response>
+class stream_sink {
+ public:
+  using send_result = stream_send_result;
+
+  stream_sink(std::shared_ptr<stream_channel> channel, codec wire_codec)
+      : channel_(std::move(channel)), wire_codec_(wire_codec) {}
+  ~stream_sink() {
+    channel_->finish(status{status_code::internal, "the handler dropped the stream unfinished"});
+  }
+  stream_sink(const stream_sink&) = delete;
+  stream_sink& operator=(const stream_sink&) = delete;
+
+  // Encodes and queues one message; never blocks. `full` when more than
+  // server_options::max_stream_buffer_bytes wait unwritten: the message is
+  // not queued, keep (or coalesce) it and send again once on_drained fires.
+  // `closed` once the stream has ended (finished, client gone, deadline,
+  // server stopping).
+  send_result send(const Response& message);
+  // Ends the stream: the end-of-stream message carries `outcome` ({} for ok).
+  // Idempotent: only the first finish counts.
+  void finish(status outcome) { channel_->finish(std::move(outcome)); }
+  bool closed() const { return channel_->closed(); }
+  // Called once when the stream ends for any reason (client disconnect
+  // included): on the thread that ended it (the caller of finish(), or an io
+  // thread for a disconnect, the deadline or a stop), or at once when it
+  // already has. Keep it short: it may run on an io thread.
+  void set_on_closed(std::function<void()> on_closed) {
+    channel_->set_on_closed(std::move(on_closed));
+  }
+  // Called, on some thread, each time the queued bytes drop to zero after a `full`.
+  void set_on_drained(std::function<void()> on_drained) {
+    channel_->set_on_drained(std::move(on_drained));
+  }
+
+ private:
+  std::shared_ptr<stream_channel> channel_;
+  codec wire_codec_;
+};
 
 class connect_router {
  public:
@@ -94,14 +150,25 @@ class connect_router {
   void add_unary(std::string path,
                  std::function<void(const call_context&, Request, responder<Response>)> handler);
 
+  // Binds POST `path` as a server-streaming procedure: the handler gets the
+  // one request message and a sink to send any number of responses to,
+  // from any thread, until it finishes the stream.
+  template <class Request, class Response>
+  void add_server_stream(
+      std::string path,
+      std::function<void(const call_context&, Request, std::shared_ptr<stream_sink<Response>>)>
+          handler);
+
   void add_get(std::string path, std::function<http_reply()> handler);
 
-  // Every route path the router knows (unary and GET), for tests and logs.
+  // Every route path the router knows (unary, streaming and GET), for tests and logs.
   const std::map<std::string, unary_route>& unary_routes() const { return unary_; }
+  const std::map<std::string, stream_route>& stream_routes() const { return stream_; }
   const std::map<std::string, std::function<http_reply()>>& get_routes() const { return get_; }
 
  private:
   std::map<std::string, unary_route> unary_;
+  std::map<std::string, stream_route> stream_;
   std::map<std::string, std::function<http_reply()>> get_;
   // Shared with every route's closure, so a later set_call_observer reaches them.
   std::shared_ptr<call_observer> observer_ = std::make_shared<call_observer>();
@@ -148,6 +215,44 @@ void connect_router::add_unary(
       }};
 }
 
+template <class Response>
+typename stream_sink<Response>::send_result stream_sink<Response>::send(const Response& message) {
+  if (channel_->closed()) return send_result::closed;
+  auto encoded = encode_message(wire_codec_, message);
+  if (!encoded.ok()) {
+    channel_->finish(encoded.error());
+    return send_result::closed;
+  }
+  return channel_->send(std::move(encoded).value());
+}
+
+template <class Request, class Response>
+void connect_router::add_server_stream(
+    std::string path,
+    std::function<void(const call_context&, Request, std::shared_ptr<stream_sink<Response>>)>
+        handler) {
+  std::string route_path = path;
+  stream_[std::move(route_path)] =
+      stream_route{[handler = std::move(handler), observer = observer_, path = std::move(path)](
+                       const call_context& context, std::string message,
+                       std::shared_ptr<stream_channel> channel) {
+        const auto started = std::chrono::steady_clock::now();
+        channel->set_end_observer([observer, path, started,
+                                   traceparent = context.header("traceparent")](status_code code) {
+          if (*observer) {
+            (*observer)(path, code, std::chrono::steady_clock::now() - started, traceparent);
+          }
+        });
+        Request request;
+        if (status decoded = decode_message(context.wire_codec, message, request); !decoded.ok()) {
+          channel->finish(decoded);
+          return;
+        }
+        handler(context, std::move(request),
+                std::make_shared<stream_sink<Response>>(std::move(channel), context.wire_codec));
+      }};
+}
+
 class connect_server {
  public:
   connect_server(server_options options, connect_router router);
@@ -163,11 +268,15 @@ class connect_server {
   // Stops accepting, lets in-flight calls finish for up to `drain`, then
   // closes every connection and joins the io threads. Idempotent. Call it
   // from outside the server's threads, never from a handler. Requests that
-  // arrive on open connections while draining get unavailable.
+  // arrive on open connections while draining get unavailable; open server
+  // streams end at once with unavailable (after what they already queued).
   void stop(std::chrono::milliseconds drain);
 
-  // Calls currently being handled.
+  // Unary calls currently being handled.
   uint64_t in_flight() const;
+  // Server streams open right now (from the request until the end-of-stream
+  // is written or the connection is gone).
+  uint64_t open_streams() const;
 
  private:
   struct impl;

@@ -15,6 +15,7 @@
 #include <exception>
 
 #include "gateway/connect_codec.hpp"
+#include "gateway/http_fields.hpp"
 
 namespace billing::gateway {
 namespace beast = boost::beast;
@@ -34,10 +35,6 @@ constexpr std::chrono::milliseconds linger_time{1000};
 // compressing smaller ones costs more than it saves.
 constexpr size_t min_gzip_response_bytes = 1024;
 
-std::string_view to_std(beast::string_view text) {
-  return {text.data(), text.size()};
-}
-
 std::string endpoint_text(const tcp::endpoint& endpoint) {
   std::string host = endpoint.address().to_string();
   if (endpoint.address().is_v6()) host = "[" + host + "]";
@@ -50,18 +47,8 @@ std::string peer_of(const tcp::socket& socket) {
   return ec ? std::string{} : endpoint_text(endpoint);
 }
 
-std::map<std::string, std::string> lower_cased_headers(const http::fields& fields) {
-  std::map<std::string, std::string> headers;
-  for (const auto& field : fields) {
-    std::string name(to_std(field.name_string()));
-    std::transform(name.begin(), name.end(), name.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    const std::string_view value = to_std(field.value());
-    auto [slot, inserted] = headers.emplace(std::move(name), std::string(value));
-    // A repeated header is the same as one comma-separated list (RFC 9110 5.3).
-    if (!inserted) slot->second.append(", ").append(value);
-  }
-  return headers;
+status connection_closed() {
+  return status{status_code::canceled, "the connection closed before the stream ended"};
 }
 
 bool is_http_parse_error(beast::error_code ec) {
@@ -118,6 +105,7 @@ http_session::http_session(tcp::socket socket, std::shared_ptr<server_state> sta
 
 http_session::~http_session() {
   if (registered_) state_->remove_session(registry_id_);
+  if (stream_exchange_) stream_exchange_->channel->abort(connection_closed());
 }
 
 void http_session::start() {
@@ -147,7 +135,15 @@ void http_session::handshake() {
 
 void http_session::request_drain() {
   net::post(stream_.get_executor(), [self = shared_from_this()] {
-    if (self->phase_ == phase::idle) self->close();
+    if (self->phase_ == phase::idle) {
+      self->close();
+    } else if (self->phase_ == phase::streaming && self->stream_exchange_) {
+      // A stream would hold the drain until its deadline: end it now.
+      self->close_after_write_ = true;
+      self->stream_exchange_->channel->finish(
+          status{status_code::unavailable, "the server is shutting down"});
+      self->pump_stream();
+    }
   });
 }
 
@@ -273,13 +269,18 @@ void http_session::handle_request(request_type request) {
   const std::string path(target.substr(0, target.find('?')));
 
   const auto& unary_routes = state_->router.unary_routes();
-  if (const auto route = unary_routes.find(path); route != unary_routes.end()) {
+  const auto unary = unary_routes.find(path);
+  const auto& stream_routes = state_->router.stream_routes();
+  const auto stream = stream_routes.find(path);
+  if (unary != unary_routes.end() || stream != stream_routes.end()) {
     if (request.method() != http::verb::post) {
       reply_error(status{status_code::unimplemented, path + " accepts only POST"}, 405,
                   {{"Allow", "POST"}});
-      return;
+    } else if (unary != unary_routes.end()) {
+      handle_unary(std::move(request), unary->second);
+    } else {
+      handle_stream(std::move(request), stream->second);
     }
-    handle_unary(std::move(request), route->second);
     return;
   }
   if (state_->router.get_routes().contains(path)) {
@@ -472,6 +473,9 @@ void http_session::close() {
   closed_ = true;
   phase_ = phase::closing;
   unsettled_call_.reset();
+  open_stream_.reset();
+  // Pending writes still use the exchange's buffers: it lives until the session does.
+  if (stream_exchange_) stream_exchange_->channel->abort(connection_closed());
   try {
     call_deadline_.cancel();
   } catch (...) {

@@ -1,9 +1,10 @@
 // One HTTP/1.1 connection: reads requests one at a time (so pipelined
 // requests are answered in order), routes them, dispatches unary calls to
-// handlers and writes the answers. Everything runs on the connection's strand;
-// handler completions are posted back to it. Internal to the gateway: only
-// gateway .cpp files include this header, which keeps Beast out of the rest
-// of the build.
+// handlers and writes the answers, or streams a server-streaming call's
+// messages as chunks (http_session_stream.cpp). Everything runs on the
+// connection's strand; handler completions are posted back to it. Internal to
+// the gateway: only gateway .cpp files include this header, which keeps Beast
+// out of the rest of the build.
 #pragma once
 
 #include <boost/asio/ip/tcp.hpp>
@@ -11,11 +12,14 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/serializer.hpp>
 #include <boost/beast/http/string_body.hpp>
 
 #include <array>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -53,7 +57,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
  private:
   using request_type = boost::beast::http::request<boost::beast::http::string_body>;
   using response_type = boost::beast::http::response<boost::beast::http::string_body>;
-  enum class phase { reading, idle, awaiting_handler, writing, closing };
+  enum class phase { reading, idle, awaiting_handler, writing, streaming, closing };
 
   // The request being answered: what its response needs to know.
   struct exchange {
@@ -78,6 +82,31 @@ class http_session : public std::enable_shared_from_this<http_session> {
   void dispatch(const unary_route& route, unary_call_plan plan);
   void on_call_answered(uint64_t call_id, result<std::string> answer);
   void on_call_deadline(uint64_t call_id);
+
+  // --- server streaming (http_session_stream.cpp) ---
+  struct outbound_frame {
+    std::string bytes;
+    bool ends_stream = false;
+  };
+  // The response of a stream in progress; what its writer needs to know.
+  struct stream_exchange {
+    boost::beast::http::response<boost::beast::http::empty_body> header;
+    std::optional<boost::beast::http::response_serializer<boost::beast::http::empty_body>>
+        header_serializer;
+    std::shared_ptr<stream_channel> channel;
+    std::deque<outbound_frame> outbox;  // taken from the channel, being written
+    bool writing = false;
+  };
+  void handle_stream(request_type request, const stream_route& route);
+  std::shared_ptr<stream_channel> open_channel(bool gzip_messages);
+  // `route` is null when `plan` is an error (no handler runs).
+  void start_stream(codec wire_codec, const stream_route* route, result<stream_call_plan> plan);
+  void pump_stream();
+  void on_stream_frame_written(boost::beast::error_code ec);
+  void on_stream_deadline(uint64_t call_id);
+  void end_stream_exchange();
+  void watch_for_disconnect();
+  void after_stream();
 
   void reply_success(std::string message);
   void reply_error(const status& error, unsigned http_status = 0,
@@ -109,6 +138,10 @@ class http_session : public std::enable_shared_from_this<http_session> {
   std::optional<counted_token> unsettled_call_;
 
   std::array<char, 4096> discard_buffer_{};
+
+  std::optional<stream_exchange> stream_exchange_;
+  std::optional<counted_token> open_stream_;
+  bool watch_pending_ = false;
 };
 
 }  // namespace billing::gateway

@@ -30,6 +30,9 @@ struct server_state {
   // Calls dispatched whose HTTP response is not written yet; stop() waits for
   // these too, or a drained call's answer could be cut off by the final close.
   std::atomic<uint64_t> unsettled_calls{0};
+  // Server streams whose end-of-stream is not written yet (they also count
+  // in unsettled_calls while open).
+  std::atomic<uint64_t> open_streams{0};
   // Set by stop(): sessions answer what they hold, then close.
   std::atomic<bool> draining{false};
 

@@ -41,6 +41,7 @@ class session_stream {
   void expires_after(Duration timeout) {
     tcp().expires_after(timeout);
   }
+  void expires_never() { tcp().expires_never(); }
   void close() { tcp().close(); }
 
   template <class MutableBuffers, class Handler>

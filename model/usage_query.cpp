@@ -134,6 +134,10 @@ usage_totals usage_within(const usage_window& window, int64_t from_ns, int64_t t
   const int64_t overlap_from = std::max(window.window_start_ns, from_ns);
   const int64_t overlap_to = std::min(window.window_end_ns, to_ns);
   if (overlap_from >= overlap_to) return inside;
+  // Wholly inside: its hour shares sum to the window by construction.
+  if (overlap_from == window.window_start_ns && overlap_to == window.window_end_ns) {
+    return usage_totals::of(window);
+  }
   for (const auto& hour : split_into_hours(window)) {
     const int64_t part_from = std::max(hour.hour_start_ns, window.window_start_ns);
     const int64_t part_to = std::min(hour.hour_start_ns + kNanosPerHour, window.window_end_ns);

@@ -43,14 +43,18 @@ export function removeTempDir(dir) {
 // temporary dir owned by the server (removed by cleanup()); pass one to restart
 // on existing data. `args` are extra command-line options; unless they
 // configure authentication themselves (--auth-tokens-file, --insecure-no-auth),
-// the server runs in the explicit --insecure-no-auth dev mode.
-export async function startServer({ dataDir, args = [], readyTimeoutMs = READY_TIMEOUT_MS } = {}) {
-  requireBillingd();
-  const ownsDataDir = dataDir === undefined;
-  const dir = dataDir ?? makeTempDir();
+// billingd runs in the explicit --insecure-no-auth dev mode. `binary` runs
+// another server program that takes --listen and logs "listening on" the same
+// way (a test fixture); it gets no data dir and no auth flag.
+export async function startServer({ dataDir, args = [], readyTimeoutMs = READY_TIMEOUT_MS, binary } = {}) {
+  if (binary === undefined) requireBillingd();
+  const program = binary ?? BILLINGD;
+  const ownsDataDir = binary === undefined && dataDir === undefined;
+  const dir = binary === undefined ? (dataDir ?? makeTempDir()) : dataDir;
   const configuresAuth = args.some((arg) => arg.startsWith("--auth-tokens-file") || arg.startsWith("--insecure-no-auth"));
-  const argv = ["--listen=127.0.0.1:0", `--data-dir=${dir}`, ...(configuresAuth ? [] : ["--insecure-no-auth"]), ...args];
-  const child = spawn(BILLINGD, argv, { stdio: ["ignore", "pipe", "pipe"] });
+  const auth = binary === undefined && !configuresAuth ? ["--insecure-no-auth"] : [];
+  const argv = ["--listen=127.0.0.1:0", ...(binary === undefined ? [`--data-dir=${dir}`] : []), ...auth, ...args];
+  const child = spawn(program, argv, { stdio: ["ignore", "pipe", "pipe"] });
   liveChildren.add(child);
 
   let stderr = "";
@@ -78,7 +82,7 @@ export async function startServer({ dataDir, args = [], readyTimeoutMs = READY_T
     const fail = (why) => {
       if (settled) return;
       child.kill("SIGKILL");
-      settle(reject, new Error(`billingd ${argv.join(" ")}: ${why}\n--- stderr ---\n${stderr}--- end of stderr ---`));
+      settle(reject, new Error(`${program} ${argv.join(" ")}: ${why}\n--- stderr ---\n${stderr}--- end of stderr ---`));
     };
     const timer = setTimeout(() => fail(`not listening after ${readyTimeoutMs} ms`), readyTimeoutMs);
     child.stderr.setEncoding("utf8");

@@ -41,6 +41,10 @@ TEST_CASE("settings derived from flags") {
   auto settings = config.ingest_settings();
   CHECK(settings.allowed_regions == std::set<std::string>{"eu-west-1", "us-east-1"});
   CHECK(settings.limits.max_vcpus == 8);
+  config.max_stream_buffer_bytes = 4096;
+  auto server = config.server_options();
+  REQUIRE(server.ok());
+  CHECK(server->max_stream_buffer_bytes == 4096);
   config.listen = "nonsense";
   CHECK_FALSE(config.server_options().ok());
   config.listen = "127.0.0.1:9000";

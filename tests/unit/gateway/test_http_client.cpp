@@ -94,6 +94,10 @@ std::optional<test_response> test_http_client::read_response(bool to_head_reques
   http::response_parser<http::string_body> parser;
   parser.body_limit(std::uint64_t{64} << 20);
   parser.skip(to_head_request);
+  std::vector<uint64_t> chunk_sizes;
+  auto on_chunk_header = [&chunk_sizes](std::uint64_t size, beast::string_view,
+                                        beast::error_code&) { chunk_sizes.push_back(size); };
+  parser.on_chunk_header(on_chunk_header);
   const auto ec = impl_->run(
       [&](auto handler) { http::async_read(impl_->stream, impl_->buffer, parser, handler); });
   if (ec) return std::nullopt;
@@ -107,6 +111,7 @@ std::optional<test_response> test_http_client::read_response(bool to_head_reques
     response.headers[name] = std::string(field.value());
   }
   response.body = message.body();
+  response.chunk_sizes = std::move(chunk_sizes);
   return response;
 }
 

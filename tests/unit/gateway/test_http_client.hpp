@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
@@ -20,6 +21,8 @@ struct test_response {
   unsigned status = 0;
   std::map<std::string, std::string> headers;  // lower-cased names
   std::string body;
+  // Sizes of the body's chunks, the last chunk's 0 included, when chunked.
+  std::vector<uint64_t> chunk_sizes;
 
   // The header's value, or "" when absent.
   std::string header(const std::string& lower_case_name) const;
