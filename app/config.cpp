@@ -44,6 +44,9 @@ billingd_config::billingd_config() {
       .add(max_window_query_days, "max-window-query-days",
            "longest range one GetBillingWindow may cover")
       .add(query_workers, "query-workers", "actors answering usage queries")
+      .add(dump_audit, "dump-audit",
+           "maintenance: print CUSTOMER's audit trail (ingest records, then refused re-sends) as "
+           "JSON lines and exit (the server must be stopped)")
       .add(dump_windows, "dump-windows",
            "maintenance: print CUSTOMER's stored windows as JSON lines and exit "
            "(the server must be stopped)")

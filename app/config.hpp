@@ -51,6 +51,7 @@ class billingd_config : public caf::actor_system_config {
   uint32_t query_workers = 4;
   // Maintenance: print a customer's stored windows as JSON lines and exit.
   std::string dump_windows;
+  std::string dump_audit;     // maintenance: print a customer's audit trail and exit
   std::string backup_dir;     // where CreateBackup writes; empty disables backups
   std::string restore_from;   // maintenance: restore this backup dir into data_dir and exit
   bool verify_audit = false;  // maintenance: verify the audit chain and exit

@@ -158,10 +158,13 @@ int run_offline(const billingd_config& config,
   return command(*store.value());
 }
 
-int run_dump(const billingd_config& config) {
+// Prints one customer's data with `dump` (dump_windows or dump_audit).
+using customer_dump = status (*)(const storage::ledger_store&, const std::string& customer_id,
+                                 std::ostream& out);
+int run_dump(const billingd_config& config, customer_dump dump, const std::string& customer_id) {
   return run_offline(config, [&](const storage::ledger_store& store) {
-    if (status dumped = dump_windows(store, config.dump_windows, std::cout); !dumped.ok()) {
-      log_error("dump failed: {}", dumped.message());
+    if (status dumped = dump(store, customer_id, std::cout); !dumped.ok()) {
+      log_error("dump of '{}' failed: {}", customer_id, dumped.message());
       return 1;
     }
     return 0;
@@ -197,7 +200,8 @@ int main(int argc, char** argv) {
     std::cerr << "billingd: config file " << config.config_file_path << " does not exist\n";
     return 2;
   }
-  if (!config.dump_windows.empty()) return run_dump(config);
+  if (!config.dump_windows.empty()) return run_dump(config, dump_windows, config.dump_windows);
+  if (!config.dump_audit.empty()) return run_dump(config, dump_audit, config.dump_audit);
   if (config.verify_audit) return run_verify_audit(config);
   if (!config.restore_from.empty()) return run_restore(config);
   return run_server(config, stop_signals);

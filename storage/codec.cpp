@@ -198,7 +198,10 @@ status read_batch_meta(bytes::reader& in, std::string_view what, model::batch_me
   if (!region) return corrupt(what, "region truncated");
   auto received_at = in.i64();
   if (!received_at) return corrupt(what, "received_at truncated");
-  meta = {std::move(*batch_id), std::move(*instance_id), std::move(*region), *received_at};
+  meta.batch_id = std::move(*batch_id);
+  meta.instance_id = std::move(*instance_id);
+  meta.region = std::move(*region);
+  meta.received_at_ns = *received_at;
   return status::ok_status();
 }
 
@@ -229,6 +232,7 @@ std::string encode_ingest_record(const ingest_record& record) {
   std::string out;
   bytes::append_u8(out, ingest_record_format);
   append_batch_meta(out, record.meta);
+  append_string(out, record.meta.caller);
   bytes::append_u32(out, record.accepted);
   bytes::append_u32(out, record.duplicate);
   bytes::append_u32(out, record.rejected);
@@ -241,6 +245,9 @@ result<ingest_record> decode_ingest_record(std::string_view value) {
   if (auto format = check_format(in, what, ingest_record_format); !format.ok()) return format;
   ingest_record record;
   if (status meta = read_batch_meta(in, what, record.meta); !meta.ok()) return meta;
+  auto caller = read_string(in);
+  if (!caller) return corrupt(what, "caller truncated");
+  record.meta.caller = std::move(*caller);
   auto accepted = in.u32();
   auto duplicate = in.u32();
   auto rejected = in.u32();

@@ -50,7 +50,7 @@ std::string encode_conflict(const conflict_record& record);
 result<conflict_record> decode_conflict(std::string_view value);
 
 // audit value of an ingest batch's part: version | batch_id | instance_id |
-// region | received_at | accepted u32 | duplicate u32 | rejected u32.
+// region | received_at | caller | accepted u32 | duplicate u32 | rejected u32.
 std::string encode_ingest_record(const ingest_record& record);
 // The customer id is not in the value (it is the key's prefix).
 result<ingest_record> decode_ingest_record(std::string_view value);

@@ -51,7 +51,8 @@ struct conflict_record {
 // What one customer's part of an ingest batch did, for the audit trail.
 struct ingest_record {
   std::string customer_id;
-  model::batch_meta meta;  // batch id, sending instance (source), region, received at
+  // batch id, sending instance, region, received at, authenticated caller
+  model::batch_meta meta;
   uint32_t accepted = 0;
   uint32_t duplicate = 0;
   uint32_t rejected = 0;  // conflicting re-sends; invalid items never reach the ledger

@@ -75,11 +75,19 @@ std::vector<std::string> regions_of(const v1::SendMetricsBatchRequest& request) 
   return {regions.begin(), regions.end()};
 }
 
+// An admitted ingest call: who it is (for the audit trail) and its place
+// among the batches in flight.
+struct admitted_call {
+  std::string caller;
+  std::shared_ptr<security::inflight_gate::ticket> ticket;
+};
+
 // Authorizes (ingest scope for `regions`) and admits the call; answers it
-// and returns null when it may not proceed.
-std::optional<std::shared_ptr<security::inflight_gate::ticket>> authorize_and_admit(
-    const collector_settings& settings, const call_context& context,
-    std::vector<std::string> regions, const std::function<void(status)>& refuse) {
+// and returns nullopt when it may not proceed.
+std::optional<admitted_call> authorize_and_admit(const collector_settings& settings,
+                                                 const call_context& context,
+                                                 std::vector<std::string> regions,
+                                                 const std::function<void(status)>& refuse) {
   auto caller =
       authorize(settings.auth.get(), context, security::require_ingest(std::move(regions)));
   if (!caller.ok()) {
@@ -91,7 +99,7 @@ std::optional<std::shared_ptr<security::inflight_gate::ticket>> authorize_and_ad
     refuse(ticket.error());
     return std::nullopt;
   }
-  return std::move(ticket).value();
+  return admitted_call{caller.value().name, std::move(ticket).value()};
 }
 
 // Request-level checks of a batch's envelope; items are judged by the actors.
@@ -130,20 +138,20 @@ void add_collector_service(connect_router& router, caf::actor_system& system,
       [&system, directory, settings](const call_context& context,
                                      v1::SendMetricsBatchRequest request,
                                      responder<v1::SendMetricsBatchResponse> respond) {
-        auto ticket = authorize_and_admit(settings, context, regions_of(request),
-                                          [&respond](status refused) { respond(refused); });
-        if (!ticket) return;
+        auto admitted = authorize_and_admit(settings, context, regions_of(request),
+                                            [&respond](status refused) { respond(refused); });
+        if (!admitted) return;
         if (status bad = check_batch_envelope(request, settings); !bad.ok()) {
           respond(bad);
           return;
         }
         model::ingest_batch batch;
         batch.meta = {request.batch_id(), request.instance_id(), request.region(),
-                      model::unix_now_ns()};
+                      model::unix_now_ns(), admitted->caller};
         batch.windows.reserve(request.metrics_size());
         for (const auto& metrics : request.metrics()) batch.windows.push_back(to_window(metrics));
-        ingest(system, directory, settings, std::move(batch), time_left(context), *ticket,
-               [respond](result<model::ingest_report> report) {
+        ingest(system, directory, settings, std::move(batch), time_left(context),
+               std::move(admitted->ticket), [respond](result<model::ingest_report> report) {
                  if (!report.ok()) {
                    respond(report.error());
                    return;
@@ -156,9 +164,9 @@ void add_collector_service(connect_router& router, caf::actor_system& system,
       std::string{kCollectorPrefix} + "SendMetrics",
       [&system, directory, settings](const call_context& context, v1::SendMetricsRequest request,
                                      responder<v1::SendMetricsResponse> respond) {
-        auto ticket = authorize_and_admit(settings, context, {request.metrics().region()},
-                                          [&respond](status refused) { respond(refused); });
-        if (!ticket) return;
+        auto admitted = authorize_and_admit(settings, context, {request.metrics().region()},
+                                            [&respond](status refused) { respond(refused); });
+        if (!admitted) return;
         if (!request.has_metrics()) {
           respond(status{status_code::invalid_argument, "metrics is required"});
           return;
@@ -173,10 +181,10 @@ void add_collector_service(connect_router& router, caf::actor_system& system,
         model::ingest_batch batch;
         const int64_t now = model::unix_now_ns();
         batch.meta = {fmt::format("single:{}", now), request.instance_id(),
-                      request.metrics().region(), now};
+                      request.metrics().region(), now, admitted->caller};
         batch.windows.push_back(to_window(request.metrics()));
-        ingest(system, directory, settings, std::move(batch), time_left(context), *ticket,
-               [respond](result<model::ingest_report> report) {
+        ingest(system, directory, settings, std::move(batch), time_left(context),
+               std::move(admitted->ticket), [respond](result<model::ingest_report> report) {
                  if (!report.ok()) {
                    respond(report.error());
                    return;

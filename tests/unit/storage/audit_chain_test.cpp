@@ -22,7 +22,7 @@ using namespace billing::storage::testing;
 namespace {
 
 ingest_record record_for(const std::string& customer, const std::string& batch_id, uint32_t n) {
-  return {customer, {batch_id, "metald-7", "eu-west-1", t0 + n}, n, n + 1, n + 2};
+  return {customer, {batch_id, "metald-7", "eu-west-1", t0 + n, "metald-token"}, n, n + 1, n + 2};
 }
 
 // Commits, per customer, one window and one ingest record, and for the first
@@ -36,7 +36,7 @@ uint64_t fill(ledger_store& store, int rounds, int first_seed = 0) {
       writes.put_ingest_record(record_for(customer, "b-" + std::to_string(round), round));
       ++audit_entries;
       if (customer == "acme") {
-        writes.put_conflict({{"b", "i", "eu-west-1", t0},
+        writes.put_conflict({{"b", "i", "eu-west-1", t0, ""},
                              sample_window(customer, "eu-west-1", "vm", t0, round + 100),
                              sample_window(customer, "eu-west-1", "vm", t0, round)});
         ++audit_entries;
@@ -99,6 +99,7 @@ TEST_CASE("ingest records are stored per part and read back; conflicts stay read
   CHECK(found[1].meta.batch_id == "b-1");
   CHECK(found[1].meta.instance_id == "metald-7");
   CHECK(found[1].meta.region == "eu-west-1");
+  CHECK(found[1].meta.caller == "metald-token");
   CHECK(found[1].accepted == 1);
   CHECK(found[1].duplicate == 2);
   CHECK(found[1].rejected == 3);

@@ -38,7 +38,7 @@ store_options failing_wal_options(const temp_dir& dir, wal_fault fault,
 // one_window() with its ingest record, so the audit chain is written too.
 write_set audited_window(const std::string& customer, int index) {
   auto writes = one_window(customer, index);
-  writes.put_ingest_record({customer, {"b", "i", "r", t0}, 1, 0, 0});
+  writes.put_ingest_record({customer, {"b", "i", "r", t0, "t"}, 1, 0, 0});
   return writes;
 }
 
