@@ -26,6 +26,9 @@ billingd_config::billingd_config() {
            "how long a connection may take to complete TLS and send its request headers "
            "(slow clients are closed)")
       .add(idle_timeout_ms, "idle-timeout-ms", "how long an idle keep-alive connection is kept")
+      .add(stream_timeout_ms, "stream-timeout-ms",
+           "deadline of a server stream (StreamLiveUsage) that sends no Connect-Timeout-Ms; "
+           "0: none")
       .add(max_stream_buffer_bytes, "max-stream-buffer-bytes",
            "bytes a server stream may queue unwritten (a slow reader) before its producer "
            "is told to hold back")
@@ -117,6 +120,7 @@ result<gateway::server_options> billingd_config::server_options() const {
   options.tls_key_file = tls_key_file;
   options.tls_client_ca_file = tls_client_ca_file;
   options.max_stream_buffer_bytes = max_stream_buffer_bytes;
+  options.stream_default_timeout = std::chrono::milliseconds{stream_timeout_ms};
   return options;
 }
 

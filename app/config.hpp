@@ -36,6 +36,7 @@ class billingd_config : public caf::actor_system_config {
   uint32_t header_timeout_ms = 10'000;
   uint32_t idle_timeout_ms = 60'000;
   uint64_t max_stream_buffer_bytes = uint64_t{1} << 20;
+  uint64_t stream_timeout_ms = 0;  // 0: live streams stay open until the client leaves
   uint64_t block_cache_bytes = uint64_t{256} << 20;
   // Validation limits.
   uint32_t max_vcpus = 512;

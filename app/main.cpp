@@ -13,6 +13,7 @@
 #include "app/dump.hpp"
 #include "gateway/services/admin_service.hpp"
 #include "gateway/services/collector_service.hpp"
+#include "gateway/services/live_usage_stream.hpp"
 #include "gateway/services/query_service.hpp"
 #include "observability/log.hpp"
 #include "observability/metrics.hpp"
@@ -93,6 +94,8 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
     collector_settings.auth = auth;
     gateway::add_collector_service(router, system, directory, std::move(collector_settings));
     gateway::add_query_service(router, system, directory, {config.ingest_settings().limits, auth});
+    gateway::add_live_usage_stream(router, system, directory,
+                                   {config.ingest_settings().limits, auth});
     gateway::add_admin_service(router, system, store.value(),
                                {config.backup_dir, config.raw_retention_days, auth});
     router.add_get("/healthz", [] { return gateway::http_reply{200, "text/plain", "ok\n"}; });
@@ -106,7 +109,7 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
     metrics->set_scrape_source([&server, ledger = store.value()] {
       const auto stats = ledger->stats();
       return observability::scrape_gauges{stats.commits_requested, stats.synced_writes,
-                                          server.in_flight()};
+                                          server.in_flight(), server.open_streams()};
     });
     auto bound = server.start();
     if (!bound.ok()) {

@@ -27,7 +27,14 @@ namespace {
 
 // The header rules unary and streaming calls share: the protocol version and
 // the deadline. The context gets everything but its headers (moved in last).
-result<call_context> plan_context(const server_options& options, codec wire_codec,
+// A call's deadline: the client's Connect-Timeout-Ms (capped at `max`), or
+// `fallback` when it sends none; a zero fallback means no deadline.
+struct timeout_rule {
+  std::chrono::milliseconds fallback;
+  std::chrono::milliseconds max;
+};
+
+result<call_context> plan_context(const timeout_rule& rule, codec wire_codec,
                                   const std::map<std::string, std::string>& headers,
                                   std::string peer, std::chrono::steady_clock::time_point now) {
   if (headers.contains("connect-protocol-version") &&
@@ -36,11 +43,11 @@ result<call_context> plan_context(const server_options& options, codec wire_code
                   "connect-protocol-version must be \"1\", got \"" +
                       std::string(header_or_empty(headers, "connect-protocol-version")) + "\""};
   }
-  std::chrono::milliseconds timeout = options.default_timeout;
+  std::chrono::milliseconds timeout = rule.fallback;
   if (headers.contains("connect-timeout-ms")) {
     auto parsed = parse_timeout_ms(header_or_empty(headers, "connect-timeout-ms"));
     if (!parsed.ok()) return parsed.error();
-    timeout = std::min(parsed.value(), options.max_timeout);
+    timeout = std::min(parsed.value(), rule.max);
     if (timeout.count() == 0) {
       return status{status_code::deadline_exceeded, "connect-timeout-ms is 0"};
     }
@@ -48,7 +55,8 @@ result<call_context> plan_context(const server_options& options, codec wire_code
   call_context context;
   context.wire_codec = wire_codec;
   context.peer = std::move(peer);
-  context.deadline = now + timeout;
+  context.deadline =
+      timeout.count() == 0 ? std::chrono::steady_clock::time_point::max() : now + timeout;
   return context;
 }
 
@@ -75,7 +83,8 @@ result<unary_call_plan> plan_unary_call(const server_options& options, codec wir
                                         std::map<std::string, std::string> headers,
                                         std::string body, std::string peer,
                                         std::chrono::steady_clock::time_point now) {
-  auto context = plan_context(options, wire_codec, headers, std::move(peer), now);
+  auto context = plan_context({options.default_timeout, options.max_timeout}, wire_codec, headers,
+                              std::move(peer), now);
   if (!context.ok()) return context.error();
   auto message = decode_content(options, headers, "content-encoding", std::move(body));
   if (!message.ok()) return message.error();
@@ -92,7 +101,8 @@ result<stream_call_plan> plan_stream_call(const server_options& options, codec w
                                           std::map<std::string, std::string> headers,
                                           std::string body, std::string peer,
                                           std::chrono::steady_clock::time_point now) {
-  auto context = plan_context(options, wire_codec, headers, std::move(peer), now);
+  auto context = plan_context({options.stream_default_timeout, options.stream_max_timeout},
+                              wire_codec, headers, std::move(peer), now);
   if (!context.ok()) return context.error();
   // An unknown encoding is refused before the envelope is looked at.
   if (auto refused = decode_content(options, headers, "connect-content-encoding", {});

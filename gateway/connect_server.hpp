@@ -29,6 +29,10 @@ struct server_options {
   // Deadline of a call without Connect-Timeout-Ms; longer client timeouts are capped.
   std::chrono::milliseconds default_timeout{30'000};
   std::chrono::milliseconds max_timeout{300'000};
+  // The same for server streams. A live-usage stream is meant to stay open,
+  // so by default it has no deadline unless the client sends one (0: none).
+  std::chrono::milliseconds stream_default_timeout{0};
+  std::chrono::milliseconds stream_max_timeout{std::chrono::hours{24 * 365}};
   // How long a connection may take to send its request headers.
   std::chrono::milliseconds header_timeout{10'000};
   // How long an idle keep-alive connection is kept open.

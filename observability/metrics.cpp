@@ -75,7 +75,11 @@ struct service_metrics::families {
         calls_in_flight(prometheus::BuildGauge()
                             .Name("billing_rpc_calls_in_flight")
                             .Help("Connect calls being handled")
-                            .Register(registry)) {}
+                            .Register(registry)),
+        open_streams(prometheus::BuildGauge()
+                         .Name("billing_stream_subscribers")
+                         .Help("Open server streams (StreamLiveUsage subscribers)")
+                         .Register(registry)) {}
 
   prometheus::Family<prometheus::Counter>& calls;
   prometheus::Family<prometheus::Histogram>& call_seconds;
@@ -84,6 +88,7 @@ struct service_metrics::families {
   prometheus::Family<prometheus::Gauge>& ledger_commits;
   prometheus::Family<prometheus::Gauge>& ledger_synced_writes;
   prometheus::Family<prometheus::Gauge>& calls_in_flight;
+  prometheus::Family<prometheus::Gauge>& open_streams;
 
   std::mutex scrape_mutex;
   std::function<scrape_gauges()> scrape_source;  // guarded by scrape_mutex
@@ -134,6 +139,7 @@ std::string service_metrics::render() const {
       families_->ledger_commits.Add({}).Set(static_cast<double>(now.ledger_commits));
       families_->ledger_synced_writes.Add({}).Set(static_cast<double>(now.ledger_synced_writes));
       families_->calls_in_flight.Add({}).Set(static_cast<double>(now.calls_in_flight));
+      families_->open_streams.Add({}).Set(static_cast<double>(now.open_streams));
     }
   }
   return prometheus::TextSerializer().Serialize(registry_->Collect());

@@ -25,6 +25,7 @@ struct scrape_gauges {
   uint64_t ledger_commits = 0;        // write sets committed
   uint64_t ledger_synced_writes = 0;  // RocksDB writes with a WAL fsync
   uint64_t calls_in_flight = 0;
+  uint64_t open_streams = 0;  // live-usage subscribers
 };
 
 class service_metrics {

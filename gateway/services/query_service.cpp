@@ -9,18 +9,6 @@ namespace {
 
 constexpr std::string_view kQueryPrefix = "/billing.v1.BillingQueryService/";
 
-// Cheap checks before anything reaches an actor: the caller may read this
-// customer (its own `customer:<id>` scope, or `admin`), and the id is valid.
-status check_customer_call(const query_service_settings& settings, const call_context& context,
-                           const std::string& customer_id) {
-  auto caller = authorize(settings.auth.get(), context, security::require_customer(customer_id));
-  if (!caller.ok()) return caller.error();
-  if (auto bad = model::validate_id("customer_id", customer_id, settings.limits)) {
-    return {status_code::invalid_argument, bad->message};
-  }
-  return status::ok_status();
-}
-
 // Completes `respond` with the proto form of a model answer.
 template <class Response, class Answer>
 std::function<void(result<Answer>)> answer_with(responder<Response> respond) {
@@ -34,6 +22,16 @@ std::function<void(result<Answer>)> answer_with(responder<Response> respond) {
 }
 
 }  // namespace
+
+status check_customer_call(const query_service_settings& settings, const call_context& context,
+                           const std::string& customer_id) {
+  auto caller = authorize(settings.auth.get(), context, security::require_customer(customer_id));
+  if (!caller.ok()) return caller.error();
+  if (auto bad = model::validate_id("customer_id", customer_id, settings.limits)) {
+    return {status_code::invalid_argument, bad->message};
+  }
+  return status::ok_status();
+}
 
 void add_query_service(connect_router& router, caf::actor_system& system,
                        actors::directory_actor directory, query_service_settings settings) {

@@ -20,6 +20,13 @@ struct query_service_settings {
   std::shared_ptr<const security::authenticator> auth;
 };
 
+// The checks every query makes before anything reaches an actor: the caller
+// may read `customer_id` (its own `customer:<id>` scope, or `admin`:
+// unauthenticated / permission_denied otherwise), and the id is valid
+// (invalid_argument).
+status check_customer_call(const query_service_settings& settings, const call_context& context,
+                           const std::string& customer_id);
+
 void add_query_service(connect_router& router, caf::actor_system& system,
                        actors::directory_actor directory, query_service_settings settings);
 

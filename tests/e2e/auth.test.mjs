@@ -148,6 +148,36 @@ test("an admin token reads any customer and runs admin calls, but does not inges
   await expectConnectError(collectorClients(server.baseUrl, as("support")).binary.sendMetricsBatch(batchRequest([makeMetric()])), Code.PermissionDenied);
 });
 
+// The first message of a StreamLiveUsage call (then the stream is cancelled),
+// or the error that ends it first.
+async function firstUpdate(options, customerId) {
+  const controller = new AbortController();
+  const stream = queryClient(server.baseUrl, options).streamLiveUsage({ customerId }, { signal: controller.signal });
+  try {
+    for await (const update of stream) return update;
+    return undefined;
+  } finally {
+    controller.abort();
+  }
+}
+
+test("StreamLiveUsage: a customer streams only its own usage; admin any; others are refused", async () => {
+  const own = await firstUpdate(as("acme-portal"), "acme");
+  assert.equal(own.customerId, "acme");
+  assert.equal(own.snapshot, true);
+  assert.equal(own.monthToDate.cpuTimeNanos, stored.acme.cpuTimeNanos);
+  assert.equal((await firstUpdate(as("support"), "globex")).monthToDate.cpuTimeNanos, stored.globex.cpuTimeNanos);
+  for (const [options, customer, code] of [
+    [as("acme-portal"), "globex", Code.PermissionDenied],
+    [as("metald-all"), "acme", Code.PermissionDenied],
+    [as("metald-eu"), "acme", Code.PermissionDenied],
+    [{}, "acme", Code.Unauthenticated],
+    [bearer("not-a-token"), "acme", Code.Unauthenticated],
+  ]) {
+    await expectConnectError(firstUpdate(options, customer), code);
+  }
+});
+
 test("permission_denied and unauthenticated map to HTTP 403 and 401", async () => {
   const denied = await rawRequest(server.baseUrl, "/billing.v1.BillingAdminService/CreateBackup", {
     headers: { "content-type": "application/json", authorization: `Bearer ${tokens["acme-portal"].token}` },

@@ -5,7 +5,7 @@
 //
 //   customer_id "fail": one update, then invalid_argument
 //   customer_id "slow": no updates; the stream stays open until its deadline
-//                       (at most 3 s: max_timeout, so a test sees the
+//                       (at most 3 s: stream_max_timeout, so a test sees the
 //                       server's deadline and not its own timer), the
 //                       client leaving or SIGTERM
 //   any other:          updates with sequence 1, 2, 3, then ok
@@ -131,7 +131,8 @@ int main(int argc, char** argv) {
   options.host = host;
   options.port = port;
   options.io_threads = 2;
-  options.max_timeout = longest_stream;
+  options.stream_default_timeout = longest_stream;
+  options.stream_max_timeout = longest_stream;
   options.tls_cert_file = tls_cert_file;
   options.tls_key_file = tls_key_file;
   billing::gateway::connect_server server(options, make_router(held));

@@ -134,6 +134,21 @@ TEST_CASE("planning a streaming call: envelope, compression and headers") {
   }
 }
 
+TEST_CASE("a stream has no deadline unless the client sends one; unary calls keep theirs") {
+  const std::string body = encode_envelope(0, "");
+  auto open_ended = plan({}, body);
+  REQUIRE(open_ended.ok());
+  CHECK(open_ended->context.deadline == std::chrono::steady_clock::time_point::max());
+  // A client's deadline is honoured well beyond the unary cap of 300 s.
+  auto day = plan({{"connect-timeout-ms", "86400000"}}, body);
+  REQUIRE(day.ok());
+  CHECK(day->context.deadline == now + std::chrono::hours{24});
+  auto unary = plan_unary_call(small_limits(), codec::proto, {{"connect-timeout-ms", "86400000"}},
+                               "", "127.0.0.1:1", now);
+  REQUIRE(unary.ok());
+  CHECK(unary->context.deadline == now + small_limits().max_timeout);
+}
+
 TEST_CASE("stream channel: order, backpressure, drain and close callbacks") {
   int wakes = 0;
   stream_channel::settings settings;

@@ -49,11 +49,12 @@ TEST_CASE("ingest outcomes are counted, rejections by reason") {
 TEST_CASE("scrape-time gauges come from the source at every render") {
   service_metrics metrics;
   uint64_t commits = 10;
-  metrics.set_scrape_source([&] { return scrape_gauges{commits, 4, 1}; });
+  metrics.set_scrape_source([&] { return scrape_gauges{commits, 4, 1, 3}; });
   CHECK(has_line(metrics.render(), "billing_ledger_commits 10"));
   commits = 25;
   const std::string text = metrics.render();
   CHECK(has_line(text, "billing_ledger_commits 25"));
   CHECK(has_line(text, "billing_ledger_synced_writes 4"));
   CHECK(has_line(text, "billing_rpc_calls_in_flight 1"));
+  CHECK(has_line(text, "billing_stream_subscribers 3"));
 }
