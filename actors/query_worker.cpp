@@ -32,8 +32,8 @@ result<model::billing_window> billing_window(const storage::ledger_store& store,
   const int64_t scan_from =
       query.start_ns - settings.max_window_ns - settings.limits.expected_cadence_ns;
   status scanned = store.scan_windows(query.customer_id, scan_from, query.end_ns,
-                                      [&](const model::usage_window& window) {
-                                        builder.add(window);
+                                      [&](model::usage_window& window) {
+                                        builder.add(std::move(window));
                                         return true;
                                       });
   if (!scanned.ok()) return scanned;

@@ -7,7 +7,9 @@
 // --target, it times GetCustomerUsage (the month by day, and by hour over a
 // day) and GetBillingWindow (one hour of every VM) against a running billingd
 // over keep-alive HTTP/1.1 with binary Connect, and checks every answer's
-// totals against what was written.
+// totals against what was written. With --data-dir and no --target it runs
+// the same queries in-process against the store: the limit without HTTP,
+// Connect and actors.
 #include <fmt/format.h>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -23,9 +25,11 @@
 #include <string>
 #include <vector>
 
+#include "actors/query_worker.hpp"
 #include "bench/bench_args.hpp"
 #include "bench/stats.hpp"
 #include "billing/v1/billing.pb.h"
+#include "gateway/services/convert.hpp"
 #include "model/calendar.hpp"
 #include "model/rollup.hpp"
 #include "storage/ledger_store.hpp"
@@ -187,8 +191,48 @@ bool time_queries(const std::string& name, int queries,
   return true;
 }
 
-int run_queries(const bench_options& options) {
-  connect_client client(options.target);
+// How a query reaches the data: over HTTP to billingd, or straight to the
+// store with the query workers' own functions (the limit without HTTP,
+// Connect and actors). Both return the latency in ms, or -1 on error.
+struct query_path {
+  std::function<double(const v1::GetCustomerUsageRequest&, v1::GetCustomerUsageResponse&)> usage;
+  std::function<double(const v1::GetBillingWindowRequest&, v1::GetBillingWindowResponse&)> window;
+};
+
+query_path over_http(connect_client& client) {
+  return {
+      [&client](const auto& request, auto& response) {
+        return client.call("/billing.v1.BillingQueryService/GetCustomerUsage", request, response);
+      },
+      [&client](const auto& request, auto& response) {
+        return client.call("/billing.v1.BillingQueryService/GetBillingWindow", request, response);
+      }};
+}
+
+query_path in_process(const storage::ledger_store& store) {
+  const actors::query_settings settings;
+  return {[&store, settings](const v1::GetCustomerUsageRequest& request,
+                             v1::GetCustomerUsageResponse& response) {
+            const auto started = clock_type::now();
+            auto query = gateway::to_usage_query(request);
+            if (!query.ok()) return -1.0;
+            auto usage = actors::customer_usage(store, query.value(), settings);
+            if (!usage.ok()) return -1.0;
+            response = gateway::to_proto(usage.value());
+            return std::chrono::duration<double, std::milli>(clock_type::now() - started).count();
+          },
+          [&store, settings](const v1::GetBillingWindowRequest& request,
+                             v1::GetBillingWindowResponse& response) {
+            const auto started = clock_type::now();
+            auto window =
+                actors::billing_window(store, gateway::to_window_query(request), settings);
+            if (!window.ok()) return -1.0;
+            response = gateway::to_proto(window.value());
+            return std::chrono::duration<double, std::milli>(clock_type::now() - started).count();
+          }};
+}
+
+int run_queries(const bench_options& options, const query_path& path) {
   const int64_t start = dataset_start();
   const int64_t minutes = int64_t{options.days} * 1440;
   const int64_t month_end = model::next_bucket_start(model::granularity::month, start);
@@ -204,8 +248,7 @@ int run_queries(const bench_options& options) {
          *request.mutable_end_time() = timestamp_of(month_end);
          request.set_granularity(v1::GRANULARITY_DAY);
          v1::GetCustomerUsageResponse response;
-         const double ms =
-             client.call("/billing.v1.BillingQueryService/GetCustomerUsage", request, response);
+         const double ms = path.usage(request, response);
          if (ms >= 0 && response.totals().cpu_time_nanos() != month_cpu) {
            fmt::print(stderr, "month total {} != expected {}\n", response.totals().cpu_time_nanos(),
                       month_cpu);
@@ -222,8 +265,7 @@ int run_queries(const bench_options& options) {
          *request.mutable_end_time() = timestamp_of(start + (day + 1) * model::kNanosPerDay);
          request.set_granularity(v1::GRANULARITY_HOUR);
          v1::GetCustomerUsageResponse response;
-         const double ms =
-             client.call("/billing.v1.BillingQueryService/GetCustomerUsage", request, response);
+         const double ms = path.usage(request, response);
          const uint64_t expected =
              expected_cpu(options, day * 1440, std::min(minutes, (day + 1) * 1440));
          if (ms >= 0 && response.totals().cpu_time_nanos() != expected) return -1.0;
@@ -237,8 +279,7 @@ int run_queries(const bench_options& options) {
          *request.mutable_start_time() = timestamp_of(start + hour * model::kNanosPerHour);
          *request.mutable_end_time() = timestamp_of(start + (hour + 1) * model::kNanosPerHour);
          v1::GetBillingWindowResponse response;
-         const double ms =
-             client.call("/billing.v1.BillingQueryService/GetBillingWindow", request, response);
+         const double ms = path.window(request, response);
          const uint64_t expected =
              expected_cpu(options, hour * 60, std::min(minutes, (hour + 1) * 60));
          if (ms >= 0 &&
@@ -251,6 +292,22 @@ int run_queries(const bench_options& options) {
   return ok ? 0 : 1;
 }
 
+int run(const bench_options& options) {
+  if (options.populate) return populate(options);
+  if (!options.target.empty()) {
+    connect_client client(options.target);
+    return run_queries(options, over_http(client));
+  }
+  storage::store_options store_options;
+  store_options.data_dir = options.data_dir;
+  auto store = storage::ledger_store::open(store_options);
+  if (!store.ok()) {
+    fmt::print(stderr, "cannot open {}: {}\n", options.data_dir, store.error().message());
+    return 1;
+  }
+  return run_queries(options, in_process(*store.value()));
+}
+
 }  // namespace
 }  // namespace billing::bench
 
@@ -260,7 +317,9 @@ int main(int argc, char** argv) {
   std::string populate = "no";
   arg_parser parser("billing-query-bench: populate a ledger, then time usage queries");
   parser.add("populate", "yes: write the dataset into --data-dir and exit", populate);
-  parser.add("data-dir", "ledger directory to populate (billingd must not be running on it)",
+  parser.add("data-dir",
+             "ledger directory to populate, or to query in-process when --target is not given "
+             "(billingd must not be running on it)",
              options.data_dir);
   parser.add("target", "HOST:PORT of a billingd serving the populated data dir", options.target);
   parser.add("customer", "customer id of the dataset", options.customer);
@@ -272,10 +331,9 @@ int main(int argc, char** argv) {
   }
   options.populate = populate == "yes";
   if (options.vms < 1 || options.days < 1 || options.days > 31 || options.queries < 1 ||
-      (options.populate ? options.data_dir.empty() : options.target.empty())) {
+      (options.data_dir.empty() && options.target.empty())) {
     fmt::print(stderr, "invalid arguments; see --help\n");
     return 2;
   }
-  return options.populate ? billing::bench::populate(options)
-                          : billing::bench::run_queries(options);
+  return billing::bench::run(options);
 }

@@ -7,25 +7,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 vms=${VMS:-100} days=${DAYS:-31} runs=${RUNS:-5} queries=${QUERIES:-300}
+source bench/lib.sh
 work=$(mktemp -d)
-server_pid=
 cleanup() {
-  [[ -n $server_pid ]] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  stop_billingd
   rm -rf "$work"
 }
 trap cleanup EXIT
 median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 
 build/bench/billing-query-bench --populate=yes --data-dir="$work/data" --vms="$vms" --days="$days"
-build/billingd --listen=127.0.0.1:0 --data-dir="$work/data" --insecure-no-auth 2>"$work/billingd.log" &
-server_pid=$!
-address=
-for _ in $(seq 1 300); do
-  address=$(grep -o 'listening on [0-9.]*:[0-9]*' "$work/billingd.log" | head -1 | cut -d' ' -f3 || true)
-  [[ -n $address ]] && break
-  sleep 0.1
-done
-[[ -n $address ]] || { echo "billingd did not start"; exit 1; }
+start_billingd build/billingd "$work/billingd.log" --data-dir="$work/data"
 for run in $(seq 1 "$runs"); do
   build/bench/billing-query-bench --target="$address" --vms="$vms" --days="$days" \
     --queries="$queries" >"$work/run.$run"

@@ -4,31 +4,16 @@
 # window acknowledged, a second identical run that must see only duplicates,
 # and a small ledger-limit run. Measures nothing; keeps the tools working.
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 billingd=$1 loadgen=$2 ledger_limit=$3 query_bench=$4
 work=$(mktemp -d)
-server_pid=
 cleanup() {
-  [[ -n $server_pid ]] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  stop_billingd
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-# Prints billingd's HOST:PORT once its log announces it.
-wait_for_address() {
-  local found=
-  for _ in $(seq 1 100); do
-    found=$(grep -o 'listening on [0-9.]*:[0-9]*' "$work/billingd.log" | head -1 | cut -d' ' -f3 || true)
-    [[ -n $found ]] && { echo "$found"; return 0; }
-    sleep 0.1
-  done
-  echo "billingd did not start" >&2
-  cat "$work/billingd.log" >&2
-  return 1
-}
-
-"$billingd" --listen=127.0.0.1:0 --data-dir="$work/data" --insecure-no-auth 2>"$work/billingd.log" &
-server_pid=$!
-address=$(wait_for_address)
+start_billingd "$billingd" "$work/billingd.log" --data-dir="$work/data"
 
 run_loadgen() {
   "$loadgen" --target="$address" --connections=2 --batches=5 --batch-size=100 --vms=20 \
@@ -49,12 +34,10 @@ grep -qx 'errors 0' <<<"$second"
 grep -qx 'failures 0' "$work/limit.out"
 
 # The query benchmark on a tiny dataset, against a second billingd serving it.
-kill "$server_pid" && wait "$server_pid" 2>/dev/null || true
+stop_billingd
 "$query_bench" --populate=yes --data-dir="$work/query" --vms=4 --days=2 | tee "$work/populate.out"
 grep -qx 'windows_written 11520' "$work/populate.out"
-"$billingd" --listen=127.0.0.1:0 --data-dir="$work/query" --insecure-no-auth 2>"$work/billingd.log" &
-server_pid=$!
-address=$(wait_for_address)
+start_billingd "$billingd" "$work/billingd2.log" --data-dir="$work/query"
 "$query_bench" --target="$address" --vms=4 --days=2 --queries=5 | tee "$work/query.out"
 grep -qx 'query_check ok' "$work/query.out"
 echo "bench smoke ok"

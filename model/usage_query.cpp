@@ -164,8 +164,9 @@ usage_totals usage_within(const usage_window& window, int64_t from_ns, int64_t t
 billing_window_builder::billing_window_builder(window_query query, const query_limits& limits)
     : query_(std::move(query)), cadence_ns_(std::max<int64_t>(limits.expected_cadence_ns, 1)) {}
 
-void billing_window_builder::add(const usage_window& window) {
-  by_vm_[{window.vm_id, window.region}].push_back(window);
+void billing_window_builder::add(usage_window window) {
+  auto& windows = by_vm_[{window.vm_id, window.region}];
+  windows.push_back(std::move(window));
 }
 
 result<billing_window> billing_window_builder::finish() && {

@@ -138,7 +138,7 @@ usage_totals usage_within(const usage_window& window, int64_t from_ns, int64_t t
 class billing_window_builder {
  public:
   billing_window_builder(window_query query, const query_limits& limits);
-  void add(const usage_window& window);
+  void add(usage_window window);
   result<billing_window> finish() &&;
 
  private:

@@ -312,30 +312,46 @@ result<std::vector<std::optional<model::usage_window>>> ledger_store::find_store
   return found;
 }
 
-status ledger_store::scan_windows(
-    const std::string& customer_id, int64_t from_ns, int64_t to_ns,
-    const std::function<bool(const model::usage_window&)>& visit) const {
+namespace {
+
+// Visits the entries of `family` in [lower, upper) in key order until
+// `visit` answers false or fails; `what` names the scan in errors.
+status scan_range(
+    rocksdb::DB& db, rocksdb::ColumnFamilyHandle* family, const std::string& lower,
+    const std::string& upper, std::string_view what,
+    const std::function<result<bool>(std::string_view key, std::string_view value)>& visit) {
+  const rocksdb::Slice upper_bound(upper);
+  rocksdb::ReadOptions read_options;
+  read_options.iterate_upper_bound = &upper_bound;
+  std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(read_options, family));
+  for (it->Seek(lower); it->Valid(); it->Next()) {
+    auto go_on = visit(it->key().ToStringView(), it->value().ToStringView());
+    if (!go_on.ok()) return go_on.error();
+    if (!go_on.value()) return status::ok_status();
+  }
+  return from_rocksdb(it->status(), what);
+}
+
+}  // namespace
+
+status ledger_store::scan_windows(const std::string& customer_id, int64_t from_ns, int64_t to_ns,
+                                  const std::function<bool(model::usage_window&)>& visit) const {
   auto lower = keys::window_scan_bound(customer_id, from_ns);
   if (!lower) return lower.error();
   auto upper = keys::window_scan_bound(customer_id, to_ns);
   if (!upper) return upper.error();
   if (from_ns >= to_ns) return status::ok_status();
-
   // A window starting at to_ns has a key longer than, hence above, `upper`.
-  const rocksdb::Slice upper_bound(*upper);
-  rocksdb::ReadOptions read_options;
-  read_options.iterate_upper_bound = &upper_bound;
   return impl_->read_db([&](database& db) {
-    std::unique_ptr<rocksdb::Iterator> it(
-        db.db().NewIterator(read_options, db.handle(windows_family)));
-    for (it->Seek(*lower); it->Valid(); it->Next()) {
-      auto id = keys::decode_window_key(it->key().ToStringView());
-      if (!id) return id.error();
-      auto window = codec::decode_window_value(*id, it->value().ToStringView());
-      if (!window) return window.error();
-      if (!visit(*window)) return status::ok_status();
-    }
-    return from_rocksdb(it->status(), fmt::format("scanning the windows of '{}'", customer_id));
+    return scan_range(db.db(), db.handle(windows_family), *lower, *upper,
+                      fmt::format("scanning the windows of '{}'", customer_id),
+                      [&](std::string_view key, std::string_view value) -> result<bool> {
+                        auto id = keys::decode_window_key(key);
+                        if (!id) return id.error();
+                        auto window = codec::decode_window_value(*id, value);
+                        if (!window) return window.error();
+                        return visit(*window);
+                      });
   });
 }
 
@@ -347,21 +363,16 @@ status ledger_store::scan_rollups(
   auto upper = keys::rollup_scan_bound(customer_id, grain, to_ns);
   if (!upper) return upper.error();
   if (from_ns >= to_ns) return status::ok_status();
-
-  const rocksdb::Slice upper_bound(*upper);
-  rocksdb::ReadOptions read_options;
-  read_options.iterate_upper_bound = &upper_bound;
   return impl_->read_db([&](database& db) {
-    std::unique_ptr<rocksdb::Iterator> it(
-        db.db().NewIterator(read_options, db.handle(rollups_family)));
-    for (it->Seek(*lower); it->Valid(); it->Next()) {
-      auto id = keys::decode_rollup_key(it->key().ToStringView());
-      if (!id) return id.error();
-      auto value = codec::decode_rollup_value(it->value().ToStringView());
-      if (!value) return value.error();
-      if (!visit(*id, *value)) return status::ok_status();
-    }
-    return from_rocksdb(it->status(), fmt::format("scanning the rollups of '{}'", customer_id));
+    return scan_range(db.db(), db.handle(rollups_family), *lower, *upper,
+                      fmt::format("scanning the rollups of '{}'", customer_id),
+                      [&](std::string_view key, std::string_view value) -> result<bool> {
+                        auto id = keys::decode_rollup_key(key);
+                        if (!id) return id.error();
+                        auto decoded = codec::decode_rollup_value(value);
+                        if (!decoded) return decoded.error();
+                        return visit(*id, *decoded);
+                      });
   });
 }
 

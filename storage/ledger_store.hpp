@@ -143,7 +143,7 @@ class ledger_store {
   // lies in [from_ns, to_ns), in (window_start, region, vm_id) order. Stops
   // early when `visit` returns false.
   status scan_windows(const std::string& customer_id, int64_t from_ns, int64_t to_ns,
-                      const std::function<bool(const model::usage_window&)>& visit) const;
+                      const std::function<bool(model::usage_window&)>& visit) const;
 
   // Calls `visit` for every rollup bucket of `customer_id` at `grain` whose
   // bucket starts in [from_ns, to_ns), in (bucket_start, region, vm_id) order.

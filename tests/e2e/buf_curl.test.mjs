@@ -22,8 +22,10 @@ after(async () => {
 
 // Runs `buf curl --schema protocol/ --data <json> <url>`; resolves with
 // {code, stdout, stderr} whatever the exit code.
+// `method` is "Method" of BillingCollectorService or "Service/Method".
 function bufCurl(method, data, extraArgs = []) {
-  const url = `${server.baseUrl}/billing.v1.BillingCollectorService/${method}`;
+  const procedure = method.includes("/") ? method : `BillingCollectorService/${method}`;
+  const url = `${server.baseUrl}/billing.v1.${procedure}`;
   const args = ["curl", "--schema", PROTOCOL_DIR, "--data", JSON.stringify(data), ...extraArgs, url];
   return new Promise((resolve, reject) => {
     execFile(BUF, args, { timeout: 30_000, killSignal: "SIGKILL" }, (err, stdout, stderr) => {
@@ -78,4 +80,24 @@ test("buf curl: SendMetrics stores one window and answers ITEM_STATUS_ACCEPTED",
   const res = await bufCurl("SendMetrics", { metrics: metricToJson(m), instanceId: "metald-e2e-1" });
   assert.equal(res.code, 0, `buf curl failed: ${res.stderr}`);
   assert.deepEqual(JSON.parse(res.stdout), { status: "ITEM_STATUS_ACCEPTED" });
+});
+
+test("buf curl: GetCustomerUsage takes enum names and RFC 3339 times, answers int64 as strings", async () => {
+  const customerId = uniqueId("cust-bufcurl");
+  const m = makeMetric({ customerId, vmId: "vm-1", minutesAgo: 7 });
+  assert.equal((await bufCurl("SendMetrics", { metrics: metricToJson(m) })).code, 0);
+  const start = new Date(Math.floor(Date.now() / 86_400_000) * 86_400_000 - 86_400_000);
+  const end = new Date(start.getTime() + 2 * 86_400_000);
+  const res = await bufCurl("BillingQueryService/GetCustomerUsage", {
+    customerId,
+    startTime: start.toISOString(),
+    endTime: end.toISOString(),
+    granularity: "GRANULARITY_DAY",
+  });
+  assert.equal(res.code, 0, `buf curl failed: ${res.stderr}`);
+  const json = JSON.parse(res.stdout);
+  assert.equal(json.totals.cpuTimeNanos, m.cpuTimeNanos.toString());
+  assert.equal(json.totals.windowCount, "1");
+  assert.equal(json.buckets.length, 2);
+  assert.equal(json.buckets[0].bucketStart, start.toISOString().replace(".000Z", "Z"));
 });

@@ -210,3 +210,20 @@ TEST_CASE("opening a version 1 ledger rebuilds its rollups from the raw windows"
   REQUIRE(version.ok());
   CHECK(version.value() == codec::current_schema_version);
 }
+
+TEST_CASE("past max_successive_merges RocksDB folds operands at write time; sums stay exact") {
+  temp_dir dir;
+  auto store = open_store(options_for(dir));
+  uint64_t expected = 0;
+  for (int i = 0; i < 40; ++i) {  // one commit per minute window: 40 operands for the hour
+    REQUIRE(commit_windows(*store, {small_window("vm", hour9 + i * minute, uint64_t(i) + 1)}).ok());
+    expected += uint64_t(i) + 1;
+  }
+  const auto hours = scan_all_rollups(*store, "acme", model::granularity::hour, hour9,
+                                      hour9 + model::kNanosPerHour);
+  REQUIRE(hours.size() == 1);
+  CHECK(hours.begin()->second.totals.cpu_time_nanos == expected);
+  CHECK(hours.begin()->second.totals.window_count == 40);
+  CHECK(hours.begin()->second.first_active_ns == hour9);
+  CHECK(hours.begin()->second.last_active_ns == hour9 + 40 * minute);
+}
