@@ -68,9 +68,29 @@ std::string describe_conflict(const model::usage_window& stored) {
       stored.cpu_time_nanos, stored.memory_bytes_seconds, stored.network_tx_bytes);
 }
 
+// The audit entry of one part: which batch, from where, with what outcome.
+storage::ingest_record ingest_record_of(const model::customer_part& part, const outcomes& judged) {
+  storage::ingest_record record{part.customer_id, part.meta, 0, 0, 0};
+  for (const auto& outcome : judged) {
+    switch (outcome.status) {
+      case model::item_status::accepted:
+        ++record.accepted;
+        break;
+      case model::item_status::duplicate:
+        ++record.duplicate;
+        break;
+      case model::item_status::rejected:
+        ++record.rejected;
+        break;
+    }
+  }
+  return record;
+}
+
 // Judges every window of the group and collects the writes: raw windows,
-// dedup entries and the rollups they add, all in one write_set. Returns the
-// outcomes per part, in the parts' order.
+// dedup entries, the rollups they add and one audit entry per part, all in
+// one write_set (so the record exists exactly when the part's windows do).
+// Returns the outcomes per part, in the parts' order.
 result<std::vector<outcomes>> judge_group(ledger_state& st, storage::write_set& writes) {
   std::vector<model::window_identity> identities;
   for (const auto& pending : st.committing) {
@@ -125,6 +145,7 @@ result<std::vector<outcomes>> judge_group(ledger_state& st, storage::write_set& 
             index, model::reject_reason::conflicting_duplicate, describe_conflict(*existing)));
       }
     }
+    writes.put_ingest_record(ingest_record_of(part, part_outcomes));
     group_outcomes.push_back(std::move(part_outcomes));
   }
   writes.merge_rollups(st.customer_id, rollups);

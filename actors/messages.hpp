@@ -77,7 +77,7 @@ typename Inspector::result_type inspect(Inspector& f, item_outcome& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, batch_meta& x) {
   return f(caf::meta::type_name("batch_meta"), x.batch_id, x.instance_id, x.region,
-           x.received_at_ns);
+           x.received_at_ns, x.caller);
 }
 
 template <class Inspector>

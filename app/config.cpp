@@ -22,6 +22,10 @@ billingd_config::billingd_config() {
            "deadline of a call that sends no Connect-Timeout-Ms")
       .add(drain_timeout_ms, "drain-timeout-ms",
            "on SIGTERM, how long in-flight calls may take to finish")
+      .add(header_timeout_ms, "header-timeout-ms",
+           "how long a connection may take to complete TLS and send its request headers "
+           "(slow clients are closed)")
+      .add(idle_timeout_ms, "idle-timeout-ms", "how long an idle keep-alive connection is kept")
       .add(stream_timeout_ms, "stream-timeout-ms",
            "deadline of a server stream (StreamLiveUsage) that sends no Connect-Timeout-Ms; "
            "0: none")
@@ -43,6 +47,9 @@ billingd_config::billingd_config() {
       .add(max_window_query_days, "max-window-query-days",
            "longest range one GetBillingWindow may cover")
       .add(query_workers, "query-workers", "actors answering usage queries")
+      .add(dump_audit, "dump-audit",
+           "maintenance: print CUSTOMER's audit trail (ingest records, then refused re-sends) as "
+           "JSON lines and exit (the server must be stopped)")
       .add(dump_windows, "dump-windows",
            "maintenance: print CUSTOMER's stored windows as JSON lines and exit "
            "(the server must be stopped)")
@@ -51,7 +58,28 @@ billingd_config::billingd_config() {
            "(empty: backups disabled)")
       .add(restore_from, "restore-from",
            "maintenance: restore the latest backup in this directory into an empty --data-dir "
-           "and exit");
+           "and exit")
+      .add(verify_audit, "verify-audit",
+           "maintenance: verify the tamper-evident audit chain, print the result as JSON and "
+           "exit 0 when intact, 1 when not (the server must be stopped)")
+      .add(auth_tokens_file, "auth-tokens-file",
+           "bearer tokens, one per line: '<sha256-hex-of-token> <scope>[,<scope>...] [name]' "
+           "(scopes: ingest, ingest:<region>, customer:<id>, admin)")
+      .add(insecure_no_auth, "insecure-no-auth",
+           "development only: serve every call without authentication")
+      .add(tls_cert_file, "tls-cert-file",
+           "serve HTTPS with this PEM certificate (chain); needs --tls-key-file")
+      .add(tls_key_file, "tls-key-file", "the PEM private key of --tls-cert-file")
+      .add(tls_client_ca_file, "tls-client-ca-file",
+           "mTLS: require client certificates signed by the CA(s) in this PEM file")
+      .add(max_inflight_batches, "max-inflight-batches",
+           "ingest calls being stored at once; more get resource_exhausted (0: unbounded)")
+      .add(rate_limit_per_second, "rate-limit-per-second",
+           "ingest calls per second per source (token name, or peer address without auth); "
+           "0: no limit")
+      .add(rate_limit_burst, "rate-limit-burst",
+           "ingest calls a source may make at once before the rate applies (0: one second's "
+           "worth)");
 }
 
 result<std::pair<std::string, uint16_t>> parse_host_port(std::string_view flag,
@@ -86,6 +114,11 @@ result<gateway::server_options> billingd_config::server_options() const {
   options.max_body_bytes = max_body_bytes;
   options.io_threads = io_threads;
   options.default_timeout = std::chrono::milliseconds{request_timeout_ms};
+  options.header_timeout = std::chrono::milliseconds{header_timeout_ms};
+  options.idle_timeout = std::chrono::milliseconds{idle_timeout_ms};
+  options.tls_cert_file = tls_cert_file;
+  options.tls_key_file = tls_key_file;
+  options.tls_client_ca_file = tls_client_ca_file;
   options.max_stream_buffer_bytes = max_stream_buffer_bytes;
   options.stream_default_timeout = std::chrono::milliseconds{stream_timeout_ms};
   return options;
@@ -122,7 +155,28 @@ gateway::collector_settings billingd_config::collector_settings() const {
   gateway::collector_settings settings;
   settings.max_batch_items = max_batch_items;
   settings.limits = ingest_settings().limits;
+  if (rate_limit_per_second > 0) {
+    settings.rate_limit =
+        std::make_shared<security::rate_limiter>(rate_limit_per_second, rate_limit_burst);
+  }
+  settings.inflight = std::make_shared<security::inflight_gate>(max_inflight_batches);
   return settings;
+}
+
+result<security::authenticator> billingd_config::authenticator() const {
+  if (insecure_no_auth && !auth_tokens_file.empty()) {
+    return status{status_code::invalid_argument,
+                  "--insecure-no-auth and --auth-tokens-file exclude each other"};
+  }
+  if (insecure_no_auth) return security::authenticator::insecure_no_auth();
+  if (auth_tokens_file.empty()) {
+    return status{status_code::invalid_argument,
+                  "no authentication configured: pass --auth-tokens-file=FILE, or "
+                  "--insecure-no-auth for local development"};
+  }
+  auto tokens = security::token_table::load_file(auth_tokens_file);
+  if (!tokens.ok()) return tokens.error();
+  return security::authenticator::with_tokens(std::move(tokens).value());
 }
 
 int64_t billingd_config::raw_retention_ns() const {

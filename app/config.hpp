@@ -13,6 +13,7 @@
 #include "actors/regional_ingest.hpp"
 #include "gateway/connect_server.hpp"
 #include "gateway/services/collector_service.hpp"
+#include "security/auth.hpp"
 #include "storage/ledger_store.hpp"
 
 namespace billing::app {
@@ -32,6 +33,8 @@ class billingd_config : public caf::actor_system_config {
   uint32_t io_threads = 1;
   uint32_t request_timeout_ms = 30'000;
   uint32_t drain_timeout_ms = 30'000;
+  uint32_t header_timeout_ms = 10'000;
+  uint32_t idle_timeout_ms = 60'000;
   uint64_t max_stream_buffer_bytes = uint64_t{1} << 20;
   uint64_t stream_timeout_ms = 0;  // 0: live streams stay open until the client leaves
   uint64_t block_cache_bytes = uint64_t{256} << 20;
@@ -49,8 +52,21 @@ class billingd_config : public caf::actor_system_config {
   uint32_t query_workers = 4;
   // Maintenance: print a customer's stored windows as JSON lines and exit.
   std::string dump_windows;
-  std::string backup_dir;    // where CreateBackup writes; empty disables backups
-  std::string restore_from;  // maintenance: restore this backup dir into data_dir and exit
+  std::string dump_audit;     // maintenance: print a customer's audit trail and exit
+  std::string backup_dir;     // where CreateBackup writes; empty disables backups
+  std::string restore_from;   // maintenance: restore this backup dir into data_dir and exit
+  bool verify_audit = false;  // maintenance: verify the audit chain and exit
+  // Authentication: exactly one of a token file or the explicit dev mode.
+  std::string auth_tokens_file;
+  bool insecure_no_auth = false;
+  // TLS (HTTPS) on the gateway; empty: plain HTTP.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_client_ca_file;
+  // Backpressure.
+  uint32_t max_inflight_batches = 256;
+  uint32_t rate_limit_per_second = 0;  // per source; 0: no limit
+  uint32_t rate_limit_burst = 0;       // 0: one second's worth
 
   // Settings of each module, derived from the fields above; errors name the flag.
   result<gateway::server_options> server_options() const;
@@ -59,6 +75,10 @@ class billingd_config : public caf::actor_system_config {
   actors::query_settings query_settings() const;
   int64_t raw_retention_ns() const;
   gateway::collector_settings collector_settings() const;
+  // The token table of --auth-tokens-file, or the dev mode of
+  // --insecure-no-auth; invalid_argument when neither or both are given or
+  // the file is unreadable or malformed.
+  result<security::authenticator> authenticator() const;
 };
 
 // CAF's parser takes `--name=value`; users also type `--name value`. Joins

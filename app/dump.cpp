@@ -2,17 +2,29 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include <fmt/format.h>
+
 #include <limits>
 
+#include "gateway/services/admin_service.hpp"
 #include "gateway/services/convert.hpp"
+#include "observability/log.hpp"
 
 namespace billing::app {
+namespace {
+
+google::protobuf::util::JsonPrintOptions json_options() {
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  return options;
+}
+
+}  // namespace
 
 status dump_windows(const storage::ledger_store& store, const std::string& customer_id,
                     std::ostream& out) {
   status failure;
-  google::protobuf::util::JsonPrintOptions options;
-  options.preserve_proto_field_names = true;
+  const auto options = json_options();
   status scanned = store.scan_windows(
       customer_id, std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max(),
       [&](const model::usage_window& window) {
@@ -28,6 +40,50 @@ status dump_windows(const storage::ledger_store& store, const std::string& custo
       });
   if (!scanned.ok()) return scanned;
   return failure;
+}
+
+namespace {
+
+// The batch fields every audit line starts with.
+std::string batch_fields(std::string_view kind, const model::batch_meta& meta) {
+  using observability::json_escape;
+  return fmt::format(
+      R"({{"kind":"{}","batch_id":"{}","instance_id":"{}","region":"{}","received_at_ns":{})", kind,
+      json_escape(meta.batch_id), json_escape(meta.instance_id), json_escape(meta.region),
+      meta.received_at_ns);
+}
+
+}  // namespace
+
+status dump_audit(const storage::ledger_store& store, const std::string& customer_id,
+                  std::ostream& out) {
+  status ingests = store.scan_ingest_records(customer_id, [&](const storage::ingest_record& r) {
+    out << batch_fields("ingest", r.meta)
+        << fmt::format(R"(,"caller":"{}","accepted":{},"duplicate":{},"rejected":{}}})",
+                       observability::json_escape(r.meta.caller), r.accepted, r.duplicate,
+                       r.rejected)
+        << '\n';
+    return true;
+  });
+  if (!ingests.ok()) return ingests;
+  return store.scan_conflicts(customer_id, [&](const storage::conflict_record& c) {
+    out << batch_fields("conflict", c.meta)
+        << fmt::format(R"(,"vm_id":"{}","window_start_ns":{}}})",
+                       observability::json_escape(c.attempted.vm_id), c.attempted.window_start_ns)
+        << '\n';
+    return true;
+  });
+}
+
+result<bool> verify_audit(const storage::ledger_store& store, std::ostream& out) {
+  auto report = store.verify_audit_chain();
+  if (!report.ok()) return report.error();
+  std::string json;
+  auto printed = google::protobuf::util::MessageToJsonString(
+      gateway::to_verify_response(report.value()), &json, json_options());
+  if (!printed.ok()) return status{status_code::internal, std::string{printed.message()}};
+  out << json << '\n';
+  return report.value().intact;
 }
 
 }  // namespace billing::app

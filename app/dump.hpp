@@ -13,4 +13,16 @@ namespace billing::app {
 status dump_windows(const storage::ledger_store& store, const std::string& customer_id,
                     std::ostream& out);
 
+// Writes `customer_id`'s audit trail to `out`, one JSON object per line:
+// its ingest records ({"kind":"ingest", batch_id, instance_id, region,
+// received_at_ns, caller, accepted, duplicate, rejected}) oldest first, then
+// its refused conflicting re-sends ({"kind":"conflict", batch_id,
+// instance_id, region, received_at_ns, vm_id, window_start_ns}).
+status dump_audit(const storage::ledger_store& store, const std::string& customer_id,
+                  std::ostream& out);
+
+// Verifies the audit chain and writes the result to `out` as one proto3-JSON
+// billing.v1.VerifyAuditChainResponse line; the result says whether it is intact.
+result<bool> verify_audit(const storage::ledger_store& store, std::ostream& out);
+
 }  // namespace billing::app

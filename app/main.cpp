@@ -17,12 +17,14 @@
 #include "gateway/services/query_service.hpp"
 #include "observability/log.hpp"
 #include "observability/metrics.hpp"
+#include "observability/trace.hpp"
 
 namespace billing::app {
 namespace {
 
 using observability::log_error;
 using observability::log_info;
+using observability::log_warn;
 
 // Blocks the stop signals in every thread (threads inherit the mask, so this
 // runs before any is started) and returns the set to wait on.
@@ -55,6 +57,18 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
     log_error("{}", server_options.error().message());
     return 2;
   }
+  auto authenticator = config.authenticator();
+  if (!authenticator.ok()) {
+    log_error("{}", authenticator.error().message());
+    return 2;
+  }
+  auto auth = std::make_shared<const security::authenticator>(std::move(authenticator).value());
+  if (auth->insecure()) {
+    log_warn(
+        "INSECURE: --insecure-no-auth is set: every caller may ingest, read every customer and "
+        "run admin calls without credentials. For local development only; never expose this "
+        "port.");
+  }
   auto store = storage::ledger_store::open(config.store_options());
   if (!store.ok()) {
     log_error("cannot open the ledger in {}: {}", config.data_dir, store.error().message());
@@ -69,17 +83,21 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
     // Shared by the services that record into it; outlives the server.
     auto metrics = std::make_shared<observability::service_metrics>();
     gateway::connect_router router;
-    router.set_call_observer(
-        [metrics](std::string_view path, status_code code, std::chrono::nanoseconds took) {
-          metrics->record_call(path, code, took);
-        });
+    router.set_call_observer([metrics](std::string_view path, status_code code,
+                                       std::chrono::nanoseconds took,
+                                       std::string_view traceparent) {
+      metrics->record_call(path, code, took);
+      observability::log_call(path, code, took, traceparent);
+    });
     auto collector_settings = config.collector_settings();
     collector_settings.metrics = metrics;
+    collector_settings.auth = auth;
     gateway::add_collector_service(router, system, directory, std::move(collector_settings));
-    gateway::add_query_service(router, system, directory, {config.ingest_settings().limits});
-    gateway::add_live_usage_stream(router, system, directory, config.ingest_settings().limits);
+    gateway::add_query_service(router, system, directory, {config.ingest_settings().limits, auth});
+    gateway::add_live_usage_stream(router, system, directory,
+                                   {config.ingest_settings().limits, auth});
     gateway::add_admin_service(router, system, store.value(),
-                               {config.backup_dir, config.raw_retention_days});
+                               {config.backup_dir, config.raw_retention_days, auth});
     router.add_get("/healthz", [] { return gateway::http_reply{200, "text/plain", "ok\n"}; });
     router.add_get("/readyz", [] { return gateway::http_reply{200, "text/plain", "ready\n"}; });
     router.add_get("/metrics", [metrics] {
@@ -98,7 +116,12 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
       log_error("cannot listen on {}: {}", config.listen, bound.error().message());
       exit_code = 1;
     } else {
-      log_info("billingd ready; data dir {}; listening on {}", config.data_dir, bound.value());
+      log_info(
+          "billingd ready; data dir {}; {}; listening on {}", config.data_dir,
+          config.tls_cert_file.empty()
+              ? "plain HTTP"
+              : (config.tls_client_ca_file.empty() ? "HTTPS" : "HTTPS with client certificates"),
+          bound.value());
       const int signal = wait_for_stop_signal(stop_signals);
       log_info("received {}; draining in-flight calls (up to {} ms)",
                signal == SIGTERM ? "SIGTERM" : "SIGINT", config.drain_timeout_ms);
@@ -126,17 +149,41 @@ int run_restore(const billingd_config& config) {
   return 0;
 }
 
-int run_dump(const billingd_config& config) {
+// Runs an offline maintenance command on the ledger: `command` returns the
+// exit code.
+int run_offline(const billingd_config& config,
+                const std::function<int(const storage::ledger_store&)>& command) {
   auto store = storage::ledger_store::open(config.store_options());
   if (!store.ok()) {
     log_error("cannot open the ledger in {}: {}", config.data_dir, store.error().message());
     return 1;
   }
-  if (status dumped = dump_windows(*store.value(), config.dump_windows, std::cout); !dumped.ok()) {
-    log_error("dump failed: {}", dumped.message());
-    return 1;
-  }
-  return 0;
+  return command(*store.value());
+}
+
+// Prints one customer's data with `dump` (dump_windows or dump_audit).
+using customer_dump = status (*)(const storage::ledger_store&, const std::string& customer_id,
+                                 std::ostream& out);
+int run_dump(const billingd_config& config, customer_dump dump, const std::string& customer_id) {
+  return run_offline(config, [&](const storage::ledger_store& store) {
+    if (status dumped = dump(store, customer_id, std::cout); !dumped.ok()) {
+      log_error("dump of '{}' failed: {}", customer_id, dumped.message());
+      return 1;
+    }
+    return 0;
+  });
+}
+
+int run_verify_audit(const billingd_config& config) {
+  return run_offline(config, [](const storage::ledger_store& store) {
+    auto intact = verify_audit(store, std::cout);
+    if (!intact.ok()) {
+      log_error("audit chain verification failed: {}", intact.error().message());
+      return 1;
+    }
+    if (!intact.value()) log_error("the audit chain is broken");
+    return intact.value() ? 0 : 1;
+  });
 }
 
 }  // namespace
@@ -156,7 +203,9 @@ int main(int argc, char** argv) {
     std::cerr << "billingd: config file " << config.config_file_path << " does not exist\n";
     return 2;
   }
-  if (!config.dump_windows.empty()) return run_dump(config);
+  if (!config.dump_windows.empty()) return run_dump(config, dump_windows, config.dump_windows);
+  if (!config.dump_audit.empty()) return run_dump(config, dump_audit, config.dump_audit);
+  if (config.verify_audit) return run_verify_audit(config);
   if (!config.restore_from.empty()) return run_restore(config);
   return run_server(config, stop_signals);
 }

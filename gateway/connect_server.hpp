@@ -42,6 +42,12 @@ struct server_options {
   // Largest request line plus headers; larger ones get HTTP 431 with a
   // resource_exhausted Connect error, and the connection is closed.
   uint32_t max_header_bytes = 16 * 1024;
+  // TLS: serve HTTPS with this PEM certificate (chain) and private key; both
+  // empty serves plain HTTP. With a client CA file, clients must present a
+  // certificate signed by it (mTLS); otherwise none is asked for.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_client_ca_file;
   // Bytes a server stream may hold queued but unwritten (a slow reader)
   // before stream_sink::send answers full.
   uint64_t max_stream_buffer_bytes = uint64_t{1} << 20;
@@ -89,9 +95,11 @@ struct http_reply {
 
 // Told about every finished unary call: its path, Connect code and the time
 // from the decoded request to the answer; and about every ended server
-// stream: its path, final code and lifetime. Called on the answering thread.
+// stream: its path, final code and lifetime. Also gets the caller's W3C
+// `traceparent` header ("" when none). Called on the answering thread.
 using call_observer =
-    std::function<void(std::string_view path, status_code code, std::chrono::nanoseconds took)>;
+    std::function<void(std::string_view path, status_code code, std::chrono::nanoseconds took,
+                       std::string_view traceparent)>;
 
 // A server-streaming call's outbound side, held by shared_ptr. Thread-safe:
 // any thread may call it. Dropping the last reference without finish() ends
@@ -181,33 +189,34 @@ void connect_router::add_unary(
     std::string path,
     std::function<void(const call_context&, Request, responder<Response>)> handler) {
   std::string route_path = path;
-  unary_[std::move(route_path)] = unary_route{[handler = std::move(handler), observer = observer_,
-                                               path = std::move(path)](
-                                                  const call_context& context, std::string body,
-                                                  std::function<void(result<std::string>)> done) {
-    const auto started = std::chrono::steady_clock::now();
-    auto finish = [done = std::move(done), observer, path, started](result<std::string> answer) {
-      if (*observer) {
-        (*observer)(path, answer.ok() ? status_code::ok : answer.error().code(),
-                    std::chrono::steady_clock::now() - started);
-      }
-      done(std::move(answer));
-    };
-    Request request;
-    if (status decoded = decode_message(context.wire_codec, body, request); !decoded.ok()) {
-      finish(decoded);
-      return;
-    }
-    const codec wire_codec = context.wire_codec;
-    handler(context, std::move(request),
-            [finish = std::move(finish), wire_codec](result<Response> response) mutable {
-              if (!response.ok()) {
-                finish(response.error());
-                return;
-              }
-              finish(encode_message(wire_codec, response.value()));
-            });
-  }};
+  unary_[std::move(route_path)] =
+      unary_route{[handler = std::move(handler), observer = observer_, path = std::move(path)](
+                      const call_context& context, std::string body,
+                      std::function<void(result<std::string>)> done) {
+        const auto started = std::chrono::steady_clock::now();
+        auto finish = [done = std::move(done), observer, path, started,
+                       traceparent = context.header("traceparent")](result<std::string> answer) {
+          if (*observer) {
+            (*observer)(path, answer.ok() ? status_code::ok : answer.error().code(),
+                        std::chrono::steady_clock::now() - started, traceparent);
+          }
+          done(std::move(answer));
+        };
+        Request request;
+        if (status decoded = decode_message(context.wire_codec, body, request); !decoded.ok()) {
+          finish(decoded);
+          return;
+        }
+        const codec wire_codec = context.wire_codec;
+        handler(context, std::move(request),
+                [finish = std::move(finish), wire_codec](result<Response> response) mutable {
+                  if (!response.ok()) {
+                    finish(response.error());
+                    return;
+                  }
+                  finish(encode_message(wire_codec, response.value()));
+                });
+      }};
 }
 
 template <class Response>
@@ -232,8 +241,11 @@ void connect_router::add_server_stream(
                        const call_context& context, std::string message,
                        std::shared_ptr<stream_channel> channel) {
         const auto started = std::chrono::steady_clock::now();
-        channel->set_end_observer([observer, path, started](status_code code) {
-          if (*observer) (*observer)(path, code, std::chrono::steady_clock::now() - started);
+        channel->set_end_observer([observer, path, started,
+                                   traceparent = context.header("traceparent")](status_code code) {
+          if (*observer) {
+            (*observer)(path, code, std::chrono::steady_clock::now() - started, traceparent);
+          }
         });
         Request request;
         if (status decoded = decode_message(context.wire_codec, message, request); !decoded.ok()) {
@@ -253,7 +265,8 @@ class connect_server {
   connect_server& operator=(const connect_server&) = delete;
 
   // Binds and starts the io threads. Returns the bound "host:port" (the real
-  // port when 0 was asked for), or unavailable when binding failed.
+  // port when 0 was asked for), or unavailable when binding failed, or
+  // invalid_argument when the TLS files cannot be loaded.
   result<std::string> start();
 
   // Stops accepting, lets in-flight calls finish for up to `drain`, then

@@ -96,8 +96,9 @@ class call_completion {
 
 }  // namespace
 
-http_session::http_session(tcp::socket socket, std::shared_ptr<server_state> state)
-    : stream_(std::move(socket)),
+http_session::http_session(tcp::socket socket, std::shared_ptr<server_state> state,
+                           net::ssl::context* tls)
+    : stream_(std::move(socket), tls),
       state_(std::move(state)),
       peer_(peer_of(stream_.socket())),
       call_deadline_(stream_.get_executor()) {}
@@ -110,7 +111,26 @@ http_session::~http_session() {
 void http_session::start() {
   registry_id_ = state_->add_session(weak_from_this());
   registered_ = true;
-  net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read_header(); });
+  net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->handshake(); });
+}
+
+// TLS: the handshake must finish within the header timeout, like the request
+// headers that follow it.
+void http_session::handshake() {
+  if (!stream_.is_tls()) {
+    read_header();
+    return;
+  }
+  stream_.expires_after(state_->options.header_timeout);
+  stream_.tls().async_handshake(net::ssl::stream_base::server,
+                                [self = shared_from_this()](beast::error_code ec) {
+                                  if (self->closed_) return;
+                                  if (ec) {
+                                    self->close();  // not TLS, or a certificate refused
+                                    return;
+                                  }
+                                  self->read_header();
+                                });
 }
 
 void http_session::request_drain() {
@@ -381,6 +401,9 @@ void http_session::reply_error(const status& error, unsigned http_status,
   response.result(http_status != 0 ? http_status : http_status_for(error.code()));
   response.set(http::field::content_type, "application/json");
   for (auto& [name, value] : extra_headers) response.set(name, value);
+  if (error.retry_after_seconds() > 0) {
+    response.set(http::field::retry_after, std::to_string(error.retry_after_seconds()));
+  }
   response.body() = error_body_json(error);
   write_response(std::move(response));
 }

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -27,12 +28,15 @@
 
 #include "gateway/connect_call.hpp"
 #include "gateway/server_state.hpp"
+#include "gateway/session_stream.hpp"
 
 namespace billing::gateway {
 
 class http_session : public std::enable_shared_from_this<http_session> {
  public:
-  http_session(boost::asio::ip::tcp::socket socket, std::shared_ptr<server_state> state);
+  // `tls`: the server's TLS context, or null for plain HTTP.
+  http_session(boost::asio::ip::tcp::socket socket, std::shared_ptr<server_state> state,
+               boost::asio::ssl::context* tls = nullptr);
   ~http_session();
   http_session(const http_session&) = delete;
   http_session& operator=(const http_session&) = delete;
@@ -64,6 +68,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
     bool gzip_response_allowed = false;
   };
 
+  void handshake();
   void read_header();
   void on_header(boost::beast::error_code ec);
   void read_body();
@@ -114,7 +119,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
   void discard_until_closed();
   void close();
 
-  boost::beast::tcp_stream stream_;
+  session_stream stream_;
   std::shared_ptr<server_state> state_;
   std::string peer_;
   uint64_t registry_id_ = 0;

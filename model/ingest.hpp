@@ -43,6 +43,9 @@ struct batch_meta {
   std::string instance_id;
   std::string region;
   int64_t received_at_ns = 0;
+  // Who sent it, as authenticated: the bearer token's name (instance_id is
+  // only what the sender claims). Empty without auth.
+  std::string caller;
 };
 
 // A batch as the gateway hands it to a regional ingest actor.

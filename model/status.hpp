@@ -45,9 +45,18 @@ class [[nodiscard]] status {
   status_code code() const { return code_; }
   const std::string& message() const { return message_; }
 
+  // A hint for overload answers (resource_exhausted, unavailable): when a
+  // retry may succeed. The gateway sends it as an HTTP Retry-After header.
+  uint32_t retry_after_seconds() const { return retry_after_seconds_; }
+  status&& with_retry_after(uint32_t seconds) && {
+    retry_after_seconds_ = seconds;
+    return std::move(*this);
+  }
+
  private:
   status_code code_ = status_code::ok;
   std::string message_;
+  uint32_t retry_after_seconds_ = 0;
 };
 
 template <class T>

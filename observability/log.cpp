@@ -57,12 +57,17 @@ std::string json_escape(std::string_view text) {
   return out;
 }
 
-void write_log_line(log_level level, std::string_view message) {
+void write_log_line(log_level level, std::string_view message,
+                    std::initializer_list<log_field> fields) {
   const auto now =
       std::chrono::time_point_cast<std::chrono::microseconds>(std::chrono::system_clock::now());
   // One fprintf per line: stdio locks the stream, so lines never interleave.
-  std::string line = fmt::format(R"({{"ts":"{:%Y-%m-%dT%H:%M:%S}Z","level":"{}","msg":"{}"}})", now,
+  std::string line = fmt::format(R"({{"ts":"{:%Y-%m-%dT%H:%M:%S}Z","level":"{}","msg":"{}")", now,
                                  level_name(level), json_escape(message));
+  for (const auto& field : fields) {
+    line += fmt::format(R"(,"{}":"{}")", json_escape(field.key), json_escape(field.value));
+  }
+  line += '}';
   std::fprintf(stderr, "%s\n", line.c_str());
   std::fflush(stderr);
 }

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <initializer_list>
 #include <string>
 #include <string_view>
 
@@ -11,7 +12,14 @@ namespace billing::observability {
 
 enum class log_level { debug, info, warn, error };
 
-void write_log_line(log_level level, std::string_view message);
+// A field of a log line besides ts, level and msg (e.g. trace_id).
+struct log_field {
+  std::string_view key;
+  std::string_view value;
+};
+
+void write_log_line(log_level level, std::string_view message,
+                    std::initializer_list<log_field> fields = {});
 
 // Escapes `text` for use inside a JSON string literal.
 std::string json_escape(std::string_view text);

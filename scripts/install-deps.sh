@@ -15,7 +15,7 @@ debian_packages=(
   libboost1.81-dev
   libfmt-dev
   doctest-dev
-  zlib1g-dev libssl-dev
+  zlib1g-dev libssl-dev openssl
 )
 # The image may already ship its own Node.js; Debian's nodejs conflicts with it.
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then

@@ -178,13 +178,39 @@ result<model::usage_window> decode_window_value(const model::window_identity& id
   return window;
 }
 
+namespace {
+
+// The batch a record is about: batch_id | instance_id | region | received_at.
+void append_batch_meta(std::string& out, const model::batch_meta& meta) {
+  append_string(out, meta.batch_id);
+  append_string(out, meta.instance_id);
+  append_string(out, meta.region);
+  bytes::append_i64(out, meta.received_at_ns);
+}
+
+// Reads what append_batch_meta wrote; data_loss naming the field otherwise.
+status read_batch_meta(bytes::reader& in, std::string_view what, model::batch_meta& meta) {
+  auto batch_id = read_string(in);
+  if (!batch_id) return corrupt(what, "batch_id truncated");
+  auto instance_id = read_string(in);
+  if (!instance_id) return corrupt(what, "instance_id truncated");
+  auto region = read_string(in);
+  if (!region) return corrupt(what, "region truncated");
+  auto received_at = in.i64();
+  if (!received_at) return corrupt(what, "received_at truncated");
+  meta.batch_id = std::move(*batch_id);
+  meta.instance_id = std::move(*instance_id);
+  meta.region = std::move(*region);
+  meta.received_at_ns = *received_at;
+  return status::ok_status();
+}
+
+}  // namespace
+
 std::string encode_conflict(const conflict_record& record) {
   std::string out;
   bytes::append_u8(out, conflict_format);
-  append_string(out, record.meta.batch_id);
-  append_string(out, record.meta.instance_id);
-  append_string(out, record.meta.region);
-  bytes::append_i64(out, record.meta.received_at_ns);
+  append_batch_meta(out, record.meta);
   append_full_window(out, record.attempted);
   append_full_window(out, record.stored);
   return out;
@@ -195,18 +221,41 @@ result<conflict_record> decode_conflict(std::string_view value) {
   bytes::reader in(value);
   if (auto format = check_format(in, what, conflict_format); !format.ok()) return format;
   conflict_record record;
-  auto batch_id = read_string(in);
-  if (!batch_id) return corrupt(what, "batch_id truncated");
-  auto instance_id = read_string(in);
-  if (!instance_id) return corrupt(what, "instance_id truncated");
-  auto region = read_string(in);
-  if (!region) return corrupt(what, "region truncated");
-  auto received_at = in.i64();
-  if (!received_at) return corrupt(what, "received_at truncated");
-  record.meta = {std::move(*batch_id), std::move(*instance_id), std::move(*region), *received_at};
+  if (status meta = read_batch_meta(in, what, record.meta); !meta.ok()) return meta;
   if (!read_full_window(in, record.attempted)) return corrupt(what, "attempted window truncated");
   if (!read_full_window(in, record.stored)) return corrupt(what, "stored window truncated");
   if (!in.at_end()) return corrupt(what, fmt::format("{} trailing bytes", in.remaining()));
+  return record;
+}
+
+std::string encode_ingest_record(const ingest_record& record) {
+  std::string out;
+  bytes::append_u8(out, ingest_record_format);
+  append_batch_meta(out, record.meta);
+  append_string(out, record.meta.caller);
+  bytes::append_u32(out, record.accepted);
+  bytes::append_u32(out, record.duplicate);
+  bytes::append_u32(out, record.rejected);
+  return out;
+}
+
+result<ingest_record> decode_ingest_record(std::string_view value) {
+  constexpr std::string_view what = "ingest record";
+  bytes::reader in(value);
+  if (auto format = check_format(in, what, ingest_record_format); !format.ok()) return format;
+  ingest_record record;
+  if (status meta = read_batch_meta(in, what, record.meta); !meta.ok()) return meta;
+  auto caller = read_string(in);
+  if (!caller) return corrupt(what, "caller truncated");
+  record.meta.caller = std::move(*caller);
+  auto accepted = in.u32();
+  auto duplicate = in.u32();
+  auto rejected = in.u32();
+  if (!accepted || !duplicate || !rejected) return corrupt(what, "counts truncated");
+  if (!in.at_end()) return corrupt(what, fmt::format("{} trailing bytes", in.remaining()));
+  record.accepted = *accepted;
+  record.duplicate = *duplicate;
+  record.rejected = *rejected;
   return record;
 }
 

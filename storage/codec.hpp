@@ -18,6 +18,8 @@ inline constexpr uint8_t billed_values_format = 1;
 inline constexpr uint8_t window_value_format = 1;
 inline constexpr uint8_t conflict_format = 1;
 inline constexpr uint8_t rollup_value_format = 1;
+// Audit values start with their format byte, which also tells their kind.
+inline constexpr uint8_t ingest_record_format = 2;
 
 // The schema of the whole database, stored in the meta family. Bump it when a
 // key or value layout changes incompatibly.
@@ -46,6 +48,12 @@ result<model::rollup_value> decode_rollup_value(std::string_view value);
 // audit value of a refused conflicting re-send.
 std::string encode_conflict(const conflict_record& record);
 result<conflict_record> decode_conflict(std::string_view value);
+
+// audit value of an ingest batch's part: version | batch_id | instance_id |
+// region | received_at | caller | accepted u32 | duplicate u32 | rejected u32.
+std::string encode_ingest_record(const ingest_record& record);
+// The customer id is not in the value (it is the key's prefix).
+result<ingest_record> decode_ingest_record(std::string_view value);
 
 std::string encode_schema_version(uint32_t version);
 result<uint32_t> decode_schema_version(std::string_view value);

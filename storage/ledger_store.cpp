@@ -3,11 +3,14 @@
 #include <fmt/format.h>
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <mutex>
+#include <shared_mutex>
 #include <utility>
 
+#include "storage/audit_chain.hpp"
 #include "storage/codec.hpp"
 #include "storage/database.hpp"
 #include "storage/group_committer.hpp"
@@ -32,17 +35,25 @@ void write_set::put_window(const model::usage_window& window) {
       {dedup_family, std::move(*dedup_key), codec::encode_billed_values(window), false});
 }
 
-void write_set::put_conflict(const conflict_record& record) {
+void write_set::put_audit(std::string_view customer_id, std::string value) {
   if (!encode_status_.ok()) return;
   const int64_t recorded_at_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                                      std::chrono::system_clock::now().time_since_epoch())
                                      .count();
-  auto key = keys::audit_key_without_sequence(record.attempted.customer_id, recorded_at_ns);
+  auto key = keys::audit_key_without_sequence(customer_id, recorded_at_ns);
   if (!key) {
     encode_status_ = key.error();
     return;
   }
-  mutations_.push_back({audit_family, std::move(*key), codec::encode_conflict(record), true});
+  mutations_.push_back({audit_family, std::move(*key), std::move(value), true});
+}
+
+void write_set::put_conflict(const conflict_record& record) {
+  put_audit(record.attempted.customer_id, codec::encode_conflict(record));
+}
+
+void write_set::put_ingest_record(const ingest_record& record) {
+  put_audit(record.customer_id, codec::encode_ingest_record(record));
 }
 
 void write_set::merge_rollups(std::string_view customer_id,
@@ -62,13 +73,15 @@ void write_set::merge_rollups(std::string_view customer_id,
 // ---- ledger_store ----
 
 struct ledger_store::impl {
-  impl(std::unique_ptr<database> opened, bool sync_writes)
+  impl(std::unique_ptr<database> opened, store_options opened_with, audit_chain::head chain_head)
       : db(std::move(opened)),
-        write_options(make_write_options(sync_writes)),
+        options(std::move(opened_with)),
+        write_options(make_write_options(options.sync_writes)),
         // RocksDB's sequence number only grows, also across restarts, and
         // grows by at least one per put; audit sequences start above it and
         // advance only for committed puts, so they never repeat.
         next_audit_sequence(db->db().GetLatestSequenceNumber() + 1),
+        chain(chain_head),
         committer([this](std::span<pending_commit> group) { write_group(group); }) {}
 
   ~impl() {
@@ -84,18 +97,43 @@ struct ledger_store::impl {
     return options;
   }
   void write_group(std::span<pending_commit> group);
-  status add_to_batch(rocksdb::WriteBatch& batch, const write_set& writes, uint64_t& sequence);
+  status add_to_batch(rocksdb::WriteBatch& batch, const write_set& writes, uint64_t& sequence,
+                      audit_chain::head& chain_after);
+  status reopen();
 
+  // Runs `read` on the open database. While it is being reopened after a
+  // write error, readers wait; if it could not be reopened, unavailable.
+  template <class Read>
+  auto read_db(Read&& read) {
+    std::shared_lock lock(db_mutex);
+    using answer = decltype(read(*db));
+    if (!db) {
+      return answer{status{status_code::unavailable,
+                           "the ledger is closed after a storage error; it is reopened on the "
+                           "next write"}};
+    }
+    return read(*db);
+  }
+
+  // Readers (any thread) hold db_mutex shared; only the committer thread
+  // replaces `db`, and only under the exclusive lock. The committer itself
+  // uses `db` without the lock, since nobody else replaces it.
+  std::shared_mutex db_mutex;
   std::unique_ptr<database> db;
+  const store_options options;  // to reopen
   rocksdb::WriteOptions write_options;
   std::atomic<uint64_t> synced_writes{0};
   uint64_t next_audit_sequence;  // committer thread only
-  std::mutex backup_mutex;       // one BackupEngine per directory at a time
+  audit_chain::head chain;       // committer thread only: the durable chain head
+  // Set when a write failed: RocksDB then refuses every write (background
+  // error) until the database is reopened. Committer thread only.
+  bool needs_reopen = false;
+  std::mutex backup_mutex;  // one BackupEngine per directory at a time
   std::optional<group_committer> committer;
 };
 
 status ledger_store::impl::add_to_batch(rocksdb::WriteBatch& batch, const write_set& writes,
-                                        uint64_t& sequence) {
+                                        uint64_t& sequence, audit_chain::head& chain_after) {
   for (const auto& mutation : writes.mutations()) {
     if (mutation.family >= family_names.size()) {
       return {status_code::internal, fmt::format("no column family {}", mutation.family)};
@@ -105,9 +143,11 @@ status ledger_store::impl::add_to_batch(rocksdb::WriteBatch& batch, const write_
     if (mutation.merge) {
       added = batch.Merge(handle, mutation.key, mutation.value);
     } else if (mutation.append_audit_sequence) {
+      // Audit entries are chained in commit order, here where that order is made.
       std::string key = mutation.key;
-      keys::append_audit_sequence(key, sequence++);
-      added = batch.Put(handle, key, mutation.value);
+      keys::append_audit_sequence(key, sequence);
+      added = audit_chain::append(batch, db->handle(meta_family), handle, chain_after, sequence++,
+                                  key, mutation.value);
     } else {
       added = batch.Put(handle, mutation.key, mutation.value);
     }
@@ -121,6 +161,7 @@ void ledger_store::impl::write_group(std::span<pending_commit> group) {
   std::vector<pending_commit*> in_batch;
   in_batch.reserve(group.size());
   uint64_t sequence = next_audit_sequence;
+  audit_chain::head chain_after = chain;
   for (auto& commit : group) {
     if (!commit.writes.encode_status().ok()) {
       commit.outcome = commit.writes.encode_status();
@@ -134,9 +175,11 @@ void ledger_store::impl::write_group(std::span<pending_commit> group) {
     // not affect the others.
     batch.SetSavePoint();
     const uint64_t sequence_before = sequence;
-    if (auto added = add_to_batch(batch, commit.writes, sequence); !added.ok()) {
+    const audit_chain::head chain_before = chain_after;
+    if (auto added = add_to_batch(batch, commit.writes, sequence, chain_after); !added.ok()) {
       (void)batch.RollbackToSavePoint();
       sequence = sequence_before;
+      chain_after = chain_before;
       commit.outcome = std::move(added);
       continue;
     }
@@ -144,13 +187,63 @@ void ledger_store::impl::write_group(std::span<pending_commit> group) {
     in_batch.push_back(&commit);
   }
   if (in_batch.empty()) return;
+  if (needs_reopen) {
+    // The disk failed before (I/O error, disk full): reopen now and build
+    // the batch again on what the reopened database holds. Until that
+    // works, nothing is acknowledged.
+    if (status reopened = reopen(); !reopened.ok()) {
+      for (auto* commit : in_batch) commit->outcome = reopened;
+      return;
+    }
+    write_group(group);
+    return;
+  }
+  if (chain_after.entries != chain.entries) {
+    auto put = batch.Put(db->handle(meta_family), audit_chain::head_key,
+                         audit_chain::encode_head(chain_after));
+    if (!put.ok()) {
+      for (auto* commit : in_batch) commit->outcome = from_rocksdb(put, "chaining the audit log");
+      return;
+    }
+  }
 
   auto written = db->db().Write(write_options, &batch);
   synced_writes.fetch_add(1);
   const auto outcome =
       from_rocksdb(written, fmt::format("committing {} write sets", in_batch.size()));
-  if (outcome.ok()) next_audit_sequence = sequence;
+  if (outcome.ok()) {
+    next_audit_sequence = sequence;
+    chain = chain_after;
+  } else {
+    needs_reopen = true;
+  }
   for (auto* commit : in_batch) commit->outcome = outcome;
+}
+
+// RocksDB 7.8 cannot leave the error state of a failed WAL write in-process:
+// DB::Resume() reports success or the old error, but the WAL writer keeps its
+// error and every later write fails (facebook/rocksdb#11643). Closing and
+// reopening starts a new WAL. The failed write may or may not be in the old
+// WAL (an append can reach the disk before its sync fails); replay decides,
+// which is safe because it was never acknowledged: a retry finds it as a
+// duplicate. The audit chain head and sequence are re-read for the same
+// reason.
+status ledger_store::impl::reopen() {
+  std::unique_lock exclusive(db_mutex);
+  db.reset();
+  auto opened = database::open(options);
+  if (!opened.ok()) {
+    return {status_code::unavailable,
+            fmt::format("the ledger could not be reopened after a storage error: {}",
+                        opened.error().message())};
+  }
+  auto head = audit_chain::load_head((*opened)->db(), (*opened)->handle(meta_family));
+  if (!head.ok()) return head.error();
+  db = std::move(opened).value();
+  chain = head.value();
+  next_audit_sequence = std::max(next_audit_sequence, db->db().GetLatestSequenceNumber() + 1);
+  needs_reopen = false;
+  return status::ok_status();
 }
 
 ledger_store::ledger_store(std::unique_ptr<impl> impl) : impl_(std::move(impl)) {}
@@ -160,7 +253,9 @@ ledger_store::~ledger_store() = default;
 result<std::shared_ptr<ledger_store>> ledger_store::open(const store_options& options) {
   auto opened = database::open(options);
   if (!opened) return opened.error();
-  auto state = std::make_unique<impl>(std::move(*opened), options.sync_writes);
+  auto chain_head = audit_chain::load_head((*opened)->db(), (*opened)->handle(meta_family));
+  if (!chain_head.ok()) return chain_head.error();
+  auto state = std::make_unique<impl>(std::move(*opened), options, chain_head.value());
   // The constructor is private, so make_shared cannot reach it.
   return std::shared_ptr<ledger_store>(new ledger_store(std::move(state)));
 }
@@ -174,7 +269,7 @@ result<backup_info> ledger_store::create_backup(const std::string& backup_dir) {
   if (!running.owns_lock()) {
     return status{status_code::aborted, "another backup is running; retry when it has finished"};
   }
-  return back_up(impl_->db->db(), backup_dir);
+  return impl_->read_db([&](database& db) { return back_up(db.db(), backup_dir); });
 }
 
 commit_stats ledger_store::stats() const {
@@ -196,8 +291,12 @@ result<std::vector<std::optional<model::usage_window>>> ledger_store::find_store
   std::vector<rocksdb::Slice> key_slices(keys.begin(), keys.end());
   std::vector<rocksdb::PinnableSlice> values(keys.size());
   std::vector<rocksdb::Status> statuses(keys.size());
-  impl_->db->db().MultiGet(rocksdb::ReadOptions{}, impl_->db->handle(dedup_family), keys.size(),
-                           key_slices.data(), values.data(), statuses.data());
+  const status read = impl_->read_db([&](database& db) {
+    db.db().MultiGet(rocksdb::ReadOptions{}, db.handle(dedup_family), keys.size(),
+                     key_slices.data(), values.data(), statuses.data());
+    return status::ok_status();
+  });
+  if (!read.ok()) return read;
 
   found.reserve(identities.size());
   for (size_t i = 0; i < identities.size(); ++i) {
@@ -243,15 +342,17 @@ status ledger_store::scan_windows(const std::string& customer_id, int64_t from_n
   if (!upper) return upper.error();
   if (from_ns >= to_ns) return status::ok_status();
   // A window starting at to_ns has a key longer than, hence above, `upper`.
-  return scan_range(impl_->db->db(), impl_->db->handle(windows_family), *lower, *upper,
-                    fmt::format("scanning the windows of '{}'", customer_id),
-                    [&](std::string_view key, std::string_view value) -> result<bool> {
-                      auto id = keys::decode_window_key(key);
-                      if (!id) return id.error();
-                      auto window = codec::decode_window_value(*id, value);
-                      if (!window) return window.error();
-                      return visit(*window);
-                    });
+  return impl_->read_db([&](database& db) {
+    return scan_range(db.db(), db.handle(windows_family), *lower, *upper,
+                      fmt::format("scanning the windows of '{}'", customer_id),
+                      [&](std::string_view key, std::string_view value) -> result<bool> {
+                        auto id = keys::decode_window_key(key);
+                        if (!id) return id.error();
+                        auto window = codec::decode_window_value(*id, value);
+                        if (!window) return window.error();
+                        return visit(*window);
+                      });
+  });
 }
 
 status ledger_store::scan_rollups(
@@ -262,32 +363,35 @@ status ledger_store::scan_rollups(
   auto upper = keys::rollup_scan_bound(customer_id, grain, to_ns);
   if (!upper) return upper.error();
   if (from_ns >= to_ns) return status::ok_status();
-  return scan_range(impl_->db->db(), impl_->db->handle(rollups_family), *lower, *upper,
-                    fmt::format("scanning the rollups of '{}'", customer_id),
-                    [&](std::string_view key, std::string_view value) -> result<bool> {
-                      auto id = keys::decode_rollup_key(key);
-                      if (!id) return id.error();
-                      auto decoded = codec::decode_rollup_value(value);
-                      if (!decoded) return decoded.error();
-                      return visit(*id, *decoded);
-                    });
+  return impl_->read_db([&](database& db) {
+    return scan_range(db.db(), db.handle(rollups_family), *lower, *upper,
+                      fmt::format("scanning the rollups of '{}'", customer_id),
+                      [&](std::string_view key, std::string_view value) -> result<bool> {
+                        auto id = keys::decode_rollup_key(key);
+                        if (!id) return id.error();
+                        auto decoded = codec::decode_rollup_value(value);
+                        if (!decoded) return decoded.error();
+                        return visit(*id, *decoded);
+                      });
+  });
 }
 
 status ledger_store::apply_retention() {
   rocksdb::CompactRangeOptions options;
   // The bottommost level too: that is where old windows end up.
   options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
-  for (auto which : {windows_family, dedup_family}) {
-    auto compacted =
-        impl_->db->db().CompactRange(options, impl_->db->handle(which), nullptr, nullptr);
-    if (!compacted.ok()) return from_rocksdb(compacted, "applying raw-window retention");
-  }
-  return status::ok_status();
+  return impl_->read_db([&](database& db) {
+    for (auto which : {windows_family, dedup_family}) {
+      auto compacted = db.db().CompactRange(options, db.handle(which), nullptr, nullptr);
+      if (!compacted.ok()) return from_rocksdb(compacted, "applying raw-window retention");
+    }
+    return status::ok_status();
+  });
 }
 
-status ledger_store::scan_conflicts(
+status ledger_store::scan_audit(
     const std::string& customer_id,
-    const std::function<bool(const conflict_record&)>& visit) const {
+    const std::function<status(std::string_view value, bool& go_on)>& visit) const {
   auto prefix = keys::customer_prefix(customer_id);
   if (!prefix) return prefix.error();
   const auto successor = keys::prefix_successor(*prefix);
@@ -299,18 +403,64 @@ status ledger_store::scan_conflicts(
     upper_bound.emplace(*successor);
     read_options.iterate_upper_bound = &*upper_bound;
   }
-  std::unique_ptr<rocksdb::Iterator> it(
-      impl_->db->db().NewIterator(read_options, impl_->db->handle(audit_family)));
-  for (it->Seek(*prefix); it->Valid(); it->Next()) {
-    if (it->key().size() != key_size) {
-      return {status_code::data_loss,
-              fmt::format("corrupt audit key: {} bytes, expected {}", it->key().size(), key_size)};
+  return impl_->read_db([&](database& db) {
+    std::unique_ptr<rocksdb::Iterator> it(
+        db.db().NewIterator(read_options, db.handle(audit_family)));
+    for (it->Seek(*prefix); it->Valid(); it->Next()) {
+      if (it->key().size() != key_size) {
+        return status{
+            status_code::data_loss,
+            fmt::format("corrupt audit key: {} bytes, expected {}", it->key().size(), key_size)};
+      }
+      bool go_on = true;
+      if (status visited = visit(it->value().ToStringView(), go_on); !visited.ok()) {
+        return visited;
+      }
+      if (!go_on) return status::ok_status();
     }
-    auto record = codec::decode_conflict(it->value().ToStringView());
+    return from_rocksdb(it->status(), fmt::format("scanning the audit trail of '{}'", customer_id));
+  });
+}
+
+// The audit family holds several kinds of entries; each kind's format byte
+// tells them apart.
+status ledger_store::scan_conflicts(
+    const std::string& customer_id,
+    const std::function<bool(const conflict_record&)>& visit) const {
+  return scan_audit(customer_id, [&](std::string_view value, bool& go_on) {
+    if (value.empty() || static_cast<uint8_t>(value[0]) == codec::ingest_record_format) {
+      return status::ok_status();
+    }
+    auto record = codec::decode_conflict(value);
     if (!record) return record.error();
-    if (!visit(*record)) return status::ok_status();
-  }
-  return from_rocksdb(it->status(), fmt::format("scanning the conflicts of '{}'", customer_id));
+    go_on = visit(*record);
+    return status::ok_status();
+  });
+}
+
+status ledger_store::scan_ingest_records(
+    const std::string& customer_id, const std::function<bool(const ingest_record&)>& visit) const {
+  return scan_audit(customer_id, [&](std::string_view value, bool& go_on) {
+    if (value.empty() || static_cast<uint8_t>(value[0]) != codec::ingest_record_format) {
+      return status::ok_status();
+    }
+    auto record = codec::decode_ingest_record(value);
+    if (!record) return record.error();
+    record->customer_id = customer_id;
+    go_on = visit(*record);
+    return status::ok_status();
+  });
+}
+
+result<audit_chain_report> ledger_store::verify_audit_chain() const {
+  auto verified = impl_->read_db([](database& db) {
+    return audit_chain::verify(db.db(), db.handle(meta_family), db.handle(audit_family));
+  });
+  if (!verified.ok()) return verified.error();
+  const auto& v = verified.value();
+  return audit_chain_report{v.intact,         v.entries_verified,
+                            v.chain.sequence, security::to_hex(v.chain.hash),
+                            v.problem,        v.first_bad_sequence};
 }
 
 }  // namespace billing::storage

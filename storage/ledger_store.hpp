@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "model/ingest.hpp"
@@ -47,6 +48,26 @@ struct conflict_record {
   model::usage_window stored;
 };
 
+// What one customer's part of an ingest batch did, for the audit trail.
+struct ingest_record {
+  std::string customer_id;
+  // batch id, sending instance, region, received at, authenticated caller
+  model::batch_meta meta;
+  uint32_t accepted = 0;
+  uint32_t duplicate = 0;
+  uint32_t rejected = 0;  // conflicting re-sends; invalid items never reach the ledger
+};
+
+// The result of walking the audit chain (storage/audit_chain.hpp).
+struct audit_chain_report {
+  bool intact = false;
+  uint64_t entries_verified = 0;
+  uint64_t head_sequence = 0;
+  std::string head_hash_hex;
+  std::string problem;              // empty when intact; names the entry otherwise
+  uint64_t first_bad_sequence = 0;  // the entry where the chain breaks, when it is one entry
+};
+
 // The writes one customer actor wants made atomically. Built on the actor's
 // thread, then handed to ledger_store::commit.
 class write_set {
@@ -56,6 +77,8 @@ class write_set {
   // Audit entry for a refused conflicting re-send, recorded at the current
   // wall-clock time.
   void put_conflict(const conflict_record& record);
+  // Audit entry recording an ingest batch's part for this customer.
+  void put_ingest_record(const ingest_record& record);
   // Adds every bucket of `rollups` to the customer's stored rollups (a RocksDB
   // Merge per bucket, combined by storage/rollup_merge).
   void merge_rollups(std::string_view customer_id, const model::rollup_accumulator& rollups);
@@ -81,6 +104,8 @@ class write_set {
   const std::vector<mutation>& mutations() const { return mutations_; }
 
  private:
+  void put_audit(std::string_view customer_id, std::string value);
+
   std::vector<mutation> mutations_;
   status encode_status_;
 };
@@ -135,6 +160,15 @@ class ledger_store {
   // Calls `visit` for every conflict recorded for `customer_id`, oldest first.
   status scan_conflicts(const std::string& customer_id,
                         const std::function<bool(const conflict_record&)>& visit) const;
+  // Calls `visit` for every ingest recorded for `customer_id`, oldest first.
+  status scan_ingest_records(const std::string& customer_id,
+                             const std::function<bool(const ingest_record&)>& visit) const;
+
+  // Walks the whole audit chain (every audit entry ever committed, in commit
+  // order) on a snapshot and checks every hash and link. Reads everything:
+  // call it off the actors' scheduler. A broken chain is an ok result with
+  // intact == false; I/O errors are a status.
+  result<audit_chain_report> verify_audit_chain() const;
 
   commit_stats stats() const;
 
@@ -146,6 +180,9 @@ class ledger_store {
  private:
   struct impl;
   explicit ledger_store(std::unique_ptr<impl> impl);
+  // Calls `visit` with every audit value of `customer_id`, oldest first.
+  status scan_audit(const std::string& customer_id,
+                    const std::function<status(std::string_view value, bool& go_on)>& visit) const;
   std::unique_ptr<impl> impl_;
 };
 

@@ -3,6 +3,7 @@
 #include <caf/all.hpp>
 
 #include "billing/v1/admin.pb.h"
+#include "gateway/services/access.hpp"
 #include "gateway/services/convert.hpp"
 #include "model/calendar.hpp"
 #include "observability/log.hpp"
@@ -24,13 +25,28 @@ v1::CreateBackupResponse to_response(const storage::backup_info& info) {
 
 }  // namespace
 
+v1::VerifyAuditChainResponse to_verify_response(const storage::audit_chain_report& report) {
+  v1::VerifyAuditChainResponse response;
+  response.set_intact(report.intact);
+  response.set_entries_verified(report.entries_verified);
+  response.set_head_sequence(report.head_sequence);
+  response.set_head_hash(report.head_hash_hex);
+  response.set_problem(report.problem);
+  response.set_first_bad_sequence(report.first_bad_sequence);
+  return response;
+}
+
 void add_admin_service(connect_router& router, caf::actor_system& system,
                        std::shared_ptr<storage::ledger_store> store, admin_settings settings) {
   router.add_unary<v1::ApplyRetentionRequest, v1::ApplyRetentionResponse>(
       "/billing.v1.BillingAdminService/ApplyRetention",
-      [&system, store, days = settings.raw_retention_days](
-          const call_context&, v1::ApplyRetentionRequest,
+      [&system, store, days = settings.raw_retention_days, auth = settings.auth](
+          const call_context& context, v1::ApplyRetentionRequest,
           responder<v1::ApplyRetentionResponse> respond) {
+        if (auto caller = authorize(auth.get(), context, security::require_admin()); !caller.ok()) {
+          respond(caller.error());
+          return;
+        }
         if (days == 0) {
           respond(
               status{status_code::failed_precondition,
@@ -55,8 +71,13 @@ void add_admin_service(connect_router& router, caf::actor_system& system,
 
   router.add_unary<v1::CreateBackupRequest, v1::CreateBackupResponse>(
       "/billing.v1.BillingAdminService/CreateBackup",
-      [&system, store, dir = settings.backup_dir](const call_context&, v1::CreateBackupRequest,
-                                                  responder<v1::CreateBackupResponse> respond) {
+      [&system, store, dir = settings.backup_dir, auth = settings.auth](
+          const call_context& context, v1::CreateBackupRequest,
+          responder<v1::CreateBackupResponse> respond) {
+        if (auto caller = authorize(auth.get(), context, security::require_admin()); !caller.ok()) {
+          respond(caller.error());
+          return;
+        }
         if (dir.empty()) {
           respond(status{status_code::failed_precondition,
                          "backups are disabled: start billingd with --backup-dir=DIR"});
@@ -74,6 +95,29 @@ void add_admin_service(connect_router& router, caf::actor_system& system,
           log_info("backup {} created in {}: {} files, {} bytes", backup.value().backup_id, dir,
                    backup.value().file_count, backup.value().size_bytes);
           respond(to_response(backup.value()));
+        });
+      });
+
+  router.add_unary<v1::VerifyAuditChainRequest, v1::VerifyAuditChainResponse>(
+      "/billing.v1.BillingAdminService/VerifyAuditChain",
+      [&system, store, auth = settings.auth](const call_context& context,
+                                             v1::VerifyAuditChainRequest,
+                                             responder<v1::VerifyAuditChainResponse> respond) {
+        if (auto caller = authorize(auth.get(), context, security::require_admin()); !caller.ok()) {
+          respond(caller.error());
+          return;
+        }
+        // Reads the whole chain: on its own thread, like a backup.
+        system.spawn<caf::detached>([store, respond = std::move(respond)] {
+          auto report = store->verify_audit_chain();
+          if (!report.ok()) {
+            respond(report.error());
+            return;
+          }
+          if (!report.value().intact) {
+            log_warn("the audit chain is broken: {}", report.value().problem);
+          }
+          respond(to_verify_response(report.value()));
         });
       });
 }

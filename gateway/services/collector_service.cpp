@@ -4,8 +4,10 @@
 
 #include <chrono>
 #include <memory>
+#include <set>
 
 #include "actors/errors.hpp"
+#include "gateway/services/access.hpp"
 #include "gateway/services/actor_bridge.hpp"
 #include "gateway/services/convert.hpp"
 #include "model/calendar.hpp"
@@ -16,16 +18,88 @@ namespace {
 constexpr std::string_view kCollectorPrefix = "/billing.v1.BillingCollectorService/";
 
 // Hands `batch` to the directory and records the outcome in the metrics.
+// `ticket` is the call's place among the in-flight batches; it is returned
+// when the answer (or the timeout) arrives.
 void ingest(caf::actor_system& system, const actors::directory_actor& directory,
             const collector_settings& settings, model::ingest_batch batch, caf::duration timeout,
+            std::shared_ptr<security::inflight_gate::ticket> ticket,
             std::function<void(result<model::ingest_report>)> done) {
   ask<model::ingest_report>(
       system, directory, timeout,
-      [done = std::move(done), metrics = settings.metrics](result<model::ingest_report> report) {
+      [done = std::move(done), metrics = settings.metrics,
+       ticket = std::move(ticket)](result<model::ingest_report> report) {
         if (report.ok() && metrics) metrics->record_ingest(report.value());
         done(std::move(report));
       },
       actors::ingest_atom::value, std::move(batch));
+}
+
+// The peer's address without its port: without auth, rate limits are per host.
+std::string host_of(const std::string& peer) {
+  const auto colon = peer.rfind(':');
+  return colon == std::string::npos ? peer : peer.substr(0, colon);
+}
+
+// Admits an authorized ingest call: within its source's rate and the bound on
+// batches in flight. Otherwise resource_exhausted with a retry hint, before
+// anything is decoded into a batch or queued to an actor.
+result<std::shared_ptr<security::inflight_gate::ticket>> admit(const collector_settings& settings,
+                                                               const security::principal& caller,
+                                                               const call_context& context) {
+  if (settings.rate_limit) {
+    const std::string source = caller.unrestricted ? host_of(context.peer) : caller.name;
+    if (auto wait = settings.rate_limit->admit(source, std::chrono::steady_clock::now())) {
+      const auto seconds = static_cast<uint32_t>((wait->count() + 999) / 1000);
+      return status{status_code::resource_exhausted,
+                    fmt::format("rate limit of source '{}' exceeded; retry after {} ms", source,
+                                wait->count())}
+          .with_retry_after(seconds);
+    }
+  }
+  if (!settings.inflight) return std::shared_ptr<security::inflight_gate::ticket>{};
+  auto ticket = settings.inflight->try_enter();
+  if (!ticket) {
+    return status{status_code::resource_exhausted,
+                  "too many batches are being stored right now; retry after 1 s"}
+        .with_retry_after(1);
+  }
+  return ticket;
+}
+
+// Every region a batch writes: a metric's own, or the batch's when it has none.
+std::vector<std::string> regions_of(const v1::SendMetricsBatchRequest& request) {
+  std::set<std::string> regions;
+  for (const auto& metrics : request.metrics()) {
+    regions.insert(metrics.region().empty() ? request.region() : metrics.region());
+  }
+  return {regions.begin(), regions.end()};
+}
+
+// An admitted ingest call: who it is (for the audit trail) and its place
+// among the batches in flight.
+struct admitted_call {
+  std::string caller;
+  std::shared_ptr<security::inflight_gate::ticket> ticket;
+};
+
+// Authorizes (ingest scope for `regions`) and admits the call; answers it
+// and returns nullopt when it may not proceed.
+std::optional<admitted_call> authorize_and_admit(const collector_settings& settings,
+                                                 const call_context& context,
+                                                 std::vector<std::string> regions,
+                                                 const std::function<void(status)>& refuse) {
+  auto caller =
+      authorize(settings.auth.get(), context, security::require_ingest(std::move(regions)));
+  if (!caller.ok()) {
+    refuse(caller.error());
+    return std::nullopt;
+  }
+  auto ticket = admit(settings, caller.value(), context);
+  if (!ticket.ok()) {
+    refuse(ticket.error());
+    return std::nullopt;
+  }
+  return admitted_call{caller.value().name, std::move(ticket).value()};
 }
 
 // Request-level checks of a batch's envelope; items are judged by the actors.
@@ -64,17 +138,20 @@ void add_collector_service(connect_router& router, caf::actor_system& system,
       [&system, directory, settings](const call_context& context,
                                      v1::SendMetricsBatchRequest request,
                                      responder<v1::SendMetricsBatchResponse> respond) {
+        auto admitted = authorize_and_admit(settings, context, regions_of(request),
+                                            [&respond](status refused) { respond(refused); });
+        if (!admitted) return;
         if (status bad = check_batch_envelope(request, settings); !bad.ok()) {
           respond(bad);
           return;
         }
         model::ingest_batch batch;
         batch.meta = {request.batch_id(), request.instance_id(), request.region(),
-                      model::unix_now_ns()};
+                      model::unix_now_ns(), admitted->caller};
         batch.windows.reserve(request.metrics_size());
         for (const auto& metrics : request.metrics()) batch.windows.push_back(to_window(metrics));
         ingest(system, directory, settings, std::move(batch), time_left(context),
-               [respond](result<model::ingest_report> report) {
+               std::move(admitted->ticket), [respond](result<model::ingest_report> report) {
                  if (!report.ok()) {
                    respond(report.error());
                    return;
@@ -87,6 +164,9 @@ void add_collector_service(connect_router& router, caf::actor_system& system,
       std::string{kCollectorPrefix} + "SendMetrics",
       [&system, directory, settings](const call_context& context, v1::SendMetricsRequest request,
                                      responder<v1::SendMetricsResponse> respond) {
+        auto admitted = authorize_and_admit(settings, context, {request.metrics().region()},
+                                            [&respond](status refused) { respond(refused); });
+        if (!admitted) return;
         if (!request.has_metrics()) {
           respond(status{status_code::invalid_argument, "metrics is required"});
           return;
@@ -101,10 +181,10 @@ void add_collector_service(connect_router& router, caf::actor_system& system,
         model::ingest_batch batch;
         const int64_t now = model::unix_now_ns();
         batch.meta = {fmt::format("single:{}", now), request.instance_id(),
-                      request.metrics().region(), now};
+                      request.metrics().region(), now, admitted->caller};
         batch.windows.push_back(to_window(request.metrics()));
         ingest(system, directory, settings, std::move(batch), time_left(context),
-               [respond](result<model::ingest_report> report) {
+               std::move(admitted->ticket), [respond](result<model::ingest_report> report) {
                  if (!report.ok()) {
                    respond(report.error());
                    return;

@@ -110,13 +110,14 @@ stream_subscriber::behavior_type live_usage_subscriber(subscriber_pointer self,
 }  // namespace
 
 void add_live_usage_stream(connect_router& router, caf::actor_system& system,
-                           actors::directory_actor directory, model::validation_limits limits) {
+                           actors::directory_actor directory, query_service_settings settings) {
   router.add_server_stream<v1::StreamLiveUsageRequest, v1::UsageUpdate>(
       "/billing.v1.BillingQueryService/StreamLiveUsage",
-      [&system, directory, limits](const call_context&, v1::StreamLiveUsageRequest request,
-                                   sink_pointer sink) {
-        if (auto bad = model::validate_id("customer_id", request.customer_id(), limits)) {
-          sink->finish({status_code::invalid_argument, bad->message});
+      [&system, directory, settings](const call_context& context,
+                                     v1::StreamLiveUsageRequest request, sink_pointer sink) {
+        if (status refused = check_customer_call(settings, context, request.customer_id());
+            !refused.ok()) {
+          sink->finish(std::move(refused));
           return;
         }
         system.spawn(live_usage_subscriber, directory, request.customer_id(), std::move(sink));

@@ -14,11 +14,13 @@
 
 #include "actors/messages.hpp"
 #include "gateway/connect_server.hpp"
-#include "model/validation.hpp"
+#include "gateway/services/query_service.hpp"
 
 namespace billing::gateway {
 
+// Like the unary queries, a stream needs the customer scope of the requested
+// customer (or admin): see check_customer_call.
 void add_live_usage_stream(connect_router& router, caf::actor_system& system,
-                           actors::directory_actor directory, model::validation_limits limits);
+                           actors::directory_actor directory, query_service_settings settings);
 
 }  // namespace billing::gateway

@@ -1,5 +1,6 @@
 #include "gateway/services/query_service.hpp"
 
+#include "gateway/services/access.hpp"
 #include "gateway/services/actor_bridge.hpp"
 #include "gateway/services/convert.hpp"
 
@@ -7,14 +8,6 @@ namespace billing::gateway {
 namespace {
 
 constexpr std::string_view kQueryPrefix = "/billing.v1.BillingQueryService/";
-
-// Cheap checks before anything reaches an actor.
-status check_customer_id(const std::string& customer_id, const model::validation_limits& limits) {
-  if (auto bad = model::validate_id("customer_id", customer_id, limits)) {
-    return {status_code::invalid_argument, bad->message};
-  }
-  return status::ok_status();
-}
 
 // Completes `respond` with the proto form of a model answer.
 template <class Response, class Answer>
@@ -30,6 +23,16 @@ std::function<void(result<Answer>)> answer_with(responder<Response> respond) {
 
 }  // namespace
 
+status check_customer_call(const query_service_settings& settings, const call_context& context,
+                           const std::string& customer_id) {
+  auto caller = authorize(settings.auth.get(), context, security::require_customer(customer_id));
+  if (!caller.ok()) return caller.error();
+  if (auto bad = model::validate_id("customer_id", customer_id, settings.limits)) {
+    return {status_code::invalid_argument, bad->message};
+  }
+  return status::ok_status();
+}
+
 void add_query_service(connect_router& router, caf::actor_system& system,
                        actors::directory_actor directory, query_service_settings settings) {
   router.add_unary<v1::GetCustomerUsageRequest, v1::GetCustomerUsageResponse>(
@@ -37,7 +40,7 @@ void add_query_service(connect_router& router, caf::actor_system& system,
       [&system, directory, settings](const call_context& context,
                                      v1::GetCustomerUsageRequest request,
                                      responder<v1::GetCustomerUsageResponse> respond) {
-        if (status bad = check_customer_id(request.customer_id(), settings.limits); !bad.ok()) {
+        if (status bad = check_customer_call(settings, context, request.customer_id()); !bad.ok()) {
           respond(bad);
           return;
         }
@@ -57,7 +60,7 @@ void add_query_service(connect_router& router, caf::actor_system& system,
       [&system, directory, settings](const call_context& context,
                                      v1::GetBillingWindowRequest request,
                                      responder<v1::GetBillingWindowResponse> respond) {
-        if (status bad = check_customer_id(request.customer_id(), settings.limits); !bad.ok()) {
+        if (status bad = check_customer_call(settings, context, request.customer_id()); !bad.ok()) {
           respond(bad);
           return;
         }

@@ -11,6 +11,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Code, expectConnectError, queryClient } from "./lib/clients.mjs";
 import { REPO_ROOT } from "./lib/paths.mjs";
 import { startServer } from "./lib/server.mjs";
+import { makeCertificates } from "./lib/tls.mjs";
 
 const FIXTURE = path.resolve(
   process.env.GATEWAY_STREAM_FIXTURE ?? path.join(REPO_ROOT, "build", "tests", "gateway_stream_fixture", "gateway_stream_fixture"),
@@ -124,5 +125,20 @@ test("SIGTERM ends open streams with unavailable and the server exits promptly",
     assert.ok(Date.now() - started < 4_000, `stop took ${Date.now() - started} ms`);
   } finally {
     await own.cleanup();
+  }
+});
+
+test("streams work over TLS too (the session's stream is plain or TLS)", async () => {
+  const certs = makeCertificates();
+  const tls = await startServer({ binary: FIXTURE, args: [`--tls-cert-file=${certs.file("server.crt")}`, `--tls-key-file=${certs.file("server.key")}`] });
+  try {
+    for (const binary of [false, true]) {
+      const client = queryClient(`https://127.0.0.1:${tls.port}`, { binary, nodeOptions: { ca: certs.pem("test-ca.crt") } });
+      const updates = await collect(client.streamLiveUsage({ customerId: "acme-tls" }));
+      assert.deepEqual(updates.map((u) => u.sequence), [1n, 2n, 3n]);
+      await expectConnectError(collect(client.streamLiveUsage({ customerId: "fail" })), Code.InvalidArgument);
+    }
+  } finally {
+    await tls.cleanup();
   }
 });

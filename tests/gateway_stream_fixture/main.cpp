@@ -10,7 +10,8 @@
 //                       client leaving or SIGTERM
 //   any other:          updates with sequence 1, 2, 3, then ok
 //
-// Usage: gateway_stream_fixture [--listen=HOST:PORT]. Logs "listening on
+// Usage: gateway_stream_fixture [--listen=HOST:PORT] [--tls-cert-file=PEM
+// --tls-key-file=PEM] (HTTPS, to stream over TLS). Logs "listening on
 // HOST:PORT" and "stream opened|closed: CUSTOMER" on stderr; SIGTERM or SIGINT
 // stops the server (draining for up to 5 s) and exits 0.
 #include <google/protobuf/util/time_util.h>
@@ -93,12 +94,26 @@ billing::gateway::connect_router make_router(held_streams& held) {
 int main(int argc, char** argv) {
   std::string host = "127.0.0.1";
   uint16_t port = 0;
+  std::string tls_cert_file;
+  std::string tls_key_file;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     const std::string_view listen_flag = "--listen=";
+    const std::string_view cert_flag = "--tls-cert-file=";
+    const std::string_view key_flag = "--tls-key-file=";
+    if (arg.starts_with(cert_flag)) {
+      tls_cert_file = std::string(arg.substr(cert_flag.size()));
+      continue;
+    }
+    if (arg.starts_with(key_flag)) {
+      tls_key_file = std::string(arg.substr(key_flag.size()));
+      continue;
+    }
     const size_t colon = arg.rfind(':');
     if (!arg.starts_with(listen_flag) || colon == std::string_view::npos) {
-      std::fprintf(stderr, "usage: %s [--listen=HOST:PORT]\n", argv[0]);
+      std::fprintf(stderr,
+                   "usage: %s [--listen=HOST:PORT] [--tls-cert-file=PEM --tls-key-file=PEM]\n",
+                   argv[0]);
       return 2;
     }
     host = std::string(arg.substr(listen_flag.size(), colon - listen_flag.size()));
@@ -118,6 +133,8 @@ int main(int argc, char** argv) {
   options.io_threads = 2;
   options.stream_default_timeout = longest_stream;
   options.stream_max_timeout = longest_stream;
+  options.tls_cert_file = tls_cert_file;
+  options.tls_key_file = tls_key_file;
   billing::gateway::connect_server server(options, make_router(held));
   auto bound = server.start();
   if (!bound.ok()) {

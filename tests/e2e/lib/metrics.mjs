@@ -76,7 +76,9 @@ export function makeMetric({
   const cpuTimeNanos = overrides.cpuTimeNanos ?? randomCpuTimeNanos;
   const memoryBytesUsed = between(rnd, 256 * 2 ** 20, 16 * 2 ** 30);
   const memoryBytesPeak = memoryBytesUsed + between(rnd, 0, 512 * 2 ** 20);
-  const memoryBytesSeconds = memoryBytesUsed * seconds + between(rnd, 0, 2 ** 20);
+  // At most peak x window length, which validation enforces (the extra is below 1 MiB-seconds).
+  const memoryBytesSecondsDrawn = memoryBytesUsed * seconds + between(rnd, 0, 2 ** 20);
+  const memoryBytesSeconds = memoryBytesSecondsDrawn < memoryBytesPeak * seconds ? memoryBytesSecondsDrawn : memoryBytesPeak * seconds;
   const diskReadOps = between(rnd, 0, 50_000);
   const diskWriteOps = between(rnd, 0, 50_000);
 

@@ -41,15 +41,19 @@ export function removeTempDir(dir) {
 
 // Starts billingd and resolves once it listens. `dataDir` defaults to a fresh
 // temporary dir owned by the server (removed by cleanup()); pass one to restart
-// on existing data. `args` are extra command-line options. `binary` runs
+// on existing data. `args` are extra command-line options; unless they
+// configure authentication themselves (--auth-tokens-file, --insecure-no-auth),
+// billingd runs in the explicit --insecure-no-auth dev mode. `binary` runs
 // another server program that takes --listen and logs "listening on" the same
-// way (a test fixture); it gets no data dir.
+// way (a test fixture); it gets no data dir and no auth flag.
 export async function startServer({ dataDir, args = [], readyTimeoutMs = READY_TIMEOUT_MS, binary } = {}) {
   if (binary === undefined) requireBillingd();
   const program = binary ?? BILLINGD;
   const ownsDataDir = binary === undefined && dataDir === undefined;
   const dir = binary === undefined ? (dataDir ?? makeTempDir()) : dataDir;
-  const argv = ["--listen=127.0.0.1:0", ...(binary === undefined ? [`--data-dir=${dir}`] : []), ...args];
+  const configuresAuth = args.some((arg) => arg.startsWith("--auth-tokens-file") || arg.startsWith("--insecure-no-auth"));
+  const auth = binary === undefined && !configuresAuth ? ["--insecure-no-auth"] : [];
+  const argv = ["--listen=127.0.0.1:0", ...(binary === undefined ? [`--data-dir=${dir}`] : []), ...auth, ...args];
   const child = spawn(program, argv, { stdio: ["ignore", "pipe", "pipe"] });
   liveChildren.add(child);
 

@@ -21,7 +21,7 @@ constexpr uint64_t max_u64 = std::numeric_limits<uint64_t>::max();
 
 conflict_record sample_conflict() {
   conflict_record record;
-  record.meta = {"batch-7", "metald-3", "eu-west-1", 1'700'000'000'123'456'789};
+  record.meta = {"batch-7", "metald-3", "eu-west-1", 1'700'000'000'123'456'789, ""};
   record.attempted = sample_window("cust", "eu-west-1", "vm-1", 1'700'000'000'000'000'000, 5);
   record.stored = sample_window("cust", "eu-west-1", "vm-1", 1'700'000'000'000'000'000, 6);
   return record;
@@ -157,6 +157,31 @@ TEST_CASE("every truncation, padding or unknown version decodes to data_loss") {
     check_every_truncation_fails(codec::encode_conflict(sample_conflict()),
                                  [](std::string_view v) { return codec::decode_conflict(v); });
   }
+  SUBCASE("ingest record") {
+    const ingest_record record{"c", {"b-1", "metald-1", "eu-west-1", -5, "t"}, 1, 2, 3};
+    check_every_truncation_fails(codec::encode_ingest_record(record),
+                                 [](std::string_view v) { return codec::decode_ingest_record(v); });
+  }
+}
+
+TEST_CASE("ingest records round trip; their format byte tells them from conflicts") {
+  const ingest_record record{
+      "c", {"b-1", "metald-1", "eu-west-1", -5, "token-eu"}, 7, 0, 4294967295u};
+  const auto encoded = codec::encode_ingest_record(record);
+  CHECK(static_cast<uint8_t>(encoded[0]) == codec::ingest_record_format);
+  CHECK(codec::ingest_record_format != codec::conflict_format);
+  auto decoded = codec::decode_ingest_record(encoded);
+  REQUIRE(decoded.ok());
+  CHECK(decoded->customer_id.empty());  // the key holds it
+  CHECK(decoded->meta.batch_id == "b-1");
+  CHECK(decoded->meta.instance_id == "metald-1");
+  CHECK(decoded->meta.region == "eu-west-1");
+  CHECK(decoded->meta.received_at_ns == -5);
+  CHECK(decoded->meta.caller == "token-eu");
+  CHECK(decoded->accepted == 7);
+  CHECK(decoded->duplicate == 0);
+  CHECK(decoded->rejected == 4294967295u);
+  CHECK(codec::decode_conflict(encoded).error().code() == status_code::data_loss);
 }
 
 TEST_CASE("a huge string length in a conflict record is an error, not an allocation") {

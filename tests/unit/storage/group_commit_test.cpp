@@ -6,6 +6,7 @@
 #include <future>
 #include <latch>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -23,6 +24,21 @@ namespace {
 write_set one_window(const std::string& customer, int index) {
   write_set writes;
   writes.put_window(sample_window(customer, "r", "vm", t0 + index * minute, index));
+  return writes;
+}
+
+// Options of a ledger in `dir` whose WAL fails `fault` while `failing` is set.
+store_options failing_wal_options(const temp_dir& dir, wal_fault fault,
+                                  const std::shared_ptr<std::atomic<bool>>& failing) {
+  auto options = options_for(dir);
+  options.env = faulty_env(fault, failing);
+  return options;
+}
+
+// one_window() with its ingest record, so the audit chain is written too.
+write_set audited_window(const std::string& customer, int index) {
+  auto writes = one_window(customer, index);
+  writes.put_ingest_record({customer, {"b", "i", "r", t0, "t"}, 1, 0, 0});
   return writes;
 }
 
@@ -159,9 +175,8 @@ TEST_CASE("a failed write fails every commit of its group and makes none of them
   for (auto fault : {wal_fault::append, wal_fault::sync}) {
     CAPTURE(static_cast<int>(fault));
     temp_dir dir;
-    auto options = options_for(dir);
     auto failing = std::make_shared<std::atomic<bool>>(false);
-    options.env = faulty_env(fault, failing);
+    const auto options = failing_wal_options(dir, fault, failing);
     const auto kept = sample_window("c", "r", "vm", t0 - minute, 99);
     {
       auto store = open_store(options);
@@ -210,5 +225,45 @@ TEST_CASE("a failed write fails every commit of its group and makes none of them
     REQUIRE(found.ok());
     REQUIRE(found.value()[0].has_value());
     CHECK(found.value()[0]->same_billed_values(kept));
+  }
+}
+
+TEST_CASE("after a failed write the store recovers once the disk works again, without reopening") {
+  for (auto fault : {wal_fault::append, wal_fault::sync}) {
+    CAPTURE(static_cast<int>(fault));
+    temp_dir dir;
+    auto failing = std::make_shared<std::atomic<bool>>(false);
+    const auto options = failing_wal_options(dir, fault, failing);
+    auto store = open_store(options);
+    REQUIRE(commit_and_wait(*store, audited_window("c", 0)).ok());
+
+    failing->store(true);
+    const status failed = commit_and_wait(*store, audited_window("c", 1));
+    CHECK(failed.code() == status_code::unavailable);
+    // While the disk still fails, every commit fails: nothing is acknowledged.
+    CHECK(commit_and_wait(*store, audited_window("c", 2)).code() == status_code::unavailable);
+
+    failing->store(false);  // the disk is back (space freed, device healthy)
+    const status recovered = commit_and_wait(*store, audited_window("c", 3));
+    REQUIRE_MESSAGE(recovered.ok(), recovered.message());
+    // Every acknowledged window is there. A failed one may be too (its WAL
+    // record can reach the disk before the sync fails; it was never
+    // acknowledged, so a retry sees a duplicate), and then with its audit
+    // entry: the chain verifies either way.
+    std::set<int64_t> starts;
+    for (const auto& window : scan_all_windows(*store, "c", t0, t0 + 10 * minute)) {
+      starts.insert(window.window_start_ns);
+    }
+    CHECK(starts.contains(t0));
+    CHECK(starts.contains(t0 + 3 * minute));
+    if (fault == wal_fault::append) CHECK(starts.size() == 2);  // nothing reached the WAL
+    auto chain = store->verify_audit_chain();
+    REQUIRE(chain.ok());
+    CHECK_MESSAGE(chain.value().intact, chain.value().problem);
+    CHECK(chain.value().entries_verified == starts.size());
+    // Reads work again too, and a later restart finds the same.
+    store.reset();
+    CHECK(scan_all_windows(*open_store(options), "c", t0, t0 + 10 * minute).size() ==
+          starts.size());
   }
 }

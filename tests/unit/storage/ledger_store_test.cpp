@@ -31,7 +31,7 @@ write_set windows_of(const std::vector<model::usage_window>& windows) {
 conflict_record conflict_for(const std::string& customer, const std::string& batch_id,
                              uint64_t seed) {
   conflict_record record;
-  record.meta = {batch_id, "metald-1", "eu-west-1", t0 + static_cast<int64_t>(seed)};
+  record.meta = {batch_id, "metald-1", "eu-west-1", t0 + static_cast<int64_t>(seed), ""};
   record.attempted = sample_window(customer, "eu-west-1", "vm-1", t0, seed);
   record.stored = sample_window(customer, "eu-west-1", "vm-1", t0, seed + 100);
   return record;

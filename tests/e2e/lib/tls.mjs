@@ -1,0 +1,34 @@
+// Certificates for TLS tests, made at test time with the openssl CLI: a test
+// CA, a server certificate for 127.0.0.1 signed by it, a client certificate
+// signed by it, and a client certificate from an unrelated CA.
+import { execFileSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { makeTempDir } from "./server.mjs";
+
+function openssl(args, cwd) {
+  execFileSync("openssl", args, { cwd, stdio: ["ignore", "ignore", "pipe"], timeout: 30_000 });
+}
+
+function makeCa(dir, name) {
+  openssl(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", `/CN=${name}`, "-keyout", `${name}.key`, "-out", `${name}.crt`], dir);
+}
+
+function makeSigned(dir, ca, name, { serverIp } = {}) {
+  openssl(["req", "-newkey", "rsa:2048", "-nodes", "-subj", `/CN=${name}`, "-keyout", `${name}.key`, "-out", `${name}.csr`], dir);
+  const ext = serverIp ? `subjectAltName=IP:${serverIp}\nextendedKeyUsage=serverAuth\n` : "extendedKeyUsage=clientAuth\n";
+  writeFileSync(path.join(dir, `${name}.ext`), ext);
+  openssl(["x509", "-req", "-in", `${name}.csr`, "-CA", `${ca}.crt`, "-CAkey", `${ca}.key`, "-CAcreateserial", "-days", "2", "-extfile", `${name}.ext`, "-out", `${name}.crt`], dir);
+}
+
+// {dir, file(name), pem(name)} with test-ca, server, client, stranger-ca, stranger.
+export function makeCertificates() {
+  const dir = makeTempDir("billingd-tls-");
+  makeCa(dir, "test-ca");
+  makeSigned(dir, "test-ca", "server", { serverIp: "127.0.0.1" });
+  makeSigned(dir, "test-ca", "client");
+  makeCa(dir, "stranger-ca");
+  makeSigned(dir, "stranger-ca", "stranger");
+  const file = (name) => path.join(dir, name);
+  return { dir, file, pem: (name) => readFileSync(file(name)) };
+}
