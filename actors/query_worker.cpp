@@ -1,6 +1,9 @@
 #include "actors/query_worker.hpp"
 
+#include <algorithm>
+
 #include "actors/errors.hpp"
+#include "model/calendar.hpp"
 
 namespace billing::actors {
 
@@ -21,21 +24,54 @@ result<model::customer_usage> customer_usage(const storage::ledger_store& store,
   return std::move(builder).finish();
 }
 
+namespace {
+
+// The longest window of the customer in the months around the query, from
+// the monthly rollups (a few keys per VM), bounded by what ingest accepts:
+// how far before the range a window reaching into it can start. Without it
+// every query would scan back the longest window ingest allows (an hour:
+// for 1-minute windows, 60 times more than needed).
+result<int64_t> longest_window_near(const storage::ledger_store& store,
+                                    const model::window_query& query,
+                                    const query_settings& settings,
+                                    const storage::snapshot_view& view) {
+  const int64_t from =
+      model::bucket_start(model::granularity::month, query.start_ns - settings.max_window_ns);
+  int64_t longest = 0;
+  status scanned = store.scan_rollups(
+      query.customer_id, model::granularity::month, from, query.end_ns,
+      [&](const model::rollup_id&, const model::rollup_value& value) {
+        longest = std::max(longest, value.longest_window_ns);
+        return longest < settings.max_window_ns;
+      },
+      &view);
+  if (!scanned.ok()) return scanned;
+  return std::min(longest, settings.max_window_ns);
+}
+
+}  // namespace
+
 result<model::billing_window> billing_window(const storage::ledger_store& store,
                                              const model::window_query& query,
                                              const query_settings& settings) {
   if (status bad = model::check_window_query(query, settings.limits); !bad.ok()) return bad;
   model::billing_window_builder builder(query, settings.limits);
-  // Windows are keyed by their start: one that reaches into the range started
-  // at most max_window_ns before it. One cadence more finds the window just
-  // before a gap at the start of the range.
-  const int64_t scan_from =
-      query.start_ns - settings.max_window_ns - settings.limits.expected_cadence_ns;
-  status scanned = store.scan_windows(query.customer_id, scan_from, query.end_ns,
-                                      [&](model::usage_window& window) {
-                                        builder.add(std::move(window));
-                                        return true;
-                                      });
+  // Both reads see the same commits.
+  status scanned = store.with_snapshot([&](const storage::snapshot_view& view) {
+    auto longest = longest_window_near(store, query, settings, view);
+    if (!longest.ok()) return longest.error();
+    // Windows are keyed by their start: one that reaches into the range
+    // started at most `longest` before it. One cadence more finds the window
+    // just before a gap at the start of the range.
+    const int64_t scan_from = query.start_ns - *longest - settings.limits.expected_cadence_ns;
+    return store.scan_windows(
+        query.customer_id, scan_from, query.end_ns,
+        [&](model::usage_window& window) {
+          builder.add(std::move(window));
+          return true;
+        },
+        &view);
+  });
   if (!scanned.ok()) return scanned;
   return std::move(builder).finish();
 }

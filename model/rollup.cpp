@@ -65,6 +65,7 @@ status rollup_value::merge(const rollup_value& other) {
   if (status added = totals.add(other.totals); !added.ok()) return added;
   first_active_ns = std::min(first_active_ns, other.first_active_ns);
   last_active_ns = std::max(last_active_ns, other.last_active_ns);
+  longest_window_ns = std::max(longest_window_ns, other.longest_window_ns);
   return status::ok_status();
 }
 
@@ -75,6 +76,7 @@ status rollup_accumulator::add(const usage_window& window) {
     value.totals = hour.totals;
     value.first_active_ns = std::max(hour.hour_start_ns, window.window_start_ns);
     value.last_active_ns = std::min(hour.hour_start_ns + kNanosPerHour, window.window_end_ns);
+    value.longest_window_ns = window.duration_ns();
     for (auto grain : {granularity::hour, granularity::day, granularity::month}) {
       shares.push_back(
           {{grain, bucket_start(grain, hour.hour_start_ns), window.region, window.vm_id}, value});

@@ -44,6 +44,11 @@ struct rollup_value {
   usage_totals totals;
   int64_t first_active_ns = std::numeric_limits<int64_t>::max();
   int64_t last_active_ns = std::numeric_limits<int64_t>::min();
+  // The longest window that contributed: a billing-window query scans back
+  // only this far before its range. unknown_length for values written before
+  // it was recorded.
+  int64_t longest_window_ns = 0;
+  static constexpr int64_t unknown_length = std::numeric_limits<int64_t>::max();
 
   // Adds `other` into this one; out_of_range (and no change) on overflow.
   status merge(const rollup_value& other);

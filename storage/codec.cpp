@@ -272,25 +272,31 @@ auto rollup_fields(model::usage_totals& t) {
 
 std::string encode_rollup_value(const model::rollup_value& value) {
   std::string out;
-  out.reserve(1 + 13 * 8);
+  out.reserve(1 + 14 * 8);
   bytes::append_u8(out, rollup_value_format);
   model::usage_totals totals = value.totals;
   append_u64_fields(out, rollup_fields(totals));
   bytes::append_i64(out, value.first_active_ns);
   bytes::append_i64(out, value.last_active_ns);
+  bytes::append_i64(out, value.longest_window_ns);
   return out;
 }
 
 result<model::rollup_value> decode_rollup_value(std::string_view value) {
   bytes::reader in(value);
-  if (auto format = check_format(in, "rollups value", rollup_value_format); !format.ok()) {
-    return format;
+  auto format = in.u8();
+  if (!format) return corrupt("rollups value", "empty");
+  if (*format != 1 && *format != rollup_value_format) {
+    return corrupt("rollups value", fmt::format("unknown format version {}", *format));
   }
   model::rollup_value decoded;
   const bool complete = read_u64_fields(in, rollup_fields(decoded.totals));
   auto first = in.i64();
   auto last = in.i64();
-  if (!complete || !first || !last) return corrupt("rollups value", "truncated");
+  auto longest =
+      *format == 1 ? std::optional<int64_t>{model::rollup_value::unknown_length} : in.i64();
+  if (!complete || !first || !last || !longest) return corrupt("rollups value", "truncated");
+  decoded.longest_window_ns = *longest;
   if (!in.at_end())
     return corrupt("rollups value", fmt::format("{} trailing bytes", in.remaining()));
   decoded.first_active_ns = *first;

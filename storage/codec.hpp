@@ -17,7 +17,8 @@ namespace billing::storage::codec {
 inline constexpr uint8_t billed_values_format = 1;
 inline constexpr uint8_t window_value_format = 1;
 inline constexpr uint8_t conflict_format = 1;
-inline constexpr uint8_t rollup_value_format = 1;
+// Format 2 added longest_window; format 1 values still decode (length unknown).
+inline constexpr uint8_t rollup_value_format = 2;
 // Audit values start with their format byte, which also tells their kind.
 inline constexpr uint8_t ingest_record_format = 2;
 
@@ -41,7 +42,8 @@ result<model::usage_window> decode_window_value(const model::window_identity& id
                                                 std::string_view value);
 
 // rollups value: version | the 11 usage_totals fields (u64) | first_active (i64) |
-// last_active (i64). Combined by storage/rollup_merge's merge operator.
+// last_active (i64) | longest_window (i64, format 2). Combined by
+// storage/rollup_merge's merge operator.
 std::string encode_rollup_value(const model::rollup_value& value);
 result<model::rollup_value> decode_rollup_value(std::string_view value);
 

@@ -317,12 +317,13 @@ namespace {
 // Visits the entries of `family` in [lower, upper) in key order until
 // `visit` answers false or fails; `what` names the scan in errors.
 status scan_range(
-    rocksdb::DB& db, rocksdb::ColumnFamilyHandle* family, const std::string& lower,
-    const std::string& upper, std::string_view what,
+    rocksdb::DB& db, rocksdb::ColumnFamilyHandle* family, const rocksdb::Snapshot* snapshot,
+    const std::string& lower, const std::string& upper, std::string_view what,
     const std::function<result<bool>(std::string_view key, std::string_view value)>& visit) {
   const rocksdb::Slice upper_bound(upper);
   rocksdb::ReadOptions read_options;
   read_options.iterate_upper_bound = &upper_bound;
+  read_options.snapshot = snapshot;
   std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(read_options, family));
   for (it->Seek(lower); it->Valid(); it->Next()) {
     auto go_on = visit(it->key().ToStringView(), it->value().ToStringView());
@@ -334,16 +335,34 @@ status scan_range(
 
 }  // namespace
 
+status ledger_store::with_snapshot(const std::function<status(const snapshot_view&)>& reads) const {
+  return impl_->read_db([&](database& db) {
+    const rocksdb::Snapshot* snapshot = db.db().GetSnapshot();
+    status done = reads(snapshot_view{db, snapshot});
+    db.db().ReleaseSnapshot(snapshot);
+    return done;
+  });
+}
+
+// Runs `scan` on the database: the snapshot's (whose read lock the caller
+// holds already) or, without one, under the read lock.
+template <class Scan>
+status ledger_store::read_at(const snapshot_view* at, Scan&& scan) const {
+  if (at != nullptr) return scan(at->db_, at->snapshot_);
+  return impl_->read_db([&](database& db) { return scan(db, nullptr); });
+}
+
 status ledger_store::scan_windows(const std::string& customer_id, int64_t from_ns, int64_t to_ns,
-                                  const std::function<bool(model::usage_window&)>& visit) const {
+                                  const std::function<bool(model::usage_window&)>& visit,
+                                  const snapshot_view* at) const {
   auto lower = keys::window_scan_bound(customer_id, from_ns);
   if (!lower) return lower.error();
   auto upper = keys::window_scan_bound(customer_id, to_ns);
   if (!upper) return upper.error();
   if (from_ns >= to_ns) return status::ok_status();
   // A window starting at to_ns has a key longer than, hence above, `upper`.
-  return impl_->read_db([&](database& db) {
-    return scan_range(db.db(), db.handle(windows_family), *lower, *upper,
+  return read_at(at, [&](database& db, const rocksdb::Snapshot* snapshot) {
+    return scan_range(db.db(), db.handle(windows_family), snapshot, *lower, *upper,
                       fmt::format("scanning the windows of '{}'", customer_id),
                       [&](std::string_view key, std::string_view value) -> result<bool> {
                         auto id = keys::decode_window_key(key);
@@ -357,14 +376,15 @@ status ledger_store::scan_windows(const std::string& customer_id, int64_t from_n
 
 status ledger_store::scan_rollups(
     const std::string& customer_id, model::granularity grain, int64_t from_ns, int64_t to_ns,
-    const std::function<bool(const model::rollup_id&, const model::rollup_value&)>& visit) const {
+    const std::function<bool(const model::rollup_id&, const model::rollup_value&)>& visit,
+    const snapshot_view* at) const {
   auto lower = keys::rollup_scan_bound(customer_id, grain, from_ns);
   if (!lower) return lower.error();
   auto upper = keys::rollup_scan_bound(customer_id, grain, to_ns);
   if (!upper) return upper.error();
   if (from_ns >= to_ns) return status::ok_status();
-  return impl_->read_db([&](database& db) {
-    return scan_range(db.db(), db.handle(rollups_family), *lower, *upper,
+  return read_at(at, [&](database& db, const rocksdb::Snapshot* snapshot) {
+    return scan_range(db.db(), db.handle(rollups_family), snapshot, *lower, *upper,
                       fmt::format("scanning the rollups of '{}'", customer_id),
                       [&](std::string_view key, std::string_view value) -> result<bool> {
                         auto id = keys::decode_rollup_key(key);

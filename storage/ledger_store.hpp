@@ -18,8 +18,10 @@
 #include "storage/backup.hpp"
 
 namespace rocksdb {
+class DB;
 class Env;
-}
+class Snapshot;
+}  // namespace rocksdb
 
 namespace billing::storage {
 
@@ -116,6 +118,23 @@ struct commit_stats {
   uint64_t synced_writes = 0;      // RocksDB writes issued (one fsync each when syncing)
 };
 
+class database;
+
+// A consistent point-in-time view for several reads (a RocksDB snapshot),
+// valid only inside ledger_store::with_snapshot: reads through it see the
+// same whole commits, however long they take.
+class snapshot_view {
+ public:
+  snapshot_view(const snapshot_view&) = delete;
+  snapshot_view& operator=(const snapshot_view&) = delete;
+
+ private:
+  friend class ledger_store;
+  snapshot_view(database& db, const rocksdb::Snapshot* snapshot) : db_(db), snapshot_(snapshot) {}
+  database& db_;
+  const rocksdb::Snapshot* snapshot_;
+};
+
 class ledger_store {
  public:
   // Opens (creating if needed) the database under options.data_dir and starts
@@ -143,13 +162,19 @@ class ledger_store {
   // lies in [from_ns, to_ns), in (window_start, region, vm_id) order. Stops
   // early when `visit` returns false.
   status scan_windows(const std::string& customer_id, int64_t from_ns, int64_t to_ns,
-                      const std::function<bool(model::usage_window&)>& visit) const;
+                      const std::function<bool(model::usage_window&)>& visit,
+                      const snapshot_view* at = nullptr) const;
 
   // Calls `visit` for every rollup bucket of `customer_id` at `grain` whose
   // bucket starts in [from_ns, to_ns), in (bucket_start, region, vm_id) order.
   status scan_rollups(
       const std::string& customer_id, model::granularity grain, int64_t from_ns, int64_t to_ns,
-      const std::function<bool(const model::rollup_id&, const model::rollup_value&)>& visit) const;
+      const std::function<bool(const model::rollup_id&, const model::rollup_value&)>& visit,
+      const snapshot_view* at = nullptr) const;
+
+  // Runs `reads` with a snapshot for reads that must agree with each other
+  // (scans take it as their last argument); the view ends when it returns.
+  status with_snapshot(const std::function<status(const snapshot_view&)>& reads) const;
 
   // Compacts the raw windows and dedup families completely, so that retention
   // drops everything past the cutoff now rather than when RocksDB next
@@ -180,6 +205,8 @@ class ledger_store {
  private:
   struct impl;
   explicit ledger_store(std::unique_ptr<impl> impl);
+  template <class Scan>
+  status read_at(const snapshot_view* at, Scan&& scan) const;
   // Calls `visit` with every audit value of `customer_id`, oldest first.
   status scan_audit(const std::string& customer_id,
                     const std::function<status(std::string_view value, bool& go_on)>& visit) const;

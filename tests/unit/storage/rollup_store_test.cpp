@@ -78,6 +78,7 @@ TEST_CASE("rollup values round-trip; truncated or unknown formats are data_loss"
   value.totals.memory_bytes_peak = UINT64_MAX;
   value.first_active_ns = -5;
   value.last_active_ns = 7;
+  value.longest_window_ns = 60;
   const auto encoded = codec::encode_rollup_value(value);
   auto decoded = codec::decode_rollup_value(encoded);
   REQUIRE(decoded.ok());
@@ -85,6 +86,13 @@ TEST_CASE("rollup values round-trip; truncated or unknown formats are data_loss"
   CHECK(codec::decode_rollup_value(encoded.substr(0, encoded.size() - 1)).error().code() ==
         status_code::data_loss);
   CHECK(codec::decode_rollup_value(encoded + "x").error().code() == status_code::data_loss);
+  // Format 1 (before longest_window) still decodes, its length unknown.
+  std::string format1 = encoded.substr(0, encoded.size() - 8);
+  format1[0] = 1;
+  auto old_value = codec::decode_rollup_value(format1);
+  REQUIRE(old_value.ok());
+  CHECK(old_value->totals == value.totals);
+  CHECK(old_value->longest_window_ns == model::rollup_value::unknown_length);
   std::string other_format = encoded;
   other_format[0] = 9;
   CHECK(codec::decode_rollup_value(other_format).error().code() == status_code::data_loss);
