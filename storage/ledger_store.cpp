@@ -262,6 +262,39 @@ status ledger_store::scan_rollups(
   return from_rocksdb(it->status(), fmt::format("scanning the rollups of '{}'", customer_id));
 }
 
+status ledger_store::scan_range(
+    uint32_t which, std::string_view lower, const std::optional<std::string>& upper,
+    const std::function<bool(std::string_view key, std::string_view value)>& visit) const {
+  if (which >= family_names.size()) {
+    return {status_code::internal, fmt::format("no column family {}", which)};
+  }
+  std::optional<rocksdb::Slice> upper_bound;
+  rocksdb::ReadOptions read_options;
+  if (upper) {
+    upper_bound.emplace(*upper);
+    read_options.iterate_upper_bound = &*upper_bound;
+  }
+  std::unique_ptr<rocksdb::Iterator> it(
+      impl_->db->db().NewIterator(read_options, impl_->db->handle(static_cast<family>(which))));
+  for (it->Seek(rocksdb::Slice(lower.data(), lower.size())); it->Valid(); it->Next()) {
+    if (!visit(it->key().ToStringView(), it->value().ToStringView())) return status::ok_status();
+  }
+  return from_rocksdb(it->status(), fmt::format("scanning {}", family_names[which]));
+}
+
+result<std::optional<std::string>> ledger_store::get(uint32_t which, std::string_view key) const {
+  if (which >= family_names.size()) {
+    return status{status_code::internal, fmt::format("no column family {}", which)};
+  }
+  std::string value;
+  auto found =
+      impl_->db->db().Get(rocksdb::ReadOptions{}, impl_->db->handle(static_cast<family>(which)),
+                          rocksdb::Slice(key.data(), key.size()), &value);
+  if (found.IsNotFound()) return std::optional<std::string>{};
+  if (!found.ok()) return from_rocksdb(found, fmt::format("reading {}", family_names[which]));
+  return std::optional<std::string>{std::move(value)};
+}
+
 status ledger_store::apply_retention() {
   rocksdb::CompactRangeOptions options;
   // The bottommost level too: that is where old windows end up.
@@ -294,6 +327,10 @@ status ledger_store::scan_conflicts(
     if (it->key().size() != key_size) {
       return {status_code::data_loss,
               fmt::format("corrupt audit key: {} bytes, expected {}", it->key().size(), key_size)};
+    }
+    // The audit trail also holds financial operations (put_audit): skip them.
+    if (it->value().empty() || static_cast<uint8_t>(it->value()[0]) != codec::conflict_format) {
+      continue;
     }
     auto record = codec::decode_conflict(it->value().ToStringView());
     if (!record) return record.error();
