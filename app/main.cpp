@@ -13,6 +13,7 @@
 #include "app/dump.hpp"
 #include "gateway/services/admin_service.hpp"
 #include "gateway/services/collector_service.hpp"
+#include "gateway/services/invoice_service.hpp"
 #include "gateway/services/live_usage_stream.hpp"
 #include "gateway/services/query_service.hpp"
 #include "observability/log.hpp"
@@ -80,6 +81,9 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
     gateway::add_live_usage_stream(router, system, directory, config.ingest_settings().limits);
     gateway::add_admin_service(router, system, store.value(),
                                {config.backup_dir, config.raw_retention_days});
+    auto invoicing = std::make_shared<actors::invoicing>(
+        store.value(), actors::invoicing_settings{config.query_settings().max_window_ns, {}});
+    gateway::add_invoice_service(router, system, invoicing, config.ingest_settings().limits);
     router.add_get("/healthz", [] { return gateway::http_reply{200, "text/plain", "ok\n"}; });
     router.add_get("/readyz", [] { return gateway::http_reply{200, "text/plain", "ready\n"}; });
     router.add_get("/metrics", [metrics] {

@@ -1,0 +1,21 @@
+// Binds billing.v1.BillingInvoiceService to actors::invoicing. Every call
+// reads RocksDB (and finalization waits for an fsync), so each runs on a
+// detached CAF actor of its own, never on an io thread or the shared
+// scheduler; billing RPCs are operator and month-end traffic, not ingest.
+#pragma once
+
+#include <caf/actor_system.hpp>
+
+#include <memory>
+
+#include "actors/invoicing.hpp"
+#include "gateway/connect_server.hpp"
+#include "model/validation.hpp"
+
+namespace billing::gateway {
+
+void add_invoice_service(connect_router& router, caf::actor_system& system,
+                         std::shared_ptr<actors::invoicing> invoicing,
+                         model::validation_limits limits);
+
+}  // namespace billing::gateway
