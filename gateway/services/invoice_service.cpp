@@ -32,20 +32,41 @@ result<int64_t> period_start(bool present, const google::protobuf::Timestamp& ts
   return start;
 }
 
-// Runs `work` (blocking on RocksDB) on a detached actor and answers with
-// `to_response` of its result.
-template <class Response, class Work, class ToResponse>
-void run_detached(caf::actor_system& system, responder<Response> respond, Work work,
-                  ToResponse to_response) {
-  system.spawn<caf::detached>(
-      [respond = std::move(respond), work = std::move(work), to_response = std::move(to_response)] {
-        auto answer = work();
-        if (!answer.ok()) {
-          respond(answer.error());
+// The blocking part of a call, run on a detached actor once the request
+// passed the handler's cheap checks.
+template <class Response>
+using blocking_work = std::function<result<Response>()>;
+
+// Binds `path` to `prepare`, which checks a request on the io thread and
+// returns the work to run off it (blocking on RocksDB) or the error to answer.
+template <class Request, class Response, class Prepare>
+void add_blocking(connect_router& router, caf::actor_system& system, std::string_view method,
+                  Prepare prepare) {
+  router.add_unary<Request, Response>(
+      std::string{kInvoicePrefix} + std::string{method},
+      [&system, prepare = std::move(prepare)](const call_context& context, Request request,
+                                              responder<Response> respond) {
+        result<blocking_work<Response>> work = prepare(context, request);
+        if (!work.ok()) {
+          respond(work.error());
           return;
         }
-        respond(to_response(answer.value()));
+        system.spawn<caf::detached>([respond = std::move(respond), work = std::move(work).value()] {
+          auto answer = work();
+          if (!answer.ok()) {
+            respond(answer.error());
+            return;
+          }
+          respond(std::move(answer).value());
+        });
       });
+}
+
+// The answer of a model call as a response.
+template <class Response, class Answer, class Convert>
+result<Response> converted(result<Answer> answer, Convert convert) {
+  if (!answer.ok()) return answer.error();
+  return convert(answer.value());
 }
 
 template <class Response>
@@ -62,115 +83,98 @@ Response invoices_response(const std::vector<model::invoice>& invoices) {
   return response;
 }
 
+v1::GetInvoiceResponse invoice_response(const model::invoice& bill) {
+  v1::GetInvoiceResponse response;
+  *response.mutable_invoice() = to_proto(bill);
+  return response;
+}
+
 }  // namespace
 
 void add_invoice_service(connect_router& router, caf::actor_system& system,
                          std::shared_ptr<actors::invoicing> invoicing,
                          model::validation_limits limits) {
-  router.add_unary<v1::SetCustomerPlanRequest, v1::SetCustomerPlanResponse>(
-      std::string{kInvoicePrefix} + "SetCustomerPlan",
-      [&system, invoicing, limits](const call_context&, v1::SetCustomerPlanRequest request,
-                                   responder<v1::SetCustomerPlanResponse> respond) {
+  using v1::SetCustomerPlanResponse;
+  add_blocking<v1::SetCustomerPlanRequest, SetCustomerPlanResponse>(
+      router, system, "SetCustomerPlan",
+      [invoicing, limits](const call_context&, const v1::SetCustomerPlanRequest& request)
+          -> result<blocking_work<SetCustomerPlanResponse>> {
         // authorize(context, admin scope) goes here.
-        if (status bad = check_customer(request.customer_id(), limits, true); !bad.ok()) {
-          respond(bad);
-          return;
-        }
+        if (status bad = check_customer(request.customer_id(), limits, true); !bad.ok()) return bad;
         auto version = to_plan_version(request.version());
-        if (!version.ok()) {
-          respond(version.error());
-          return;
-        }
-        run_detached(
-            system, std::move(respond),
+        if (!version.ok()) return version.error();
+        return blocking_work<SetCustomerPlanResponse>(
             [invoicing, customer = request.customer_id(), version = std::move(version).value()] {
-              return invoicing->set_plan(customer, version, kUnauthenticated);
-            },
-            plan_response<v1::SetCustomerPlanResponse>);
-      });
-
-  router.add_unary<v1::GetCustomerPlanRequest, v1::GetCustomerPlanResponse>(
-      std::string{kInvoicePrefix} + "GetCustomerPlan",
-      [&system, invoicing, limits](const call_context&, v1::GetCustomerPlanRequest request,
-                                   responder<v1::GetCustomerPlanResponse> respond) {
-        // authorize(context, admin or customer:<id> scope) goes here.
-        if (status bad = check_customer(request.customer_id(), limits, true); !bad.ok()) {
-          respond(bad);
-          return;
-        }
-        run_detached(
-            system, std::move(respond),
-            [invoicing, customer = request.customer_id()] { return invoicing->plan(customer); },
-            plan_response<v1::GetCustomerPlanResponse>);
-      });
-
-  router.add_unary<v1::GetInvoiceRequest, v1::GetInvoiceResponse>(
-      std::string{kInvoicePrefix} + "GetInvoice",
-      [&system, invoicing, limits](const call_context&, v1::GetInvoiceRequest request,
-                                   responder<v1::GetInvoiceResponse> respond) {
-        // authorize(context, admin or customer:<id> scope) goes here.
-        if (status bad = check_customer(request.customer_id(), limits, false); !bad.ok()) {
-          respond(bad);
-          return;
-        }
-        auto start = period_start(request.has_period_start(), request.period_start());
-        if (!start.ok()) {
-          respond(start.error());
-          return;
-        }
-        run_detached(
-            system, std::move(respond),
-            [invoicing, customer = request.customer_id(), start = start.value()] {
-              return invoicing->get_invoice(customer, start, kUnauthenticated);
-            },
-            [](const model::invoice& bill) {
-              v1::GetInvoiceResponse response;
-              *response.mutable_invoice() = to_proto(bill);
-              return response;
+              return converted<SetCustomerPlanResponse>(
+                  invoicing->set_plan(customer, version, kUnauthenticated),
+                  plan_response<SetCustomerPlanResponse>);
             });
       });
 
-  router.add_unary<v1::ListInvoicesRequest, v1::ListInvoicesResponse>(
-      std::string{kInvoicePrefix} + "ListInvoices",
-      [&system, invoicing, limits](const call_context&, v1::ListInvoicesRequest request,
-                                   responder<v1::ListInvoicesResponse> respond) {
+  using v1::GetCustomerPlanResponse;
+  add_blocking<v1::GetCustomerPlanRequest, GetCustomerPlanResponse>(
+      router, system, "GetCustomerPlan",
+      [invoicing, limits](const call_context&, const v1::GetCustomerPlanRequest& request)
+          -> result<blocking_work<GetCustomerPlanResponse>> {
         // authorize(context, admin or customer:<id> scope) goes here.
-        if (status bad = check_customer(request.customer_id(), limits, false); !bad.ok()) {
-          respond(bad);
-          return;
-        }
-        run_detached(
-            system, std::move(respond),
+        if (status bad = check_customer(request.customer_id(), limits, true); !bad.ok()) return bad;
+        return blocking_work<GetCustomerPlanResponse>(
             [invoicing, customer = request.customer_id()] {
-              return invoicing->list_invoices(customer);
-            },
-            invoices_response<v1::ListInvoicesResponse>);
+              return converted<GetCustomerPlanResponse>(invoicing->plan(customer),
+                                                        plan_response<GetCustomerPlanResponse>);
+            });
       });
 
-  router.add_unary<v1::FinalizeInvoicesRequest, v1::FinalizeInvoicesResponse>(
-      std::string{kInvoicePrefix} + "FinalizeInvoices",
-      [&system, invoicing, limits](const call_context&, v1::FinalizeInvoicesRequest request,
-                                   responder<v1::FinalizeInvoicesResponse> respond) {
+  using v1::GetInvoiceResponse;
+  add_blocking<v1::GetInvoiceRequest, GetInvoiceResponse>(
+      router, system, "GetInvoice",
+      [invoicing, limits](const call_context&, const v1::GetInvoiceRequest& request)
+          -> result<blocking_work<GetInvoiceResponse>> {
+        // authorize(context, admin or customer:<id> scope) goes here.
+        if (status bad = check_customer(request.customer_id(), limits, false); !bad.ok())
+          return bad;
+        auto start = period_start(request.has_period_start(), request.period_start());
+        if (!start.ok()) return start.error();
+        return blocking_work<GetInvoiceResponse>(
+            [invoicing, customer = request.customer_id(), start = start.value()] {
+              return converted<GetInvoiceResponse>(
+                  invoicing->get_invoice(customer, start, kUnauthenticated), invoice_response);
+            });
+      });
+
+  using v1::ListInvoicesResponse;
+  add_blocking<v1::ListInvoicesRequest, ListInvoicesResponse>(
+      router, system, "ListInvoices",
+      [invoicing, limits](const call_context&, const v1::ListInvoicesRequest& request)
+          -> result<blocking_work<ListInvoicesResponse>> {
+        // authorize(context, admin or customer:<id> scope) goes here.
+        if (status bad = check_customer(request.customer_id(), limits, false); !bad.ok())
+          return bad;
+        return blocking_work<ListInvoicesResponse>([invoicing, customer = request.customer_id()] {
+          return converted<ListInvoicesResponse>(invoicing->list_invoices(customer),
+                                                 invoices_response<ListInvoicesResponse>);
+        });
+      });
+
+  using v1::FinalizeInvoicesResponse;
+  add_blocking<v1::FinalizeInvoicesRequest, FinalizeInvoicesResponse>(
+      router, system, "FinalizeInvoices",
+      [invoicing, limits](const call_context&, const v1::FinalizeInvoicesRequest& request)
+          -> result<blocking_work<FinalizeInvoicesResponse>> {
         // authorize(context, admin scope) goes here.
         std::vector<std::string> customers;
         for (const auto& customer : request.customer_ids()) {
-          if (status bad = check_customer(customer, limits, false); !bad.ok()) {
-            respond(bad);
-            return;
-          }
+          if (status bad = check_customer(customer, limits, false); !bad.ok()) return bad;
           customers.push_back(customer);
         }
         auto start = period_start(request.has_period_start(), request.period_start());
-        if (!start.ok()) {
-          respond(start.error());
-          return;
-        }
-        run_detached(
-            system, std::move(respond),
+        if (!start.ok()) return start.error();
+        return blocking_work<FinalizeInvoicesResponse>(
             [invoicing, customers = std::move(customers), start = start.value()] {
-              return invoicing->finalize(start, customers, kUnauthenticated);
-            },
-            invoices_response<v1::FinalizeInvoicesResponse>);
+              return converted<FinalizeInvoicesResponse>(
+                  invoicing->finalize(start, customers, kUnauthenticated),
+                  invoices_response<FinalizeInvoicesResponse>);
+            });
       });
 }
 
