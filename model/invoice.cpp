@@ -29,6 +29,25 @@ void add_to(money& sum, const money& amount) {
   sum.nanos += amount.nanos;
 }
 
+// Adds the billed quantities of `usage` under (version, dimension, region).
+void add_quantities(usage_quantities& quantities, size_t version_index, const std::string& region,
+                    const usage_totals& usage) {
+  for (size_t d = 0; d < dimension_count; ++d) {
+    const uint64_t quantity = usage.*kBilledField[d];
+    if (quantity != 0) quantities[{version_index, d, region}] += quantity;
+  }
+}
+
+// The quantities as slices in (version, dimension, region) order.
+std::vector<usage_slice> slices_of(const usage_quantities& quantities) {
+  std::vector<usage_slice> slices;
+  for (const auto& [key, quantity] : quantities) {
+    const auto& [version_index, d, region] = key;
+    slices.push_back({static_cast<dimension>(d), region, version_index, quantity});
+  }
+  return slices;
+}
+
 }  // namespace
 
 result<std::pair<int64_t, int64_t>> monthly_period(int64_t start_ns) {
@@ -62,15 +81,6 @@ size_t invoice_builder::version_at(int64_t instant_ns) const {
   return index;
 }
 
-status invoice_builder::add_usage(size_t version_index, const std::string& region,
-                                  const usage_totals& usage) {
-  for (size_t d = 0; d < dimension_count; ++d) {
-    const uint64_t quantity = usage.*kBilledField[d];
-    if (quantity != 0) usage_[{version_index, d, region}] += quantity;
-  }
-  return status::ok_status();
-}
-
 void invoice_builder::add_hour(const rollup_id& id, const rollup_value& value) {
   if (!failed_.ok() || id.grain != granularity::hour) return;
   if (id.bucket_start_ns < invoice_.period_start_ns || id.bucket_start_ns >= invoice_.period_end_ns)
@@ -86,7 +96,7 @@ void invoice_builder::add_hour(const rollup_id& id, const rollup_value& value) {
     split_rollups_[{id.bucket_start_ns, id.region, id.vm_id}] = value;
     return;
   }
-  failed_ = add_usage(version_at(id.bucket_start_ns), id.region, value.totals);
+  add_quantities(usage_, version_at(id.bucket_start_ns), id.region, value.totals);
 }
 
 void invoice_builder::add_window(const usage_window& window) {
@@ -133,20 +143,13 @@ result<invoice> invoice_builder::finish() && {
         }
         remaining.*field -= inside.*field;
       }
-      if (status added = add_usage(version_at(bounds[part]), region, inside); !added.ok())
-        return added;
+      add_quantities(usage_, version_at(bounds[part]), region, inside);
     }
-    if (status added = add_usage(version_at(bounds.back()), region, remaining); !added.ok())
-      return added;
+    add_quantities(usage_, version_at(bounds.back()), region, remaining);
   }
 
   // Usage lines: versions in time order, then dimension, then region (map order).
-  std::vector<usage_slice> slices;
-  for (const auto& [key, quantity] : usage_) {
-    const auto& [version_index, d, region] = key;
-    slices.push_back({static_cast<dimension>(d), region, version_index, quantity});
-  }
-  auto priced = price_usage(versions_, slices);
+  auto priced = price_usage(versions_, slices_of(usage_));
   if (!priced.ok()) return priced.error();
   for (const auto& line : priced.value()) {
     invoice_item item;
@@ -222,6 +225,36 @@ money adjustments_for(const invoice& source, int64_t period_start_ns) {
       add_to(sum, line.amount);
   }
   return sum;
+}
+
+result<money> usage_cost(const std::vector<plan_version>& versions,
+                         const std::vector<usage_window>& windows, int64_t from_ns, int64_t to_ns) {
+  if (versions.empty()) return status{status_code::failed_precondition, "no price plan"};
+  // The range cut where a version takes effect: [bounds[i], bounds[i + 1]).
+  std::vector<int64_t> bounds = {from_ns};
+  std::vector<size_t> version_of = {0};
+  for (size_t v = 0; v < versions.size(); ++v) {
+    const int64_t at = versions[v].effective_from_ns;
+    if (at <= from_ns) {
+      version_of.front() = v;
+    } else if (at < to_ns) {
+      bounds.push_back(at);
+      version_of.push_back(v);
+    }
+  }
+  bounds.push_back(to_ns);
+  usage_quantities quantities;
+  for (const auto& window : windows) {
+    for (size_t part = 0; part + 1 < bounds.size(); ++part) {
+      add_quantities(quantities, version_of[part], window.region,
+                     usage_within(window, bounds[part], bounds[part + 1]));
+    }
+  }
+  auto lines = price_usage(versions, slices_of(quantities));
+  if (!lines.ok()) return lines.error();
+  money cost;
+  for (const auto& line : lines.value()) add_to(cost, line.amount);
+  return cost;
 }
 
 std::string format_units(int128 quantity, int128 base_units_per_unit) {

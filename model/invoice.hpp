@@ -87,6 +87,9 @@ struct invoice {
   friend bool operator==(const invoice&, const invoice&) = default;
 };
 
+// Base units of usage by (plan version index, dimension index, region).
+using usage_quantities = std::map<std::tuple<size_t, size_t, std::string>, int128>;
+
 // The monthly UTC period starting at `start_ns`; invalid_argument if it is
 // not the start of a month.
 result<std::pair<int64_t, int64_t>> monthly_period(int64_t start_ns);
@@ -114,7 +117,6 @@ class invoice_builder {
 
  private:
   size_t version_at(int64_t instant_ns) const;
-  status add_usage(size_t version_index, const std::string& region, const usage_totals& usage);
 
   invoice invoice_;
   std::vector<plan_version> versions_;
@@ -123,8 +125,7 @@ class invoice_builder {
   std::map<std::tuple<int64_t, std::string, std::string>, rollup_value> split_rollups_;
   // (hour, region, vm) -> raw windows overlapping that split hour.
   std::map<std::tuple<int64_t, std::string, std::string>, std::vector<usage_window>> split_windows_;
-  // (version, dimension, region) -> base units.
-  std::map<std::tuple<size_t, size_t, std::string>, int128> usage_;
+  usage_quantities usage_;
   std::map<std::pair<std::string, std::string>, rollup_value> vms_;
   status failed_;
 };
@@ -135,6 +136,14 @@ void add_adjustment(invoice& target, int64_t adjusted_period_start_ns, const mon
 
 // Sum of the adjustment lines of `source` for the period starting at `period_start_ns`.
 money adjustments_for(const invoice& source, int64_t period_start_ns);
+
+// What the usage of `windows` inside [from_ns, to_ns) costs under `versions`
+// (ascending): each window's part in force under each version (usage_within),
+// priced per (version, dimension, region) as if the range were a period of
+// its own (tiers start at zero in the range); no base fee, no minimum.
+// failed_precondition without versions.
+result<money> usage_cost(const std::vector<plan_version>& versions,
+                         const std::vector<usage_window>& windows, int64_t from_ns, int64_t to_ns);
 
 // `quantity` base units in billing units as a decimal, rounded half-even to
 // 12 fractional digits (exact whenever the quotient has at most 12).

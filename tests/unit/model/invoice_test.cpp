@@ -261,3 +261,30 @@ TEST_CASE("billing units as decimals, half-even at 12 digits") {
   CHECK(format_units(1'500'000'000'000, bytes_per_gb) == "1500");
   CHECK(format_units(1, nanos_per_hour) == "0");
 }
+
+TEST_CASE("the cost of a range splits windows at a rate change and prices each part") {
+  const int64_t nine = september + 9 * hour;
+  plan_version before;
+  set_flat(before, dimension::cpu, "0.06");
+  before.monthly_base_fee = m("1000");  // fees are for invoices only
+  plan_version after;
+  set_flat(after, dimension::cpu, "0.12");
+  after.effective_from_ns = nine + 20 * minute;
+  // One busy core 09:00-10:00, a two-minute window across the change.
+  std::vector<usage_window> windows;
+  for (int i = 0; i < 19; ++i) {
+    windows.push_back(one_window(nine + i * minute, nine + (i + 1) * minute, 60 * s));
+  }
+  windows.push_back(one_window(nine + 19 * minute, nine + 21 * minute, 120 * s));
+  for (int i = 21; i < 60; ++i) {
+    windows.push_back(one_window(nine + i * minute, nine + (i + 1) * minute, 60 * s));
+  }
+  // 1/3 core-hour × 0.06 + 2/3 × 0.12 = 0.02 + 0.08.
+  auto cost = usage_cost({before, after}, windows, nine, nine + hour);
+  REQUIRE(cost.ok());
+  CHECK(cost.value() == m("0.1"));
+  // Only 09:30-10:00 is in the range: 1/2 core-hour × 0.12.
+  CHECK(usage_cost({before, after}, windows, nine + 30 * minute, nine + hour).value() == m("0.06"));
+  CHECK(usage_cost({}, windows, nine, nine + hour).error().code() ==
+        status_code::failed_precondition);
+}
