@@ -1,6 +1,8 @@
 #include "actors/query_worker.hpp"
 
 #include "actors/errors.hpp"
+#include "model/invoice.hpp"
+#include "storage/billing_records.hpp"
 
 namespace billing::actors {
 
@@ -31,13 +33,24 @@ result<model::billing_window> billing_window(const storage::ledger_store& store,
   // before a gap at the start of the range.
   const int64_t scan_from =
       query.start_ns - settings.max_window_ns - settings.limits.expected_cadence_ns;
+  std::vector<model::usage_window> windows;
   status scanned = store.scan_windows(query.customer_id, scan_from, query.end_ns,
                                       [&](const model::usage_window& window) {
                                         builder.add(window);
+                                        windows.push_back(window);
                                         return true;
                                       });
   if (!scanned.ok()) return scanned;
-  return std::move(builder).finish();
+  auto report = std::move(builder).finish();
+  if (!report.ok()) return report;
+  auto versions = storage::effective_plan(store, query.customer_id);
+  if (!versions.ok()) return versions.error();
+  if (!versions.value().empty()) {
+    auto cost = model::usage_cost(versions.value(), windows, query.start_ns, query.end_ns);
+    if (!cost.ok()) return cost.error();
+    report.value().cost = model::format_money(cost.value());
+  }
+  return report;
 }
 
 namespace {

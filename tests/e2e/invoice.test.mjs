@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { toBinary } from "@bufbuild/protobuf";
-import { collectorClients, Code, expectConnectError, invoiceClient } from "./lib/clients.mjs";
+import { collectorClients, Code, expectConnectError, invoiceClient, queryClient } from "./lib/clients.mjs";
 import { batchRequest } from "./lib/batch.mjs";
 import { ts, uniqueId } from "./lib/metrics.mjs";
 import { InvoiceSchema } from "./lib/schema.mjs";
@@ -221,6 +221,12 @@ test("a rate change at 09:20 splits that hour exactly by its raw windows", async
   assert.equal(tsMs(invoice.lines[1].versionEffectiveFrom), change);
   assert.equal(invoice.total, totalOf(expected));
   assert.equal(tsMs(invoice.activeFrom), from);
+
+  // GetBillingWindow carries the cost of its range: the same usage lines, no fees.
+  const window = await queryClient(server.baseUrl).getBillingWindow({ customerId, startTime: ts(from), endTime: ts(from + 3 * HOUR) });
+  assert.equal(window.cost, money(lineAmount(before, "0.06", NS_PER_HOUR) + lineAmount(afterChange, "0.12", NS_PER_HOUR)));
+  const noPlan = await queryClient(server.baseUrl).getBillingWindow({ customerId: uniqueId("noplan"), startTime: ts(from), endTime: ts(from + HOUR) });
+  assert.equal(noPlan.cost, "");
 });
 
 test("a VM that starts and stops several times, sent out of order with duplicates", async () => {
