@@ -20,7 +20,8 @@ namespace billing::storage {
 
 inline constexpr uint8_t plan_version_format = 1;
 inline constexpr uint8_t invoice_format = 1;
-inline constexpr uint8_t audit_entry_format = 2;  // conflicts are format 1
+// Conflicts are format 1; the security branch uses 2 for ingest records.
+inline constexpr uint8_t audit_entry_format = 3;
 
 // plans: lp(customer) | ts(effective_from); customer "" is the default plan.
 result<std::string> plan_key(std::string_view customer_id, int64_t effective_from_ns);
