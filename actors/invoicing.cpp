@@ -63,6 +63,14 @@ result<std::vector<model::plan_version>> invoicing::set_plan(const std::string& 
                                                              const std::string& who) {
   if (status bad = model::validate(version); !bad.ok()) return bad;
   std::lock_guard lock(writes_);
+  // Setting a version again as it is stored changes nothing and records
+  // nothing (a retried call, a restart with the same --plans-file).
+  auto stored = storage::load_plan_versions(*store_, customer_id);
+  if (!stored.ok()) return stored.error();
+  const std::string encoded = storage::encode_plan_version(version);
+  for (const auto& existing : stored.value()) {
+    if (storage::encode_plan_version(existing) == encoded) return plan(customer_id);
+  }
   // Finalized periods are never re-priced: a late window in one is adjusted
   // at the prices it was invoiced at.
   int64_t finalized_through = INT64_MIN;

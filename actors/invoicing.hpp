@@ -35,6 +35,7 @@ class invoicing {
 
   // Adds or replaces the version of `customer_id`'s plan ("" the default)
   // with the same effective_from; answers the customer's effective versions.
+  // A version equal to a stored one changes and records nothing. Otherwise
   // invalid_argument for a bad version, failed_precondition when it would
   // take effect before the end of a finalized period.
   result<std::vector<model::plan_version>> set_plan(const std::string& customer_id,

@@ -50,6 +50,7 @@ class billingd_config : public caf::actor_system_config {
   // Maintenance: print a customer's stored windows as JSON lines and exit.
   std::string dump_windows;
   std::string backup_dir;    // where CreateBackup writes; empty disables backups
+  std::string plans_file;    // price plan versions applied at start (JSON, billing.v1.PlanFile)
   std::string restore_from;  // maintenance: restore this backup dir into data_dir and exit
 
   // Settings of each module, derived from the fields above; errors name the flag.

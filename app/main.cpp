@@ -97,8 +97,14 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
       return observability::scrape_gauges{stats.commits_requested, stats.synced_writes,
                                           server.in_flight(), server.open_streams()};
     });
-    auto bound = server.start();
-    if (!bound.ok()) {
+    const status plans = config.plans_file.empty()
+                             ? status::ok_status()
+                             : gateway::apply_plans_file(config.plans_file, *invoicing);
+    auto bound = plans.ok() ? server.start() : decltype(server.start()){plans};
+    if (!plans.ok()) {
+      log_error("cannot apply --plans-file {}: {}", config.plans_file, plans.message());
+      exit_code = 2;
+    } else if (!bound.ok()) {
       log_error("cannot listen on {}: {}", config.listen, bound.error().message());
       exit_code = 1;
     } else {

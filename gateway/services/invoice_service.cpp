@@ -1,6 +1,11 @@
 #include "gateway/services/invoice_service.hpp"
 
+#include <fmt/format.h>
+#include <google/protobuf/util/json_util.h>
 #include <caf/all.hpp>
+
+#include <fstream>
+#include <sstream>
 
 #include "billing/v1/invoice.pb.h"
 #include "gateway/services/convert.hpp"
@@ -90,6 +95,31 @@ v1::GetInvoiceResponse invoice_response(const model::invoice& bill) {
 }
 
 }  // namespace
+
+status apply_plans_file(const std::string& path, actors::invoicing& invoicing) {
+  std::ifstream file(path);
+  if (!file) return {status_code::invalid_argument, fmt::format("cannot read {}", path)};
+  std::stringstream text;
+  text << file.rdbuf();
+  v1::PlanFile plans;
+  if (auto parsed = google::protobuf::util::JsonStringToMessage(text.str(), &plans); !parsed.ok()) {
+    return {status_code::invalid_argument,
+            fmt::format("not a billing.v1.PlanFile: {}", parsed.message().as_string())};
+  }
+  const model::validation_limits limits;
+  for (int i = 0; i < plans.plans_size(); ++i) {
+    const auto& entry = plans.plans(i);
+    auto version = to_plan_version(entry.version());
+    status bad = check_customer(entry.customer_id(), limits, true);
+    if (bad.ok() && !version.ok()) bad = version.error();
+    if (bad.ok()) {
+      auto applied = invoicing.set_plan(entry.customer_id(), version.value(), "plans-file");
+      if (!applied.ok()) bad = applied.error();
+    }
+    if (!bad.ok()) return {bad.code(), fmt::format("plans[{}]: {}", i, bad.message())};
+  }
+  return status::ok_status();
+}
 
 void add_invoice_service(connect_router& router, caf::actor_system& system,
                          std::shared_ptr<actors::invoicing> invoicing,

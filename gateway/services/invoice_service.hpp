@@ -18,4 +18,9 @@ void add_invoice_service(connect_router& router, caf::actor_system& system,
                          std::shared_ptr<actors::invoicing> invoicing,
                          model::validation_limits limits);
 
+// Reads `path` (protobuf JSON of billing.v1.PlanFile) and applies every plan
+// version through `invoicing` (audited as "plans-file"). invalid_argument for
+// a file that does not parse or a bad version, naming the entry.
+status apply_plans_file(const std::string& path, actors::invoicing& invoicing);
+
 }  // namespace billing::gateway

@@ -4,13 +4,15 @@
 // Periods are past months of 2026 and billingd keeps raw windows forever
 // (--raw-retention-days=0), so nothing depends on today's date.
 import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import path from "node:path";
 import { after, before, test } from "node:test";
 import { toBinary } from "@bufbuild/protobuf";
 import { collectorClients, Code, expectConnectError, invoiceClient, queryClient } from "./lib/clients.mjs";
 import { batchRequest } from "./lib/batch.mjs";
 import { ts, uniqueId } from "./lib/metrics.mjs";
 import { InvoiceSchema } from "./lib/schema.mjs";
-import { startServer } from "./lib/server.mjs";
+import { makeTempDir, removeTempDir, startServer } from "./lib/server.mjs";
 import {
   BYTE_SECONDS_PER_GIB_HOUR,
   BYTES_PER_GB,
@@ -370,4 +372,39 @@ test("the seed's PricingRates are accepted as their shortest decimals; bad plans
   await expectConnectError(invoices.getInvoice({ customerId: "", periodStart: ts(ms("2026-07-01T00:00:00Z")) }), Code.InvalidArgument);
   // A customer without a plan and no default plan: nothing to price with.
   await expectConnectError(invoices.getInvoice({ customerId: uniqueId("noplan"), periodStart: ts(ms("2026-07-01T00:00:00Z")) }), Code.FailedPrecondition);
+});
+
+test("--plans-file applies plan versions at start; the same file again is a no-op; a bad one stops billingd", async () => {
+  const dir = makeTempDir();
+  const file = path.join(dir, "plans.json");
+  writeFileSync(
+    file,
+    JSON.stringify({
+      plans: [
+        { customerId: "", version: { effectiveFrom: "2026-01-01T00:00:00Z", prices: [{ dimension: "DIMENSION_CPU", tiers: [{ price: "0.05" }] }] } },
+        { customerId: "filed", version: { effectiveFrom: "2026-03-01T00:00:00Z", rates: { cpuPerCoreHour: 0.0425 }, monthlyBaseFee: "12.5" } },
+      ],
+    }),
+  );
+  const dataDir = path.join(dir, "db");
+  for (let start = 0; start < 2; start++) {
+    const filed = await startServer({ dataDir, args: [`--plans-file=${file}`] });
+    try {
+      const client = invoiceClient(filed.baseUrl);
+      const plan = await client.getCustomerPlan({ customerId: "filed" });
+      assert.deepEqual(
+        plan.versions.map((v) => [tsMs(v.effectiveFrom), v.prices.map((p) => p.tiers[0].price), v.monthlyBaseFee]),
+        [
+          [ms("2026-01-01T00:00:00Z"), ["0.05"], "0"],
+          // The seed's rates set every dimension they name; 0 is free.
+          [ms("2026-03-01T00:00:00Z"), ["0.0425", "0", "0", "0", "0", "0"], "12.5"],
+        ],
+      );
+    } finally {
+      await filed.stop();
+    }
+  }
+  writeFileSync(file, JSON.stringify({ plans: [{ customerId: "filed", version: { effectiveFrom: "2026-03-01T00:00:00Z", monthlyBaseFee: "1e3" } }] }));
+  await assert.rejects(startServer({ dataDir, args: [`--plans-file=${file}`] }), /exited before listening/);
+  removeTempDir(dir);
 });

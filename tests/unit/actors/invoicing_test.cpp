@@ -92,6 +92,8 @@ TEST_CASE("each late difference is adjusted exactly once, and finalized periods 
   CHECK(billing_engine.set_plan("", cpu_plan(august + day, 1), "ops").error().code() ==
         status_code::failed_precondition);
   CHECK(billing_engine.set_plan("acme", cpu_plan(september, 1), "ops").ok());
+  // Setting a stored version again is a no-op, even inside a finalized period.
+  CHECK(billing_engine.set_plan("", cpu_plan(july - 365 * day, 2'000'000'000'000), "ops").ok());
   CHECK(billing_engine.finalize(september + 30 * day, {"acme"}, "ops").error().code() ==
         status_code::failed_precondition);  // October has not ended at `now`
 
