@@ -154,7 +154,7 @@ typename Inspector::result_type inspect(Inspector& f, usage_gap& x) {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, billing_window& x) {
-  return f(caf::meta::type_name("billing_window"), x.customer_id, x.totals, x.vms, x.gaps);
+  return f(caf::meta::type_name("billing_window"), x.customer_id, x.totals, x.vms, x.gaps, x.cost);
 }
 
 template <class Inspector>

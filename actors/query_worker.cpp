@@ -4,6 +4,8 @@
 
 #include "actors/errors.hpp"
 #include "model/calendar.hpp"
+#include "model/invoice.hpp"
+#include "storage/billing_records.hpp"
 
 namespace billing::actors {
 
@@ -56,6 +58,11 @@ result<model::billing_window> billing_window(const storage::ledger_store& store,
                                              const query_settings& settings) {
   if (status bad = model::check_window_query(query, settings.limits); !bad.ok()) return bad;
   model::billing_window_builder builder(query, settings.limits);
+  // The window's cost needs its raw windows only when the customer has a plan.
+  auto versions = storage::effective_plan(store, query.customer_id);
+  if (!versions.ok()) return versions.error();
+  const bool priced = !versions.value().empty();
+  std::vector<model::usage_window> windows;
   // Both reads see the same commits.
   status scanned = store.with_snapshot([&](const storage::snapshot_view& view) {
     auto longest = longest_window_near(store, query, settings, view);
@@ -67,13 +74,21 @@ result<model::billing_window> billing_window(const storage::ledger_store& store,
     return store.scan_windows(
         query.customer_id, scan_from, query.end_ns,
         [&](model::usage_window& window) {
+          if (priced) windows.push_back(window);
           builder.add(std::move(window));
           return true;
         },
         &view);
   });
   if (!scanned.ok()) return scanned;
-  return std::move(builder).finish();
+  auto report = std::move(builder).finish();
+  if (!report.ok()) return report;
+  if (priced) {
+    auto cost = model::usage_cost(versions.value(), windows, query.start_ns, query.end_ns);
+    if (!cost.ok()) return cost.error();
+    report.value().cost = model::format_money(cost.value());
+  }
+  return report;
 }
 
 namespace {

@@ -56,6 +56,9 @@ billingd_config::billingd_config() {
       .add(backup_dir, "backup-dir",
            "directory for online backups taken with BillingAdminService/CreateBackup "
            "(empty: backups disabled)")
+      .add(plans_file, "plans-file",
+           "JSON file of price plan versions (billing.v1.PlanFile) applied at start, like "
+           "SetCustomerPlan; unchanged versions are left alone")
       .add(restore_from, "restore-from",
            "maintenance: restore the latest backup in this directory into an empty --data-dir "
            "and exit")

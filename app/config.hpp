@@ -67,6 +67,7 @@ class billingd_config : public caf::actor_system_config {
   uint32_t max_inflight_batches = 256;
   uint32_t rate_limit_per_second = 0;  // per source; 0: no limit
   uint32_t rate_limit_burst = 0;       // 0: one second's worth
+  std::string plans_file;  // price plan versions applied at start (JSON, billing.v1.PlanFile)
 
   // Settings of each module, derived from the fields above; errors name the flag.
   result<gateway::server_options> server_options() const;

@@ -13,6 +13,7 @@
 #include "app/dump.hpp"
 #include "gateway/services/admin_service.hpp"
 #include "gateway/services/collector_service.hpp"
+#include "gateway/services/invoice_service.hpp"
 #include "gateway/services/live_usage_stream.hpp"
 #include "gateway/services/query_service.hpp"
 #include "observability/log.hpp"
@@ -98,6 +99,9 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
                                    {config.ingest_settings().limits, auth});
     gateway::add_admin_service(router, system, store.value(),
                                {config.backup_dir, config.raw_retention_days, auth});
+    auto invoicing = std::make_shared<actors::invoicing>(
+        store.value(), actors::invoicing_settings{config.query_settings().max_window_ns, {}});
+    gateway::add_invoice_service(router, system, invoicing, config.ingest_settings().limits, auth);
     router.add_get("/healthz", [] { return gateway::http_reply{200, "text/plain", "ok\n"}; });
     router.add_get("/readyz", [] { return gateway::http_reply{200, "text/plain", "ready\n"}; });
     router.add_get("/metrics", [metrics] {
@@ -111,8 +115,14 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
       return observability::scrape_gauges{stats.commits_requested, stats.synced_writes,
                                           server.in_flight(), server.open_streams()};
     });
-    auto bound = server.start();
-    if (!bound.ok()) {
+    const status plans = config.plans_file.empty()
+                             ? status::ok_status()
+                             : gateway::apply_plans_file(config.plans_file, *invoicing);
+    auto bound = plans.ok() ? server.start() : decltype(server.start()){plans};
+    if (!plans.ok()) {
+      log_error("cannot apply --plans-file {}: {}", config.plans_file, plans.message());
+      exit_code = 2;
+    } else if (!bound.ok()) {
       log_error("cannot listen on {}: {}", config.listen, bound.error().message());
       exit_code = 1;
     } else {

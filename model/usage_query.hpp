@@ -129,6 +129,9 @@ struct billing_window {
   usage_totals totals;
   std::vector<vm_activity> vms;  // by (vm_id, region)
   std::vector<usage_gap> gaps;   // by (vm_id, region, start)
+  // What the usage costs under the customer's plan (model::usage_cost), as a
+  // decimal; empty when no plan prices the customer.
+  std::string cost;
 };
 
 // The usage of `window` that falls inside [from_ns, to_ns): the window's hour

@@ -32,6 +32,19 @@ inline void append_f64(std::string& out, double value) {
   append_u64(out, std::bit_cast<uint64_t>(value));
 }
 
+// A string as u32 length + bytes.
+inline void append_string(std::string& out, std::string_view text) {
+  append_u32(out, static_cast<uint32_t>(text.size()));
+  out.append(text);
+}
+
+// A signed 128-bit integer as 16 big-endian bytes (two's complement).
+inline void append_i128(std::string& out, __int128 value) {
+  const auto bits = static_cast<unsigned __int128>(value);
+  append_u64(out, static_cast<uint64_t>(bits >> 64));
+  append_u64(out, static_cast<uint64_t>(bits));
+}
+
 // Reads from the front of a byte string; every read fails (nullopt) instead
 // of reading past the end, and a failed read consumes nothing.
 class reader {
@@ -61,6 +74,26 @@ class reader {
     auto raw = u64();
     if (!raw) return std::nullopt;
     return std::bit_cast<double>(*raw);
+  }
+
+  // u32 length + bytes, as written by append_string.
+  std::optional<std::string> string() {
+    reader attempt = *this;
+    auto size = attempt.u32();
+    if (!size) return std::nullopt;
+    auto text = attempt.take(*size);
+    if (!text) return std::nullopt;
+    *this = attempt;
+    return std::string(*text);
+  }
+
+  std::optional<__int128> i128() {
+    reader attempt = *this;
+    auto high = attempt.u64();
+    auto low = attempt.u64();
+    if (!high || !low) return std::nullopt;
+    *this = attempt;
+    return static_cast<__int128>((static_cast<unsigned __int128>(*high) << 64) | *low);
   }
 
   std::optional<std::string_view> take(size_t count) {

@@ -23,9 +23,11 @@ enum family : uint32_t {
   dedup_family = 2,
   audit_family = 3,
   rollups_family = 4,
+  plans_family = 5,     // effective-dated price plan versions (storage/billing_records)
+  invoices_family = 6,  // finalized invoices, immutable
 };
-inline constexpr std::array<std::string_view, 5> family_names = {"default", "windows", "dedup",
-                                                                 "audit", "rollups"};
+inline constexpr std::array<std::string_view, 7> family_names = {
+    "default", "windows", "dedup", "audit", "rollups", "plans", "invoices"};
 
 namespace keys {
 

@@ -314,18 +314,22 @@ result<std::vector<std::optional<model::usage_window>>> ledger_store::find_store
 
 namespace {
 
-// Visits the entries of `family` in [lower, upper) in key order until
-// `visit` answers false or fails; `what` names the scan in errors.
-status scan_range(
+// Visits the entries of `family` from `lower` up to `upper` (exclusive; none:
+// to the end) in key order until `visit` answers false or fails; `what`
+// names the scan in errors.
+status iterate_range(
     rocksdb::DB& db, rocksdb::ColumnFamilyHandle* family, const rocksdb::Snapshot* snapshot,
-    const std::string& lower, const std::string& upper, std::string_view what,
+    std::string_view lower, const std::optional<std::string>& upper, std::string_view what,
     const std::function<result<bool>(std::string_view key, std::string_view value)>& visit) {
-  const rocksdb::Slice upper_bound(upper);
+  std::optional<rocksdb::Slice> upper_bound;
   rocksdb::ReadOptions read_options;
-  read_options.iterate_upper_bound = &upper_bound;
+  if (upper) {
+    upper_bound.emplace(*upper);
+    read_options.iterate_upper_bound = &*upper_bound;
+  }
   read_options.snapshot = snapshot;
   std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(read_options, family));
-  for (it->Seek(lower); it->Valid(); it->Next()) {
+  for (it->Seek(rocksdb::Slice(lower.data(), lower.size())); it->Valid(); it->Next()) {
     auto go_on = visit(it->key().ToStringView(), it->value().ToStringView());
     if (!go_on.ok()) return go_on.error();
     if (!go_on.value()) return status::ok_status();
@@ -362,15 +366,15 @@ status ledger_store::scan_windows(const std::string& customer_id, int64_t from_n
   if (from_ns >= to_ns) return status::ok_status();
   // A window starting at to_ns has a key longer than, hence above, `upper`.
   return read_at(at, [&](database& db, const rocksdb::Snapshot* snapshot) {
-    return scan_range(db.db(), db.handle(windows_family), snapshot, *lower, *upper,
-                      fmt::format("scanning the windows of '{}'", customer_id),
-                      [&](std::string_view key, std::string_view value) -> result<bool> {
-                        auto id = keys::decode_window_key(key);
-                        if (!id) return id.error();
-                        auto window = codec::decode_window_value(*id, value);
-                        if (!window) return window.error();
-                        return visit(*window);
-                      });
+    return iterate_range(db.db(), db.handle(windows_family), snapshot, *lower, *upper,
+                         fmt::format("scanning the windows of '{}'", customer_id),
+                         [&](std::string_view key, std::string_view value) -> result<bool> {
+                           auto id = keys::decode_window_key(key);
+                           if (!id) return id.error();
+                           auto window = codec::decode_window_value(*id, value);
+                           if (!window) return window.error();
+                           return visit(*window);
+                         });
   });
 }
 
@@ -384,16 +388,48 @@ status ledger_store::scan_rollups(
   if (!upper) return upper.error();
   if (from_ns >= to_ns) return status::ok_status();
   return read_at(at, [&](database& db, const rocksdb::Snapshot* snapshot) {
-    return scan_range(db.db(), db.handle(rollups_family), snapshot, *lower, *upper,
-                      fmt::format("scanning the rollups of '{}'", customer_id),
-                      [&](std::string_view key, std::string_view value) -> result<bool> {
-                        auto id = keys::decode_rollup_key(key);
-                        if (!id) return id.error();
-                        auto decoded = codec::decode_rollup_value(value);
-                        if (!decoded) return decoded.error();
-                        return visit(*id, *decoded);
-                      });
+    return iterate_range(db.db(), db.handle(rollups_family), snapshot, *lower, *upper,
+                         fmt::format("scanning the rollups of '{}'", customer_id),
+                         [&](std::string_view key, std::string_view value) -> result<bool> {
+                           auto id = keys::decode_rollup_key(key);
+                           if (!id) return id.error();
+                           auto decoded = codec::decode_rollup_value(value);
+                           if (!decoded) return decoded.error();
+                           return visit(*id, *decoded);
+                         });
   });
+}
+
+status ledger_store::scan_range(
+    uint32_t which, std::string_view lower, const std::optional<std::string>& upper,
+    const std::function<bool(std::string_view key, std::string_view value)>& visit) const {
+  if (which >= family_names.size()) {
+    return {status_code::internal, fmt::format("no column family {}", which)};
+  }
+  return impl_->read_db([&](database& db) {
+    return iterate_range(db.db(), db.handle(static_cast<family>(which)), nullptr, lower, upper,
+                         fmt::format("scanning {}", family_names[which]),
+                         [&](std::string_view key, std::string_view value) -> result<bool> {
+                           return visit(key, value);
+                         });
+  });
+}
+
+result<std::optional<std::string>> ledger_store::get(uint32_t which, std::string_view key) const {
+  if (which >= family_names.size()) {
+    return status{status_code::internal, fmt::format("no column family {}", which)};
+  }
+  std::string value;
+  bool present = false;
+  status read = impl_->read_db([&](database& db) {
+    auto found = db.db().Get(rocksdb::ReadOptions{}, db.handle(static_cast<family>(which)),
+                             rocksdb::Slice(key.data(), key.size()), &value);
+    if (found.IsNotFound()) return status::ok_status();
+    present = found.ok();
+    return from_rocksdb(found, fmt::format("reading {}", family_names[which]));
+  });
+  if (!read.ok()) return read;
+  return present ? std::optional<std::string>{std::move(value)} : std::nullopt;
 }
 
 status ledger_store::apply_retention() {
@@ -448,7 +484,8 @@ status ledger_store::scan_conflicts(
     const std::string& customer_id,
     const std::function<bool(const conflict_record&)>& visit) const {
   return scan_audit(customer_id, [&](std::string_view value, bool& go_on) {
-    if (value.empty() || static_cast<uint8_t>(value[0]) == codec::ingest_record_format) {
+    // Ingest records and financial operations (put_audit) share the family.
+    if (value.empty() || static_cast<uint8_t>(value[0]) != codec::conflict_format) {
       return status::ok_status();
     }
     auto record = codec::decode_conflict(value);

@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "model/ingest.hpp"
+#include "model/invoice.hpp"
+#include "model/pricing.hpp"
 #include "model/rollup.hpp"
 #include "model/status.hpp"
 #include "model/usage_window.hpp"
@@ -81,6 +83,20 @@ class write_set {
   void put_conflict(const conflict_record& record);
   // Audit entry recording an ingest batch's part for this customer.
   void put_ingest_record(const ingest_record& record);
+  // Billing records (defined in storage/billing_records.cpp, layouts in
+  // storage/README.md). A plan version for `customer_id` ("" is the default
+  // plan); a finalized invoice (sealed: content_hash set); the node's next
+  // invoice number and the latest finalized period end (meta family).
+  void put_plan_version(std::string_view customer_id, const model::plan_version& version);
+  void put_invoice(const model::invoice& finalized);
+  void put_invoice_counters(uint64_t next_number, int64_t finalized_through_ns);
+  // The one place where financial operations enter the audit trail: `kind`
+  // (e.g. "plan.set", "invoice.finalize"), `who` (the caller, once
+  // authentication exists) and `what` (a human-readable description); chained
+  // into the tamper-evident audit log like every audit entry.
+  void put_audit(std::string_view customer_id, std::string_view kind, std::string_view who,
+                 std::string_view what);
+
   // Adds every bucket of `rollups` to the customer's stored rollups (a RocksDB
   // Merge per bucket, combined by storage/rollup_merge).
   void merge_rollups(std::string_view customer_id, const model::rollup_accumulator& rollups);
@@ -194,6 +210,14 @@ class ledger_store {
   // call it off the actors' scheduler. A broken chain is an ok result with
   // intact == false; I/O errors are a status.
   result<audit_chain_report> verify_audit_chain() const;
+
+  // Generic reads for the billing records (storage/billing_records.cpp):
+  // every key of family `which` in [lower, upper) (no upper: to the end), in
+  // order, until `visit` returns false; and one key's value.
+  status scan_range(
+      uint32_t which, std::string_view lower, const std::optional<std::string>& upper,
+      const std::function<bool(std::string_view key, std::string_view value)>& visit) const;
+  result<std::optional<std::string>> get(uint32_t which, std::string_view key) const;
 
   commit_stats stats() const;
 

@@ -184,6 +184,7 @@ v1::GetBillingWindowResponse to_proto(const model::billing_window& window) {
   v1::GetBillingWindowResponse out;
   out.set_customer_id(window.customer_id);
   *out.mutable_totals() = to_proto(window.totals);
+  out.set_cost(window.cost);
   for (const auto& vm : window.vms) {
     auto* v = out.add_vms();
     v->set_vm_id(vm.vm_id);

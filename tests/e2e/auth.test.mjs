@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { bearer, makeTokens, sha256Hex, tokensFileArg } from "./lib/auth.mjs";
 import { batchRequest, expectedSummary, summarize } from "./lib/batch.mjs";
-import { adminClient, collectorClients, Code, expectConnectError, queryClient } from "./lib/clients.mjs";
+import { adminClient, collectorClients, Code, expectConnectError, invoiceClient, queryClient } from "./lib/clients.mjs";
 import { rawRequest } from "./lib/http.mjs";
 import { makeMetric, ts, uniqueId } from "./lib/metrics.mjs";
 import { makeTempDir, runBillingd, startServer } from "./lib/server.mjs";
@@ -146,6 +146,33 @@ test("an admin token reads any customer and runs admin calls, but does not inges
   await expectConnectError(adminClient(server.baseUrl, as("support")).createBackup({}), Code.FailedPrecondition);
   assert.ok((await adminClient(server.baseUrl, as("support")).applyRetention({})).retentionDays > 0);
   await expectConnectError(collectorClients(server.baseUrl, as("support")).binary.sendMetricsBatch(batchRequest([makeMetric()])), Code.PermissionDenied);
+});
+
+test("invoices: admin sets plans and finalizes; a customer reads only its own invoices and plan", async () => {
+  const now = new Date();
+  const thisMonth = ts(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1));
+  const plan = { customerId: "acme", version: { effectiveFrom: ts(Date.UTC(2026, 0, 1)), prices: [{ dimension: 1, tiers: [{ price: "0.05" }] }] } };
+  const support = invoiceClient(server.baseUrl, as("support"));
+  await support.setCustomerPlan(plan);
+
+  const acme = invoiceClient(server.baseUrl, as("acme-portal"));
+  const draft = await acme.getInvoice({ customerId: "acme", periodStart: thisMonth });
+  assert.equal(draft.invoice.customerId, "acme");
+  await acme.listInvoices({ customerId: "acme" });
+  await acme.getCustomerPlan({ customerId: "acme" });
+  for (const other of ["globex", "acm", ""]) {
+    await expectConnectError(acme.getInvoice({ customerId: other, periodStart: thisMonth }), Code.PermissionDenied);
+    await expectConnectError(acme.listInvoices({ customerId: other }), Code.PermissionDenied);
+    await expectConnectError(acme.getCustomerPlan({ customerId: other }), Code.PermissionDenied);
+  }
+  // Prices and finalization are the operator's: a customer may change neither.
+  await expectConnectError(acme.setCustomerPlan(plan), Code.PermissionDenied);
+  await expectConnectError(acme.finalizeInvoices({ periodStart: thisMonth }), Code.PermissionDenied);
+  await expectConnectError(invoiceClient(server.baseUrl, as("metald-all")).getInvoice({ customerId: "acme", periodStart: thisMonth }), Code.PermissionDenied);
+  await expectConnectError(invoiceClient(server.baseUrl).getInvoice({ customerId: "acme", periodStart: thisMonth }), Code.Unauthenticated);
+  // The plan the customer could not change is still the admin's.
+  const stored = await support.getCustomerPlan({ customerId: "acme" });
+  assert.equal(stored.versions.length, 1);
 });
 
 // The first message of a StreamLiveUsage call (then the stream is cancelled),

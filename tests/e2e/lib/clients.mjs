@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { AdminService, CollectorService, QueryService } from "./schema.mjs";
+import { AdminService, CollectorService, InvoiceService, QueryService } from "./schema.mjs";
 
 export function transport(baseUrl, { binary = true, ...options } = {}) {
   return createConnectTransport({ baseUrl, httpVersion: "1.1", useBinaryFormat: binary, defaultTimeoutMs: 15_000, ...options });
@@ -18,6 +18,10 @@ export function collectorClients(baseUrl, options = {}) {
 
 export function adminClient(baseUrl, options = {}) {
   return createClient(AdminService, transport(baseUrl, options));
+}
+
+export function invoiceClient(baseUrl, options = {}) {
+  return createClient(InvoiceService, transport(baseUrl, options));
 }
 
 export function queryClient(baseUrl, options = {}) {

@@ -32,6 +32,8 @@ const enumOf = (name) => must("enum", name, registry.getEnum(`billing.v1.${name}
 
 export const CollectorService = must("service", "BillingCollectorService", registry.getService("billing.v1.BillingCollectorService"));
 export const QueryService = must("service", "BillingQueryService", registry.getService("billing.v1.BillingQueryService"));
+export const InvoiceService = must("service", "BillingInvoiceService", registry.getService("billing.v1.BillingInvoiceService"));
+export const InvoiceSchema = message("Invoice");
 export const AdminService = must("service", "BillingAdminService", registry.getService("billing.v1.BillingAdminService"));
 
 export const BillingMetricsSchema = message("BillingMetrics");

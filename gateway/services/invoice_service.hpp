@@ -1,0 +1,31 @@
+// Binds billing.v1.BillingInvoiceService to actors::invoicing. Every call
+// reads RocksDB (and finalization waits for an fsync), so each runs on a
+// detached CAF actor of its own, never on an io thread or the shared
+// scheduler; billing RPCs are operator and month-end traffic, not ingest.
+#pragma once
+
+#include <caf/actor_system.hpp>
+
+#include <memory>
+
+#include "actors/invoicing.hpp"
+#include "gateway/connect_server.hpp"
+#include "model/validation.hpp"
+#include "security/auth.hpp"
+
+namespace billing::gateway {
+
+// Plans and invoices are money: SetCustomerPlan and FinalizeInvoices need the
+// admin scope; GetInvoice, ListInvoices and GetCustomerPlan need admin or the
+// customer's own scope (the default plan: admin).
+void add_invoice_service(connect_router& router, caf::actor_system& system,
+                         std::shared_ptr<actors::invoicing> invoicing,
+                         model::validation_limits limits,
+                         std::shared_ptr<const security::authenticator> auth);
+
+// Reads `path` (protobuf JSON of billing.v1.PlanFile) and applies every plan
+// version through `invoicing` (audited as "plans-file"). invalid_argument for
+// a file that does not parse or a bad version, naming the entry.
+status apply_plans_file(const std::string& path, actors::invoicing& invoicing);
+
+}  // namespace billing::gateway
