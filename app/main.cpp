@@ -70,7 +70,13 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
         "run admin calls without credentials. For local development only; never expose this "
         "port.");
   }
-  auto store = storage::ledger_store::open(config.store_options());
+  // Shared by everything that records into it; outlives the server and store.
+  auto metrics = std::make_shared<observability::service_metrics>();
+  auto store_options = config.store_options();
+  store_options.on_synced_write = [metrics](std::chrono::nanoseconds took) {
+    metrics->record_synced_write(took);
+  };
+  auto store = storage::ledger_store::open(store_options);
   if (!store.ok()) {
     log_error("cannot open the ledger in {}: {}", config.data_dir, store.error().message());
     return 1;
@@ -81,8 +87,6 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
     auto directory = actors::spawn_directory(system, config.ingest_settings(),
                                              config.query_settings(), store.value());
 
-    // Shared by the services that record into it; outlives the server.
-    auto metrics = std::make_shared<observability::service_metrics>();
     gateway::connect_router router;
     router.set_call_observer([metrics](std::string_view path, status_code code,
                                        std::chrono::nanoseconds took,
@@ -112,8 +116,16 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
     gateway::connect_server server{server_options.value(), std::move(router)};
     metrics->set_scrape_source([&server, ledger = store.value()] {
       const auto stats = ledger->stats();
-      return observability::scrape_gauges{stats.commits_requested, stats.synced_writes,
-                                          server.in_flight(), server.open_streams()};
+      observability::scrape_gauges gauges;
+      gauges.ledger_commits = stats.commits_requested;
+      gauges.ledger_synced_writes = stats.synced_writes;
+      gauges.calls_in_flight = server.in_flight();
+      gauges.open_streams = server.open_streams();
+      gauges.sst_bytes = stats.sst_bytes;
+      gauges.memtable_bytes = stats.memtable_bytes;
+      gauges.block_cache_bytes = stats.block_cache_bytes;
+      gauges.estimated_windows = stats.estimated_windows;
+      return gauges;
     });
     const status plans = config.plans_file.empty()
                              ? status::ok_status()

@@ -1,6 +1,7 @@
 // billing-ledger-limit: the ceiling for durable ingest on this machine. Writes
 // the records a loadgen run would send straight into the ledger store (raw
-// window + dedup entry each, synced, group-committed WriteBatches), from
+// window + dedup entry each, and each customer's hourly/daily/monthly rollup
+// merges, in synced, group-committed WriteBatches), from
 // `--writers` threads that each wait for durability before the next batch, as
 // connections do. Dividing the server's figure by this one shows what the
 // network, Connect, validation and the actors cost.
@@ -9,11 +10,13 @@
 #include <chrono>
 #include <filesystem>
 #include <future>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "bench/bench_args.hpp"
+#include "model/rollup.hpp"
 #include "storage/ledger_store.hpp"
 
 namespace billing::bench {
@@ -66,10 +69,16 @@ int run(const limit_options& options) {
     writers.emplace_back([&, w] {
       for (int batch = 0; batch < options.batches; ++batch) {
         storage::write_set writes;
+        // As the customer actors write them: each customer's rollups with
+        // its windows, in the same WriteBatch.
+        std::map<std::string, model::rollup_accumulator> rollups;
         for (int i = 0; i < options.batch_size; ++i) {
-          writes.put_window(
-              window_for(options, w, static_cast<uint64_t>(batch) * options.batch_size + i));
+          const auto window =
+              window_for(options, w, static_cast<uint64_t>(batch) * options.batch_size + i);
+          writes.put_window(window);
+          if (!rollups[window.customer_id].add(window).ok()) ++failures;
         }
+        for (const auto& [customer, buckets] : rollups) writes.merge_rollups(customer, buckets);
         std::promise<status> done;
         store->commit(std::move(writes), [&done](status outcome) { done.set_value(outcome); });
         if (!done.get_future().get().ok()) ++failures;

@@ -76,6 +76,22 @@ struct service_metrics::families {
                             .Name("billing_rpc_calls_in_flight")
                             .Help("Connect calls being handled")
                             .Register(registry)),
+        sync_seconds(prometheus::BuildHistogram()
+                         .Name("billing_ledger_sync_seconds")
+                         .Help("Duration of each synced group write to RocksDB (WAL fsync)")
+                         .Register(registry)),
+        state(prometheus::BuildGauge()
+                  .Name("billing_actors")
+                  .Help("Actor state: customer ledgers alive, ingest parts queued in them")
+                  .Register(registry)),
+        rocksdb_bytes(prometheus::BuildGauge()
+                          .Name("billing_rocksdb_bytes")
+                          .Help("RocksDB memory and disk: live SST files, memtables, block cache")
+                          .Register(registry)),
+        estimated_windows(prometheus::BuildGauge()
+                              .Name("billing_rocksdb_estimated_windows")
+                              .Help("Raw windows stored, as RocksDB estimates it")
+                              .Register(registry)),
         open_streams(prometheus::BuildGauge()
                          .Name("billing_stream_subscribers")
                          .Help("Open server streams (StreamLiveUsage subscribers)")
@@ -88,6 +104,10 @@ struct service_metrics::families {
   prometheus::Family<prometheus::Gauge>& ledger_commits;
   prometheus::Family<prometheus::Gauge>& ledger_synced_writes;
   prometheus::Family<prometheus::Gauge>& calls_in_flight;
+  prometheus::Family<prometheus::Histogram>& sync_seconds;
+  prometheus::Family<prometheus::Gauge>& state;
+  prometheus::Family<prometheus::Gauge>& rocksdb_bytes;
+  prometheus::Family<prometheus::Gauge>& estimated_windows;
   prometheus::Family<prometheus::Gauge>& open_streams;
 
   std::mutex scrape_mutex;
@@ -106,6 +126,11 @@ void service_metrics::record_call(std::string_view procedure, status_code code,
   families_->calls.Add({{"procedure", name}, {"code", std::string(to_string(code))}}).Increment();
   families_->call_seconds.Add({{"procedure", name}}, latency_buckets())
       .Observe(std::chrono::duration<double>(latency).count());
+}
+
+void service_metrics::record_synced_write(std::chrono::nanoseconds took) {
+  families_->sync_seconds.Add({}, latency_buckets())
+      .Observe(std::chrono::duration<double>(took).count());
 }
 
 void service_metrics::record_ingest(const model::ingest_report& report) {
@@ -140,6 +165,15 @@ std::string service_metrics::render() const {
       families_->ledger_synced_writes.Add({}).Set(static_cast<double>(now.ledger_synced_writes));
       families_->calls_in_flight.Add({}).Set(static_cast<double>(now.calls_in_flight));
       families_->open_streams.Add({}).Set(static_cast<double>(now.open_streams));
+      families_->state.Add({{"kind", "customer_ledgers"}})
+          .Set(static_cast<double>(now.customer_actors));
+      families_->state.Add({{"kind", "queued_parts"}}).Set(static_cast<double>(now.queued_parts));
+      families_->rocksdb_bytes.Add({{"kind", "sst"}}).Set(static_cast<double>(now.sst_bytes));
+      families_->rocksdb_bytes.Add({{"kind", "memtable"}})
+          .Set(static_cast<double>(now.memtable_bytes));
+      families_->rocksdb_bytes.Add({{"kind", "block_cache"}})
+          .Set(static_cast<double>(now.block_cache_bytes));
+      families_->estimated_windows.Add({}).Set(static_cast<double>(now.estimated_windows));
     }
   }
   return prometheus::TextSerializer().Serialize(registry_->Collect());

@@ -25,7 +25,13 @@ struct scrape_gauges {
   uint64_t ledger_commits = 0;        // write sets committed
   uint64_t ledger_synced_writes = 0;  // RocksDB writes with a WAL fsync
   uint64_t calls_in_flight = 0;
-  uint64_t open_streams = 0;  // live-usage subscribers
+  uint64_t open_streams = 0;       // live-usage subscribers
+  uint64_t customer_actors = 0;    // customer ledger actors alive
+  uint64_t queued_parts = 0;       // ingest parts waiting in customer ledgers for a commit
+  uint64_t sst_bytes = 0;          // RocksDB live SST files
+  uint64_t memtable_bytes = 0;     // RocksDB memtables
+  uint64_t block_cache_bytes = 0;  // RocksDB block cache in use
+  uint64_t estimated_windows = 0;  // raw windows stored (RocksDB's estimate)
 };
 
 class service_metrics {
@@ -39,6 +45,8 @@ class service_metrics {
   void record_call(std::string_view procedure, status_code code, std::chrono::nanoseconds latency);
   // What one ingest request decided, item by item.
   void record_ingest(const model::ingest_report& report);
+  // One synced group write to RocksDB (the WAL fsync dominates it).
+  void record_synced_write(std::chrono::nanoseconds took);
 
   // Called at every scrape; set once at start-up.
   void set_scrape_source(std::function<scrape_gauges()> source);

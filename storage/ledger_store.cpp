@@ -207,8 +207,12 @@ void ledger_store::impl::write_group(std::span<pending_commit> group) {
     }
   }
 
+  const auto write_started = std::chrono::steady_clock::now();
   auto written = db->db().Write(write_options, &batch);
   synced_writes.fetch_add(1);
+  if (options.on_synced_write) {
+    options.on_synced_write(std::chrono::steady_clock::now() - write_started);
+  }
   const auto outcome =
       from_rocksdb(written, fmt::format("committing {} write sets", in_batch.size()));
   if (outcome.ok()) {
@@ -273,7 +277,24 @@ result<backup_info> ledger_store::create_backup(const std::string& backup_dir) {
 }
 
 commit_stats ledger_store::stats() const {
-  return {impl_->committer->commits_requested(), impl_->synced_writes.load()};
+  commit_stats stats{impl_->committer->commits_requested(), impl_->synced_writes.load()};
+  (void)impl_->read_db([&](database& db) {
+    auto property = [&](rocksdb::ColumnFamilyHandle* family, const rocksdb::Slice& name) {
+      uint64_t value = 0;
+      return db.db().GetIntProperty(family, name, &value) ? value : 0;
+    };
+    for (uint32_t which = 0; which < family_names.size(); ++which) {
+      auto* handle = db.handle(static_cast<family>(which));
+      stats.sst_bytes += property(handle, rocksdb::DB::Properties::kLiveSstFilesSize);
+      stats.memtable_bytes += property(handle, rocksdb::DB::Properties::kCurSizeAllMemTables);
+    }
+    stats.block_cache_bytes =
+        property(db.handle(meta_family), rocksdb::DB::Properties::kBlockCacheUsage);
+    stats.estimated_windows =
+        property(db.handle(windows_family), rocksdb::DB::Properties::kEstimateNumKeys);
+    return status::ok_status();
+  });
+  return stats;
 }
 
 result<std::vector<std::optional<model::usage_window>>> ledger_store::find_stored(

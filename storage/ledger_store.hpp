@@ -3,6 +3,7 @@
 // for the column families and key layout.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -42,6 +43,9 @@ struct store_options {
   int64_t raw_retention_ns = 0;
   // The clock retention reads; null means the system clock. Tests set it.
   std::function<int64_t()> clock;
+  // Told how long each synced group write took (on the committer thread);
+  // for the fsync latency metric. May be null.
+  std::function<void(std::chrono::nanoseconds)> on_synced_write;
 };
 
 // A window stored with other values than a re-send carried: the attempt is
@@ -132,6 +136,11 @@ class write_set {
 struct commit_stats {
   uint64_t commits_requested = 0;  // write_sets handed to commit()
   uint64_t synced_writes = 0;      // RocksDB writes issued (one fsync each when syncing)
+  // RocksDB's own figures (0 while the database is being reopened).
+  uint64_t sst_bytes = 0;          // live SST files, every family
+  uint64_t memtable_bytes = 0;     // all memtables, every family
+  uint64_t block_cache_bytes = 0;  // block cache in use
+  uint64_t estimated_windows = 0;  // raw windows (RocksDB's estimate)
 };
 
 class database;

@@ -58,3 +58,22 @@ TEST_CASE("scrape-time gauges come from the source at every render") {
   CHECK(has_line(text, "billing_rpc_calls_in_flight 1"));
   CHECK(has_line(text, "billing_stream_subscribers 3"));
 }
+
+TEST_CASE("synced writes are a latency histogram; RocksDB and actor state are gauges") {
+  service_metrics metrics;
+  metrics.record_synced_write(std::chrono::milliseconds{3});
+  metrics.record_synced_write(std::chrono::milliseconds{40});
+  scrape_gauges gauges;
+  gauges.customer_actors = 12;
+  gauges.queued_parts = 2;
+  gauges.sst_bytes = 4096;
+  gauges.estimated_windows = 77;
+  metrics.set_scrape_source([&] { return gauges; });
+  const std::string text = metrics.render();
+  CHECK(has_line(text, "billing_ledger_sync_seconds_count 2"));
+  CHECK(has_line(text, "billing_ledger_sync_seconds_bucket{le=\"0.005\"} 1"));
+  CHECK(has_line(text, "billing_actors{kind=\"customer_ledgers\"} 12"));
+  CHECK(has_line(text, "billing_actors{kind=\"queued_parts\"} 2"));
+  CHECK(has_line(text, "billing_rocksdb_bytes{kind=\"sst\"} 4096"));
+  CHECK(has_line(text, "billing_rocksdb_estimated_windows 77"));
+}

@@ -2,6 +2,8 @@
 
 #include <doctest/doctest.h>
 
+#include <atomic>
+
 #include <algorithm>
 #include <fstream>
 #include <future>
@@ -387,4 +389,25 @@ TEST_CASE("a failed open yields no store to commit to") {
     CHECK(opened.error().code() != status_code::ok);
     CHECK_THROWS_AS((void)opened.value(), std::bad_variant_access);
   }
+}
+
+TEST_CASE("stats report RocksDB's sizes, and every synced write is timed") {
+  temp_dir dir;
+  auto options = options_for(dir);
+  std::atomic<int> timed{0};
+  options.on_synced_write = [&timed](std::chrono::nanoseconds took) {
+    CHECK(took.count() > 0);
+    ++timed;
+  };
+  auto store = open_store(options);
+  for (int i = 0; i < 3; ++i) {
+    write_set writes;
+    writes.put_window(sample_window("c", "r", "v", t0 + i * minute, uint64_t(i) + 1));
+    REQUIRE(commit_and_wait(*store, std::move(writes)).ok());
+  }
+  const auto stats = store->stats();
+  CHECK(stats.synced_writes == 3);
+  CHECK(timed.load() == 3);
+  CHECK(stats.memtable_bytes > 0);
+  CHECK(stats.estimated_windows == 3);
 }
