@@ -173,4 +173,23 @@ std::optional<int64_t> window_start_of_dedup_key(std::string_view key) {
   return *start;
 }
 
+result<std::string> vm_state_key(std::string_view customer_id, std::string_view vm_id) {
+  auto key = customer_prefix(customer_id);
+  if (!key) return key;
+  if (auto appended = append_part(*key, "vm_id", vm_id); !appended.ok()) return appended;
+  return key;
+}
+
+result<std::string> vm_index_key(std::string_view vm_id) {
+  std::string key;
+  if (auto appended = append_part(key, "vm_id", vm_id); !appended.ok()) return appended;
+  return key;
+}
+
+result<std::string> metald_instance_key(std::string_view instance_id) {
+  std::string key;
+  if (auto appended = append_part(key, "instance_id", instance_id); !appended.ok()) return appended;
+  return key;
+}
+
 }  // namespace billing::storage::keys

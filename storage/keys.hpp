@@ -23,9 +23,14 @@ enum family : uint32_t {
   dedup_family = 2,
   audit_family = 3,
   rollups_family = 4,
+  // metald (issue 8): per-VM watermark and session, vm -> customer, instances.
+  vm_state_family = 5,
+  vm_index_family = 6,
+  metald_instances_family = 7,
 };
-inline constexpr std::array<std::string_view, 5> family_names = {"default", "windows", "dedup",
-                                                                 "audit", "rollups"};
+// New families go at the end; RocksDB creates missing ones at open.
+inline constexpr std::array<std::string_view, 8> family_names = {
+    "default", "windows", "dedup", "audit", "rollups", "vm_state", "vm_index", "metald_instances"};
 
 namespace keys {
 
@@ -80,6 +85,13 @@ std::optional<int64_t> window_start_of_dedup_key(std::string_view key);
 result<std::string> audit_key_without_sequence(std::string_view customer_id,
                                                int64_t recorded_at_ns);
 void append_audit_sequence(std::string& key, uint64_t sequence);
+
+// vm_state: lp(customer) | lp(vm_id)
+result<std::string> vm_state_key(std::string_view customer_id, std::string_view vm_id);
+// vm_index: lp(vm_id) (node-wide: NotifyVmStopped names no customer)
+result<std::string> vm_index_key(std::string_view vm_id);
+// metald_instances: lp(instance_id)
+result<std::string> metald_instance_key(std::string_view instance_id);
 
 }  // namespace keys
 }  // namespace billing::storage

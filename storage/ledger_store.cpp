@@ -59,6 +59,33 @@ void write_set::merge_rollups(std::string_view customer_id,
   }
 }
 
+void write_set::put_vm_state(std::string_view customer_id, std::string_view vm_id,
+                             const model::vm_state& state) {
+  if (!encode_status_.ok()) return;
+  auto state_key = keys::vm_state_key(customer_id, vm_id);
+  auto index_key = keys::vm_index_key(vm_id);
+  if (!state_key || !index_key) {
+    encode_status_ = state_key ? index_key.error() : state_key.error();
+    return;
+  }
+  mutations_.push_back(
+      {vm_state_family, std::move(*state_key), codec::encode_vm_state(state), false});
+  mutations_.push_back(
+      {vm_index_family, std::move(*index_key), codec::encode_vm_index(customer_id), false});
+}
+
+void write_set::put_metald_instance(std::string_view instance_id,
+                                    const model::metald_instance& instance) {
+  if (!encode_status_.ok()) return;
+  auto key = keys::metald_instance_key(instance_id);
+  if (!key) {
+    encode_status_ = key.error();
+    return;
+  }
+  mutations_.push_back(
+      {metald_instances_family, std::move(*key), codec::encode_metald_instance(instance), false});
+}
+
 // ---- ledger_store ----
 
 struct ledger_store::impl {
@@ -84,6 +111,9 @@ struct ledger_store::impl {
     return options;
   }
   void write_group(std::span<pending_commit> group);
+  // The value under `key` in `which`, nullopt when absent.
+  result<std::optional<std::string>> get(family which, const std::string& key,
+                                         std::string_view context) const;
   status add_to_batch(rocksdb::WriteBatch& batch, const write_set& writes, uint64_t& sequence);
 
   std::unique_ptr<database> db;
@@ -151,6 +181,15 @@ void ledger_store::impl::write_group(std::span<pending_commit> group) {
       from_rocksdb(written, fmt::format("committing {} write sets", in_batch.size()));
   if (outcome.ok()) next_audit_sequence = sequence;
   for (auto* commit : in_batch) commit->outcome = outcome;
+}
+
+result<std::optional<std::string>> ledger_store::impl::get(family which, const std::string& key,
+                                                           std::string_view context) const {
+  std::string value;
+  auto read = db->db().Get(rocksdb::ReadOptions{}, db->handle(which), key, &value);
+  if (read.IsNotFound()) return std::optional<std::string>{};
+  if (!read.ok()) return from_rocksdb(read, context);
+  return std::optional<std::string>{std::move(value)};
 }
 
 ledger_store::ledger_store(std::unique_ptr<impl> impl) : impl_(std::move(impl)) {}
@@ -300,6 +339,60 @@ status ledger_store::scan_conflicts(
     if (!visit(*record)) return status::ok_status();
   }
   return from_rocksdb(it->status(), fmt::format("scanning the conflicts of '{}'", customer_id));
+}
+
+namespace {
+
+// Decodes a point read's value with `decode`, keeping "absent" apart.
+template <class T, class Decode>
+result<std::optional<T>> decode_found(result<std::optional<std::string>> found, Decode decode) {
+  if (!found) return found.error();
+  if (!found.value()) return std::optional<T>{};
+  auto decoded = decode(*found.value());
+  if (!decoded) return decoded.error();
+  return std::optional<T>{std::move(decoded.value())};
+}
+
+}  // namespace
+
+result<std::optional<model::vm_state>> ledger_store::find_vm_state(std::string_view customer_id,
+                                                                   std::string_view vm_id) const {
+  auto key = keys::vm_state_key(customer_id, vm_id);
+  if (!key) return key.error();
+  return decode_found<model::vm_state>(impl_->get(vm_state_family, *key, "reading a vm state"),
+                                       codec::decode_vm_state);
+}
+
+result<std::optional<std::string>> ledger_store::find_vm_customer(std::string_view vm_id) const {
+  auto key = keys::vm_index_key(vm_id);
+  if (!key) return key.error();
+  return decode_found<std::string>(impl_->get(vm_index_family, *key, "reading the vm index"),
+                                   codec::decode_vm_index);
+}
+
+result<std::optional<model::metald_instance>> ledger_store::find_metald_instance(
+    std::string_view instance_id) const {
+  auto key = keys::metald_instance_key(instance_id);
+  if (!key) return key.error();
+  return decode_found<model::metald_instance>(
+      impl_->get(metald_instances_family, *key, "reading a metald instance"),
+      codec::decode_metald_instance);
+}
+
+status ledger_store::scan_metald_instances(
+    const std::function<bool(const std::string&, const model::metald_instance&)>& visit) const {
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->db().NewIterator(
+      rocksdb::ReadOptions{}, impl_->db->handle(metald_instances_family)));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    const auto key = it->key().ToStringView();
+    if (key.empty() || static_cast<uint8_t>(key[0]) + size_t{1} != key.size()) {
+      return {status_code::data_loss, "corrupt metald_instances key"};
+    }
+    auto instance = codec::decode_metald_instance(it->value().ToStringView());
+    if (!instance) return instance.error();
+    if (!visit(std::string(key.substr(1)), *instance)) return status::ok_status();
+  }
+  return from_rocksdb(it->status(), "scanning the metald instances");
 }
 
 }  // namespace billing::storage

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "model/ingest.hpp"
+#include "model/metald.hpp"
 #include "model/rollup.hpp"
 #include "model/status.hpp"
 #include "model/usage_window.hpp"
@@ -59,6 +60,13 @@ class write_set {
   // Adds every bucket of `rollups` to the customer's stored rollups (a RocksDB
   // Merge per bucket, combined by storage/rollup_merge).
   void merge_rollups(std::string_view customer_id, const model::rollup_accumulator& rollups);
+
+  // A VM's metald state (vm_state family) and its vm -> customer entry
+  // (vm_index family), so a later NotifyVmStopped finds the customer.
+  void put_vm_state(std::string_view customer_id, std::string_view vm_id,
+                    const model::vm_state& state);
+  // A metald instance's heartbeat state (metald_instances family).
+  void put_metald_instance(std::string_view instance_id, const model::metald_instance& instance);
 
   // ok unless a put_* was refused because an id does not fit a key (longer
   // than keys::max_part_bytes); commit() then fails the whole write_set with
@@ -135,6 +143,16 @@ class ledger_store {
   // Calls `visit` for every conflict recorded for `customer_id`, oldest first.
   status scan_conflicts(const std::string& customer_id,
                         const std::function<bool(const conflict_record&)>& visit) const;
+
+  // Point reads of the metald families; nullopt when nothing is stored.
+  result<std::optional<model::vm_state>> find_vm_state(std::string_view customer_id,
+                                                       std::string_view vm_id) const;
+  result<std::optional<std::string>> find_vm_customer(std::string_view vm_id) const;
+  result<std::optional<model::metald_instance>> find_metald_instance(
+      std::string_view instance_id) const;
+  // Every stored metald instance, in id order; stops when `visit` returns false.
+  status scan_metald_instances(
+      const std::function<bool(const std::string&, const model::metald_instance&)>& visit) const;
 
   commit_stats stats() const;
 
