@@ -51,7 +51,12 @@ billingd_config::billingd_config() {
            "(empty: backups disabled)")
       .add(restore_from, "restore-from",
            "maintenance: restore the latest backup in this directory into an empty --data-dir "
-           "and exit");
+           "and exit")
+      .add(metald_region, "metald-region",
+           "region under which VMs reported through billing.v1.BillingService (metald) are filed")
+      .add(heartbeat_timeout_seconds, "heartbeat-timeout-seconds",
+           "a metald instance silent this long has its VMs' sessions ended at its last "
+           "heartbeat");
 }
 
 result<std::pair<std::string, uint16_t>> parse_host_port(std::string_view flag,
@@ -127,6 +132,18 @@ gateway::collector_settings billingd_config::collector_settings() const {
 
 int64_t billingd_config::raw_retention_ns() const {
   return int64_t{raw_retention_days} * model::kNanosPerDay;
+}
+
+gateway::metald_settings billingd_config::metald_settings() const {
+  gateway::metald_settings settings;
+  settings.region = metald_region;
+  settings.max_samples = max_batch_items;
+  settings.limits = ingest_settings().limits;
+  return settings;
+}
+
+actors::instances_settings billingd_config::instances_settings() const {
+  return {int64_t{heartbeat_timeout_seconds} * model::kNanosPerSecond, metald_region};
 }
 
 actors::query_settings billingd_config::query_settings() const {

@@ -13,6 +13,7 @@
 #include "actors/regional_ingest.hpp"
 #include "gateway/connect_server.hpp"
 #include "gateway/services/collector_service.hpp"
+#include "gateway/services/metald_service.hpp"
 #include "storage/ledger_store.hpp"
 
 namespace billing::app {
@@ -51,6 +52,9 @@ class billingd_config : public caf::actor_system_config {
   std::string dump_windows;
   std::string backup_dir;    // where CreateBackup writes; empty disables backups
   std::string restore_from;  // maintenance: restore this backup dir into data_dir and exit
+  // metald (billing.v1.BillingService): its API names no region.
+  std::string metald_region = "default";
+  uint32_t heartbeat_timeout_seconds = 120;
 
   // Settings of each module, derived from the fields above; errors name the flag.
   result<gateway::server_options> server_options() const;
@@ -59,6 +63,8 @@ class billingd_config : public caf::actor_system_config {
   actors::query_settings query_settings() const;
   int64_t raw_retention_ns() const;
   gateway::collector_settings collector_settings() const;
+  gateway::metald_settings metald_settings() const;
+  actors::instances_settings instances_settings() const;
 };
 
 // CAF's parser takes `--name=value`; users also type `--name value`. Joins

@@ -14,6 +14,7 @@
 #include "gateway/services/admin_service.hpp"
 #include "gateway/services/collector_service.hpp"
 #include "gateway/services/live_usage_stream.hpp"
+#include "gateway/services/metald_service.hpp"
 #include "gateway/services/query_service.hpp"
 #include "observability/log.hpp"
 #include "observability/metrics.hpp"
@@ -65,6 +66,8 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
     caf::actor_system system{config};
     auto directory = actors::spawn_directory(system, config.ingest_settings(),
                                              config.query_settings(), store.value());
+    auto instances = actors::spawn_metald_instances(system, config.instances_settings(), directory,
+                                                    store.value());
 
     // Shared by the services that record into it; outlives the server.
     auto metrics = std::make_shared<observability::service_metrics>();
@@ -76,6 +79,8 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
     auto collector_settings = config.collector_settings();
     collector_settings.metrics = metrics;
     gateway::add_collector_service(router, system, directory, std::move(collector_settings));
+    gateway::add_metald_service(router, system, directory, instances, store.value(),
+                                config.metald_settings());
     gateway::add_query_service(router, system, directory, {config.ingest_settings().limits});
     gateway::add_live_usage_stream(router, system, directory, config.ingest_settings().limits);
     gateway::add_admin_service(router, system, store.value(),
@@ -106,6 +111,7 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
     }
     // The scrape source refers to the server and the ledger: drop it with them.
     metrics->set_scrape_source(nullptr);
+    caf::anon_send_exit(instances, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(directory, caf::exit_reason::user_shutdown);
   }                       // the actor system waits for every actor; the last ledger reference goes
   store.value().reset();  // closes RocksDB after the committer drained
