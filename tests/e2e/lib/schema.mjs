@@ -32,6 +32,8 @@ const enumOf = (name) => must("enum", name, registry.getEnum(`billing.v1.${name}
 
 export const CollectorService = must("service", "BillingCollectorService", registry.getService("billing.v1.BillingCollectorService"));
 export const QueryService = must("service", "BillingQueryService", registry.getService("billing.v1.BillingQueryService"));
+// metald's legacy surface (protocol/billing/v1/metald.proto).
+export const MetaldService = must("service", "BillingService", registry.getService("billing.v1.BillingService"));
 export const AdminService = must("service", "BillingAdminService", registry.getService("billing.v1.BillingAdminService"));
 
 export const BillingMetricsSchema = message("BillingMetrics");
