@@ -180,6 +180,7 @@ result<std::vector<result<uint32_t>>> judge_metald(ledger_state& st, storage::wr
       st.committing_usage.push_back({});
       continue;
     }
+    if (applied->gap) writes.put_metald_gap(st.customer_id, op.vm_id, next.region, *applied->gap);
     if (applied->new_samples > 0) {
       writes.put_vm_state(st.customer_id, op.vm_id, next);
       found->second = std::move(next);

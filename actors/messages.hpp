@@ -179,7 +179,7 @@ typename Inspector::result_type inspect(Inspector& f, metald_session& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, metald_op& x) {
   return f(caf::meta::type_name("metald_op"), x.kind, x.customer_id, x.region, x.vm_id, x.at_ns,
-           x.samples);
+           x.until_ns, x.gap_after_ns, x.samples);
 }
 
 template <class Inspector>

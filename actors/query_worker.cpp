@@ -37,6 +37,13 @@ result<model::billing_window> billing_window(const storage::ledger_store& store,
                                         return true;
                                       });
   if (!scanned.ok()) return scanned;
+  scanned = store.scan_metald_gaps(
+      query.customer_id, query.start_ns, query.end_ns,
+      [&](const std::string& vm_id, const std::string& region, const model::metald_gap& gap) {
+        builder.add_gap({vm_id, region, gap.start_ns, gap.end_ns, 0, false});
+        return true;
+      });
+  if (!scanned.ok()) return scanned;
   return std::move(builder).finish();
 }
 

@@ -139,6 +139,7 @@ gateway::metald_settings billingd_config::metald_settings() const {
   settings.region = metald_region;
   settings.max_samples = max_batch_items;
   settings.limits = ingest_settings().limits;
+  settings.gap_after_ns = int64_t{expected_cadence_seconds} * model::kNanosPerSecond;
   return settings;
 }
 

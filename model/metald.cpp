@@ -97,7 +97,8 @@ void open_session(vm_state& state, int64_t start_ns) {
 }  // namespace
 
 result<metald_usage> apply_samples(vm_state& state, const std::string& customer_id,
-                                   const std::string& vm_id, std::vector<metald_sample> samples) {
+                                   const std::string& vm_id, std::vector<metald_sample> samples,
+                                   int64_t gap_after_ns) {
   std::stable_sort(samples.begin(), samples.end(),
                    [](const metald_sample& a, const metald_sample& b) {
                      return a.timestamp_ns < b.timestamp_ns;
@@ -121,6 +122,10 @@ result<metald_usage> apply_samples(vm_state& state, const std::string& customer_
       if (next.session_start_ns == kNoTimestamp) next.session_start_ns = sample.timestamp_ns;
       window_start_ns = sample.timestamp_ns;
       continue;
+    }
+    if (usage.new_samples == 1 && gap_after_ns > 0 &&
+        sample.timestamp_ns - next.watermark_ns >= gap_after_ns) {
+      usage.gap = metald_gap{next.watermark_ns, sample.timestamp_ns};
     }
     if (!sums.add_deltas(next.last, sample)) {
       return status{status_code::out_of_range, "usage of one batch exceeds 2^64-1"};
@@ -218,13 +223,15 @@ result<metald_usage> apply_op(vm_state& state, const metald_op& op) {
   if (state.region.empty()) state.region = op.region;
   switch (op.kind) {
     case metald_op_kind::samples:
-      return apply_samples(state, op.customer_id, op.vm_id, op.samples);
+      return apply_samples(state, op.customer_id, op.vm_id, op.samples, op.gap_after_ns);
     case metald_op_kind::start:
-      return metald_usage{apply_start(state, op.at_ns) ? 1u : 0u, std::nullopt};
+      return metald_usage{apply_start(state, op.at_ns) ? 1u : 0u, std::nullopt, std::nullopt};
     case metald_op_kind::stop:
       return apply_stop(state, op.customer_id, op.vm_id, op.at_ns);
     case metald_op_kind::timeout:
       return apply_timeout(state, op.customer_id, op.vm_id, op.at_ns);
+    case metald_op_kind::gap:
+      return metald_usage{1, std::nullopt, metald_gap{op.at_ns, op.until_ns}};
   }
   return status{status_code::invalid_argument, "unknown metald operation"};
 }

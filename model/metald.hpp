@@ -76,11 +76,20 @@ struct metald_session {
   int64_t last_sample_ns = kNoTimestamp;
 };
 
-// What a batch adds: how many samples were new, and the usage window (if the
-// new samples span any time).
+// A stretch of a VM's time without samples: recorded, shown by
+// GetBillingWindow, never billed differently (counters are cumulative).
+struct metald_gap {
+  int64_t start_ns = 0;
+  int64_t end_ns = 0;
+  friend bool operator==(const metald_gap&, const metald_gap&) = default;
+};
+
+// What a batch adds: how many samples were new, the usage window (if the new
+// samples span any time), and the gap before them, if any.
 struct metald_usage {
   uint32_t new_samples = 0;
   std::optional<usage_window> window;
+  std::optional<metald_gap> gap;
 };
 
 // Applies `samples` (any order; validated) of `vm_id` to `state`. Samples at
@@ -88,8 +97,11 @@ struct metald_usage {
 // two new samples with one timestamp the first in the batch counts. The
 // window, when there is one, carries customer, region and vm ids.
 // out_of_range (state unchanged) if a sum would exceed 2^64-1.
+// When `gap_after_ns` > 0, a hole of at least that long between the
+// watermark and the first new sample of an open session is reported as a gap.
 result<metald_usage> apply_samples(vm_state& state, const std::string& customer_id,
-                                   const std::string& vm_id, std::vector<metald_sample> samples);
+                                   const std::string& vm_id, std::vector<metald_sample> samples,
+                                   int64_t gap_after_ns = 0);
 
 // NotifyVmStarted at start_ns: opens a session whose counters start from zero.
 // Returns false (and changes nothing) when it adds nothing: a duplicate, or a
@@ -110,19 +122,22 @@ result<metald_usage> apply_timeout(vm_state& state, const std::string& customer_
                                    const std::string& vm_id, int64_t end_ns);
 
 // One thing metald told us about a VM, as a customer ledger applies it.
-enum class metald_op_kind : uint8_t { samples = 1, start = 2, stop = 3, timeout = 4 };
+enum class metald_op_kind : uint8_t { samples = 1, start = 2, stop = 3, timeout = 4, gap = 5 };
 struct metald_op {
   metald_op_kind kind = metald_op_kind::samples;
   std::string customer_id;
   // The region a VM seen for the first time is filed under.
   std::string region;
   std::string vm_id;
-  int64_t at_ns = 0;  // start, stop or timeout instant
+  int64_t at_ns = 0;         // start, stop or timeout instant; a gap's start
+  int64_t until_ns = 0;      // a gap's end
+  int64_t gap_after_ns = 0;  // samples: see apply_samples
   std::vector<metald_sample> samples;
 };
 
 // Applies `op` to `state` (see the functions above). new_samples counts the
-// samples added, or 1 when a lifecycle op changed the state.
+// samples added, or 1 when a lifecycle op changed the state. A gap op
+// (NotifyPossibleGap) only reports its gap.
 result<metald_usage> apply_op(vm_state& state, const metald_op& op);
 
 // Cuts a window at UTC hour boundaries into windows of at most one hour

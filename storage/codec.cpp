@@ -325,22 +325,42 @@ result<model::vm_state> decode_vm_state(std::string_view value) {
   return state;
 }
 
-std::string encode_vm_index(std::string_view customer_id) {
+namespace {
+
+// version | one string: the values of vm_index and metald_gaps.
+std::string encode_versioned_string(uint8_t format, std::string_view text) {
   std::string out;
-  bytes::append_u8(out, vm_index_format);
-  append_string(out, customer_id);
+  bytes::append_u8(out, format);
+  append_string(out, text);
   return out;
 }
 
-result<std::string> decode_vm_index(std::string_view value) {
+result<std::string> decode_versioned_string(std::string_view value, std::string_view what,
+                                            uint8_t format) {
   bytes::reader in(value);
-  if (auto checked = check_format(in, "vm_index value", vm_index_format); !checked.ok()) {
-    return checked;
-  }
-  auto customer = read_string(in);
-  if (!customer) return corrupt("vm_index value", "truncated");
-  if (auto checked = check_end(in, "vm_index value"); !checked.ok()) return checked;
-  return std::move(*customer);
+  if (auto checked = check_format(in, what, format); !checked.ok()) return checked;
+  auto text = read_string(in);
+  if (!text) return corrupt(what, "truncated");
+  if (auto checked = check_end(in, what); !checked.ok()) return checked;
+  return std::move(*text);
+}
+
+}  // namespace
+
+std::string encode_vm_index(std::string_view customer_id) {
+  return encode_versioned_string(vm_index_format, customer_id);
+}
+
+result<std::string> decode_vm_index(std::string_view value) {
+  return decode_versioned_string(value, "vm_index value", vm_index_format);
+}
+
+std::string encode_metald_gap(std::string_view region) {
+  return encode_versioned_string(metald_gap_format, region);
+}
+
+result<std::string> decode_metald_gap(std::string_view value) {
+  return decode_versioned_string(value, "metald_gaps value", metald_gap_format);
 }
 
 std::string encode_metald_instance(const model::metald_instance& instance) {

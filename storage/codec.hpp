@@ -22,6 +22,7 @@ inline constexpr uint8_t rollup_value_format = 1;
 inline constexpr uint8_t vm_state_format = 1;
 inline constexpr uint8_t vm_index_format = 1;
 inline constexpr uint8_t metald_instance_format = 1;
+inline constexpr uint8_t metald_gap_format = 1;
 
 // The schema of the whole database, stored in the meta family. Bump it when a
 // key or value layout changes incompatibly.
@@ -66,6 +67,10 @@ result<std::string> decode_vm_index(std::string_view value);
 // u32 count | count x (u32 length + vm_id).
 std::string encode_metald_instance(const model::metald_instance& instance);
 result<model::metald_instance> decode_metald_instance(std::string_view value);
+
+// metald_gaps value: version | region (u32 length + bytes).
+std::string encode_metald_gap(std::string_view region);
+result<std::string> decode_metald_gap(std::string_view value);
 
 std::string encode_schema_version(uint32_t version);
 result<uint32_t> decode_schema_version(std::string_view value);

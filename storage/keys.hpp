@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "model/metald.hpp"
 #include "model/rollup.hpp"
 #include "model/status.hpp"
 #include "model/usage_window.hpp"
@@ -27,10 +28,12 @@ enum family : uint32_t {
   vm_state_family = 5,
   vm_index_family = 6,
   metald_instances_family = 7,
+  metald_gaps_family = 8,
 };
 // New families go at the end; RocksDB creates missing ones at open.
-inline constexpr std::array<std::string_view, 8> family_names = {
-    "default", "windows", "dedup", "audit", "rollups", "vm_state", "vm_index", "metald_instances"};
+inline constexpr std::array<std::string_view, 9> family_names = {
+    "default",  "windows",          "dedup",      "audit", "rollups", "vm_state",
+    "vm_index", "metald_instances", "metald_gaps"};
 
 namespace keys {
 
@@ -92,6 +95,11 @@ result<std::string> vm_state_key(std::string_view customer_id, std::string_view 
 result<std::string> vm_index_key(std::string_view vm_id);
 // metald_instances: lp(instance_id)
 result<std::string> metald_instance_key(std::string_view instance_id);
+// metald_gaps: lp(customer) | ts(gap_start) | lp(vm_id) | ts(gap_end)
+result<std::string> metald_gap_key(std::string_view customer_id, std::string_view vm_id,
+                                   const model::metald_gap& gap);
+// Parses a metald_gaps key into (vm_id, gap); data_loss if it is not exactly one.
+result<std::pair<std::string, model::metald_gap>> decode_metald_gap_key(std::string_view key);
 
 }  // namespace keys
 }  // namespace billing::storage

@@ -74,6 +74,18 @@ void write_set::put_vm_state(std::string_view customer_id, std::string_view vm_i
       {vm_index_family, std::move(*index_key), codec::encode_vm_index(customer_id), false});
 }
 
+void write_set::put_metald_gap(std::string_view customer_id, std::string_view vm_id,
+                               std::string_view region, const model::metald_gap& gap) {
+  if (!encode_status_.ok()) return;
+  auto key = keys::metald_gap_key(customer_id, vm_id, gap);
+  if (!key) {
+    encode_status_ = key.error();
+    return;
+  }
+  mutations_.push_back(
+      {metald_gaps_family, std::move(*key), codec::encode_metald_gap(region), false});
+}
+
 void write_set::put_metald_instance(std::string_view instance_id,
                                     const model::metald_instance& instance) {
   if (!encode_status_.ok()) return;
@@ -393,6 +405,32 @@ status ledger_store::scan_metald_instances(
     if (!visit(std::string(key.substr(1)), *instance)) return status::ok_status();
   }
   return from_rocksdb(it->status(), "scanning the metald instances");
+}
+
+status ledger_store::scan_metald_gaps(
+    const std::string& customer_id, int64_t from_ns, int64_t to_ns,
+    const std::function<bool(const std::string&, const std::string&, const model::metald_gap&)>&
+        visit) const {
+  // Gaps are few and may be long: scan the customer's gaps starting before
+  // to_ns and keep those that end after from_ns.
+  auto lower = keys::customer_prefix(customer_id);
+  if (!lower) return lower.error();
+  auto upper = *lower;
+  keys::append_timestamp(upper, to_ns);
+  const rocksdb::Slice upper_bound(upper);
+  rocksdb::ReadOptions read_options;
+  read_options.iterate_upper_bound = &upper_bound;
+  std::unique_ptr<rocksdb::Iterator> it(
+      impl_->db->db().NewIterator(read_options, impl_->db->handle(metald_gaps_family)));
+  for (it->Seek(*lower); it->Valid(); it->Next()) {
+    auto decoded = keys::decode_metald_gap_key(it->key().ToStringView());
+    if (!decoded) return decoded.error();
+    if (decoded->second.end_ns <= from_ns) continue;
+    auto region = codec::decode_metald_gap(it->value().ToStringView());
+    if (!region) return region.error();
+    if (!visit(decoded->first, *region, decoded->second)) return status::ok_status();
+  }
+  return from_rocksdb(it->status(), fmt::format("scanning the metald gaps of '{}'", customer_id));
 }
 
 }  // namespace billing::storage

@@ -65,6 +65,9 @@ class write_set {
   // (vm_index family), so a later NotifyVmStopped finds the customer.
   void put_vm_state(std::string_view customer_id, std::string_view vm_id,
                     const model::vm_state& state);
+  // A gap in a VM's samples (metald_gaps family).
+  void put_metald_gap(std::string_view customer_id, std::string_view vm_id, std::string_view region,
+                      const model::metald_gap& gap);
   // A metald instance's heartbeat state (metald_instances family).
   void put_metald_instance(std::string_view instance_id, const model::metald_instance& instance);
 
@@ -153,6 +156,12 @@ class ledger_store {
   // Every stored metald instance, in id order; stops when `visit` returns false.
   status scan_metald_instances(
       const std::function<bool(const std::string&, const model::metald_instance&)>& visit) const;
+
+  // Calls `visit(vm_id, region, gap)` for every recorded gap of `customer_id`
+  // that starts before to_ns and ends after from_ns, in start order.
+  status scan_metald_gaps(const std::string& customer_id, int64_t from_ns, int64_t to_ns,
+                          const std::function<bool(const std::string&, const std::string&,
+                                                   const model::metald_gap&)>& visit) const;
 
   commit_stats stats() const;
 

@@ -91,6 +91,7 @@ result<model::metald_op> to_samples_op(const call_context& context,
   op.customer_id = request.customer_id();
   op.region = settings.region;
   op.vm_id = request.vm_id();
+  op.gap_after_ns = settings.gap_after_ns;
   op.samples.reserve(request.metrics_size());
   for (int i = 0; i < request.metrics_size(); ++i) {
     auto sample = to_sample(request.metrics(i), i, settings);
@@ -123,6 +124,34 @@ std::function<void(result<uint32_t>)> answer_success(responder<v1::MetaldSuccess
     }
     respond(success());
   };
+}
+
+// Applies `op` (which names no customer) to a VM we know: the vm index,
+// written with the VM's state and durable before any earlier call was
+// acknowledged, has its customer. An unknown VM is not_found.
+void apply_to_known_vm(caf::actor_system& system, const actors::directory_actor& directory,
+                       const storage::ledger_store& store, const call_context& context,
+                       const metald_settings& settings, model::metald_op op,
+                       responder<v1::MetaldSuccessResponse> respond) {
+  auto customer = store.find_vm_customer(op.vm_id);
+  if (!customer.ok()) {
+    respond(customer.error());
+    return;
+  }
+  if (!customer.value()) {
+    respond(status{status_code::not_found,
+                   fmt::format("vm '{}' is unknown: no NotifyVmStarted or samples were "
+                               "received for it",
+                               op.vm_id)});
+    return;
+  }
+  if (status bad = check_tenant(context, *customer.value()); !bad.ok()) {
+    respond(bad);
+    return;
+  }
+  op.customer_id = std::move(*customer.value());
+  op.region = settings.region;
+  apply(system, directory, context, std::move(op), answer_success(std::move(respond)));
 }
 
 }  // namespace
@@ -193,31 +222,38 @@ void add_metald_service(connect_router& router, caf::actor_system& system,
             return;
           }
         }
-        // No customer in the request: the vm index (written with the VM's
-        // state, durable before any earlier call was acknowledged) has it.
-        auto customer = store->find_vm_customer(request.vm_id());
-        if (!customer.ok()) {
-          respond(customer.error());
-          return;
+        model::metald_op op;
+        op.kind = model::metald_op_kind::stop;
+        op.vm_id = request.vm_id();
+        op.at_ns = request.stop_time();
+        apply_to_known_vm(system, directory, *store, context, settings, std::move(op),
+                          std::move(respond));
+      });
+
+  router.add_unary<v1::MetaldNotifyPossibleGapRequest, v1::MetaldSuccessResponse>(
+      prefix + "NotifyPossibleGap",
+      [&system, directory, store, settings](const call_context& context,
+                                            v1::MetaldNotifyPossibleGapRequest request,
+                                            responder<v1::MetaldSuccessResponse> respond) {
+        for (status bad : {check_id("vm_id", request.vm_id(), settings),
+                           check_instant("last_sent", request.last_sent(), settings),
+                           check_instant("resume_time", request.resume_time(), settings)}) {
+          if (!bad.ok()) {
+            respond(bad);
+            return;
+          }
         }
-        if (!customer.value()) {
-          respond(status{status_code::not_found,
-                         fmt::format("vm '{}' is unknown: no NotifyVmStarted or samples were "
-                                     "received for it",
-                                     request.vm_id())});
-          return;
-        }
-        if (status bad = check_tenant(context, *customer.value()); !bad.ok()) {
-          respond(bad);
+        if (request.resume_time() <= request.last_sent()) {
+          respond(invalid("resume_time must be after last_sent"));
           return;
         }
         model::metald_op op;
-        op.kind = model::metald_op_kind::stop;
-        op.customer_id = std::move(*customer.value());
-        op.region = settings.region;
+        op.kind = model::metald_op_kind::gap;
         op.vm_id = request.vm_id();
-        op.at_ns = request.stop_time();
-        apply(system, directory, context, std::move(op), answer_success(respond));
+        op.at_ns = request.last_sent();
+        op.until_ns = request.resume_time();
+        apply_to_known_vm(system, directory, *store, context, settings, std::move(op),
+                          std::move(respond));
       });
 
   router.add_unary<v1::MetaldSendHeartbeatRequest, v1::MetaldSuccessResponse>(

@@ -21,6 +21,8 @@ struct metald_settings {
   // Most samples one SendMetricsBatch may carry.
   uint32_t max_samples = 10'000;
   model::validation_limits limits;
+  // A hole this long in a VM's samples is recorded as a gap (0: never).
+  int64_t gap_after_ns = int64_t{60} * 1'000'000'000;
 };
 
 void add_metald_service(connect_router& router, caf::actor_system& system,

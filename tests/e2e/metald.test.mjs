@@ -254,3 +254,32 @@ test("heartbeat timeout: a silent instance's VM sessions end at its last heartbe
   assert.deepEqual(reopened.sessions.map((s) => s.vmId), [vm]);
   await node.cleanup();
 });
+
+test("gaps: NotifyPossibleGap and a hole in a VM's samples appear in GetBillingWindow", async () => {
+  const customer = uniqueId("metald-gap");
+  const vm = uniqueId("vm");
+  const before = makeSamples(BASE_NS, 10, (i) => ({ cpu: BigInt(1000 * i), memory: 10n }));
+  const resumeAt = BASE_NS + 300n * SECOND; // a 5-minute hole: at least --expected-cadence-seconds
+  const after = makeSamples(resumeAt, 10, (i) => ({ cpu: BigInt(50_000 + 1000 * i), memory: 10n }));
+  await sendBatchJson(server.baseUrl, vm, customer, before);
+  await sendBatchJson(server.baseUrl, vm, customer, after);
+  const reported = { from: resumeAt + 10n * SECOND, to: resumeAt + 20n * SECOND };
+  const res = await postMetald(server.baseUrl, "NotifyPossibleGap", { vm_id: vm, last_sent: reported.from, resume_time: String(reported.to) });
+  assert.deepEqual(res.json, { success: true }, res.text);
+  const bad = await postMetald(server.baseUrl, "NotifyPossibleGap", { vm_id: vm, last_sent: reported.to, resume_time: reported.from });
+  assert.equal(bad.json?.code, "invalid_argument", bad.text);
+
+  const report = await queryClient(server.baseUrl).getBillingWindow({
+    customerId: customer,
+    startTime: ts(Number(BASE_NS / MS)),
+    endTime: ts(Number(BASE_NS / MS) + HOUR_MS),
+  });
+  const toNs = (t) => t.seconds * SECOND + BigInt(t.nanos);
+  const gaps = report.gaps.map((g) => [g.vmId, toNs(g.startTime), toNs(g.endTime)]);
+  assert.deepEqual(gaps, [
+    [vm, before[9].at, resumeAt],
+    [vm, reported.from, reported.to],
+  ]);
+  // Counters are cumulative: the hole's usage is still counted, once.
+  await assertUsage(server.baseUrl, customer, vm, expectedUsage([before, after]));
+});

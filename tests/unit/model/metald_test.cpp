@@ -184,3 +184,20 @@ TEST_CASE("long windows are cut at UTC hours with their usage apportioned") {
   CHECK(pieces[2].cpu_time_nanos == 15);
   CHECK(pieces[2].window_end_ns == w.window_end_ns);
 }
+
+TEST_CASE("a hole in the samples at least the gap threshold long is reported as a gap") {
+  auto state = fresh_state();
+  apply(state, {sample(kT0, 0, 0), sample(kT0 + kNanosPerSecond, 10, 0)});
+  auto small = apply_samples(state, "acme", "vm-1", {sample(kT0 + 30 * kNanosPerSecond, 20, 0)},
+                             60 * kNanosPerSecond);
+  REQUIRE(small.ok());
+  CHECK_FALSE(small->gap);
+  auto hole = apply_samples(
+      state, "acme", "vm-1",
+      {sample(kT0 + 200 * kNanosPerSecond, 90, 0), sample(kT0 + 500 * kNanosPerSecond, 95, 0)},
+      60 * kNanosPerSecond);
+  REQUIRE(hole.ok());
+  REQUIRE(hole->gap);
+  CHECK(*hole->gap == metald_gap{kT0 + 30 * kNanosPerSecond, kT0 + 200 * kNanosPerSecond});
+  CHECK(hole->window->cpu_time_nanos == 75);  // the counters still carry everything
+}
