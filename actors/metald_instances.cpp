@@ -23,6 +23,10 @@ struct instances_state {
   std::set<std::string> expiring;
   std::map<uint64_t, std::function<void(status)>> pending_commits;
   uint64_t next_commit = 0;
+  // When this actor started: silence is counted from here at the earliest,
+  // so billingd's own downtime (metald's heartbeats failed meanwhile) does
+  // not time out every instance at once on restart.
+  int64_t started_ns = 0;
   static inline const char* name = "metald_instances";
 };
 
@@ -116,7 +120,8 @@ void sweep(instances_pointer self) {
   const int64_t now = model::unix_now_ns();
   for (const auto& [id, inst] : st.instances) {
     if (inst.timed_out || st.expiring.contains(id)) continue;
-    if (now - inst.last_heartbeat_ns <= st.settings.heartbeat_timeout_ns) continue;
+    const int64_t silent_since = std::max(inst.last_heartbeat_ns, st.started_ns);
+    if (now - silent_since <= st.settings.heartbeat_timeout_ns) continue;
     expire(self, id, inst);
   }
 }
@@ -147,6 +152,7 @@ instances_actor::behavior_type metald_instances(instances_pointer self, instance
   st.settings = std::move(settings);
   st.directory = std::move(directory);
   st.store = std::move(store);
+  st.started_ns = model::unix_now_ns();
   status loaded = st.store->scan_metald_instances(
       [&st](const std::string& id, const model::metald_instance& inst) {
         st.instances.emplace(id, inst);

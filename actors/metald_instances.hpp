@@ -6,7 +6,9 @@
 // VM's customer ledger), and is then recorded as timed out; samples that
 // resume reopen a session. The sweep runs on a timer and again after a
 // restart (timed_out is only recorded once every VM's ledger has applied it,
-// and applying it twice changes nothing).
+// and applying it twice changes nothing); after a restart, silence counts
+// from the restart at the earliest (metald could not reach us before), while
+// sessions still end at the last heartbeat received.
 #pragma once
 
 #include <caf/all.hpp>

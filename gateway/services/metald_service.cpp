@@ -32,6 +32,23 @@ status check_instant(std::string_view field, int64_t ns, const metald_settings& 
   return status::ok_status();
 }
 
+// The first failed check, or ok.
+status first_error(std::initializer_list<status> checks) {
+  for (const auto& check : checks) {
+    if (!check.ok()) return check;
+  }
+  return status::ok_status();
+}
+
+// A lifecycle op about `vm_id` at `at_ns`; the customer is set by the caller.
+model::metald_op lifecycle_op(model::metald_op_kind kind, const std::string& vm_id, int64_t at_ns) {
+  model::metald_op op;
+  op.kind = kind;
+  op.vm_id = vm_id;
+  op.at_ns = at_ns;
+  return op;
+}
+
 // X-Tenant-ID is optional; when sent it must name the body's customer.
 status check_tenant(const call_context& context, std::string_view customer_id) {
   const auto& tenant = context.header("x-tenant-id");
@@ -77,9 +94,12 @@ result<model::metald_sample> to_sample(const v1::MetaldSample& wire, int index,
 result<model::metald_op> to_samples_op(const call_context& context,
                                        const v1::MetaldSendMetricsBatchRequest& request,
                                        const metald_settings& settings) {
-  if (status bad = check_id("vm_id", request.vm_id(), settings); !bad.ok()) return bad;
-  if (status bad = check_id("customer_id", request.customer_id(), settings); !bad.ok()) return bad;
-  if (status bad = check_tenant(context, request.customer_id()); !bad.ok()) return bad;
+  if (status bad = first_error({check_id("vm_id", request.vm_id(), settings),
+                                check_id("customer_id", request.customer_id(), settings),
+                                check_tenant(context, request.customer_id())});
+      !bad.ok()) {
+    return bad;
+  }
   if (request.metrics_size() == 0) return invalid("the batch has no metrics");
   if (static_cast<uint64_t>(request.metrics_size()) > settings.max_samples) {
     return status{status_code::resource_exhausted,
@@ -192,21 +212,17 @@ void add_metald_service(connect_router& router, caf::actor_system& system,
       [&system, directory, settings](const call_context& context,
                                      v1::MetaldNotifyVmStartedRequest request,
                                      responder<v1::MetaldSuccessResponse> respond) {
-        for (status bad : {check_id("vm_id", request.vm_id(), settings),
-                           check_id("customer_id", request.customer_id(), settings),
-                           check_tenant(context, request.customer_id()),
-                           check_instant("start_time", request.start_time(), settings)}) {
-          if (!bad.ok()) {
-            respond(bad);
-            return;
-          }
+        if (status bad = first_error({check_id("vm_id", request.vm_id(), settings),
+                                      check_id("customer_id", request.customer_id(), settings),
+                                      check_tenant(context, request.customer_id()),
+                                      check_instant("start_time", request.start_time(), settings)});
+            !bad.ok()) {
+          respond(bad);
+          return;
         }
-        model::metald_op op;
-        op.kind = model::metald_op_kind::start;
+        auto op = lifecycle_op(model::metald_op_kind::start, request.vm_id(), request.start_time());
         op.customer_id = request.customer_id();
         op.region = settings.region;
-        op.vm_id = request.vm_id();
-        op.at_ns = request.start_time();
         apply(system, directory, context, std::move(op), answer_success(respond));
       });
 
@@ -215,19 +231,16 @@ void add_metald_service(connect_router& router, caf::actor_system& system,
       [&system, directory, store, settings](const call_context& context,
                                             v1::MetaldNotifyVmStoppedRequest request,
                                             responder<v1::MetaldSuccessResponse> respond) {
-        for (status bad : {check_id("vm_id", request.vm_id(), settings),
-                           check_instant("stop_time", request.stop_time(), settings)}) {
-          if (!bad.ok()) {
-            respond(bad);
-            return;
-          }
+        if (status bad = first_error({check_id("vm_id", request.vm_id(), settings),
+                                      check_instant("stop_time", request.stop_time(), settings)});
+            !bad.ok()) {
+          respond(bad);
+          return;
         }
-        model::metald_op op;
-        op.kind = model::metald_op_kind::stop;
-        op.vm_id = request.vm_id();
-        op.at_ns = request.stop_time();
-        apply_to_known_vm(system, directory, *store, context, settings, std::move(op),
-                          std::move(respond));
+        apply_to_known_vm(
+            system, directory, *store, context, settings,
+            lifecycle_op(model::metald_op_kind::stop, request.vm_id(), request.stop_time()),
+            std::move(respond));
       });
 
   router.add_unary<v1::MetaldNotifyPossibleGapRequest, v1::MetaldSuccessResponse>(
@@ -235,22 +248,18 @@ void add_metald_service(connect_router& router, caf::actor_system& system,
       [&system, directory, store, settings](const call_context& context,
                                             v1::MetaldNotifyPossibleGapRequest request,
                                             responder<v1::MetaldSuccessResponse> respond) {
-        for (status bad : {check_id("vm_id", request.vm_id(), settings),
-                           check_instant("last_sent", request.last_sent(), settings),
-                           check_instant("resume_time", request.resume_time(), settings)}) {
-          if (!bad.ok()) {
-            respond(bad);
-            return;
-          }
-        }
-        if (request.resume_time() <= request.last_sent()) {
-          respond(invalid("resume_time must be after last_sent"));
+        const status ordered = request.resume_time() > request.last_sent()
+                                   ? status::ok_status()
+                                   : invalid("resume_time must be after last_sent");
+        if (status bad = first_error({check_id("vm_id", request.vm_id(), settings),
+                                      check_instant("last_sent", request.last_sent(), settings),
+                                      check_instant("resume_time", request.resume_time(), settings),
+                                      ordered});
+            !bad.ok()) {
+          respond(bad);
           return;
         }
-        model::metald_op op;
-        op.kind = model::metald_op_kind::gap;
-        op.vm_id = request.vm_id();
-        op.at_ns = request.last_sent();
+        auto op = lifecycle_op(model::metald_op_kind::gap, request.vm_id(), request.last_sent());
         op.until_ns = request.resume_time();
         apply_to_known_vm(system, directory, *store, context, settings, std::move(op),
                           std::move(respond));
