@@ -99,6 +99,26 @@ test("binary: the same contract through connect-node's binary codec", async () =
   await assertUsage(server.baseUrl, customer, vm, expectedUsage([samples]));
 });
 
+test("StreamLiveUsage carries metald usage like any other ingest", async () => {
+  const customer = uniqueId("metald-live");
+  const vm = uniqueId("vm");
+  const stream = queryClient(server.baseUrl).streamLiveUsage({ customerId: customer })[Symbol.asyncIterator]();
+  try {
+    const snapshot = await stream.next();
+    assert.equal(snapshot.value.snapshot, true);
+    const samples = makeSamples(BASE_NS, 10, (i) => ({ cpu: BigInt(7_000 * i), memory: 100n, tx: BigInt(3 * i) }));
+    await sendBatchJson(server.baseUrl, vm, customer, samples);
+    const update = await stream.next();
+    assert.equal(update.value.snapshot, false);
+    const expected = expectedUsage([samples]);
+    assert.equal(update.value.delta.cpuTimeNanos, expected.cpuTimeNanos);
+    assert.equal(update.value.delta.networkTxBytes, expected.networkTxBytes);
+    assert.equal(update.value.delta.vmActiveNanos, expected.vmActiveNanos);
+  } finally {
+    await stream.return?.();
+  }
+});
+
 test("out-of-order batches: a late batch adds nothing, its usage is in the delta that jumped over it", async () => {
   const customer = uniqueId("metald-order");
   const vm = uniqueId("vm");
@@ -198,12 +218,17 @@ test("a SIGKILL between batches changes no total, and the next batch continues e
     const vm = uniqueId("vm");
     const samples = makeSamples(BASE_NS, 40, (i) => ({ cpu: BigInt(1_000_003 * i * i), memory: BigInt(10_000 + 37 * i), rx: BigInt(i * 11) }));
     const batches = [samples.slice(0, 15), samples.slice(15, 30), samples.slice(30)];
+    const instance = uniqueId("metald-instance");
     await sendBatchJson(node.baseUrl, vm, customer, batches[0]);
     await sendBatchJson(node.baseUrl, vm, customer, batches[1]);
+    assert.equal((await metaldClients(node.baseUrl).binary.sendHeartbeat({ instanceId: instance, activeVms: [vm] })).success, true);
     await node.kill();
     node = await startServer({ dataDir });
     servers.push(node);
     await assertUsage(node.baseUrl, customer, vm, expectedUsage(batches.slice(0, 2)));
+    // The heartbeat and the VM's session survived too.
+    const sessions = await metaldClients(node.baseUrl).binary.getActiveBillingSessions({ instanceId: instance });
+    assert.deepEqual(sessions.sessions.map((x) => [x.vmId, x.customerId, x.startTime, x.lastSampleTime]), [[vm, customer, samples[0].at, samples[29].at]]);
     // metald did not see the ack of batch 1 and retries it, then goes on.
     await sendBatchJson(node.baseUrl, vm, customer, batches[1]);
     await sendBatchJson(node.baseUrl, vm, customer, batches[2]);
