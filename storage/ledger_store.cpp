@@ -391,6 +391,32 @@ result<std::optional<model::metald_instance>> ledger_store::find_metald_instance
       codec::decode_metald_instance);
 }
 
+status ledger_store::scan_vm_states(
+    const std::string& customer_id,
+    const std::function<bool(const std::string&, const model::vm_state&)>& visit) const {
+  auto prefix = keys::customer_prefix(customer_id);
+  if (!prefix) return prefix.error();
+  const auto successor = keys::prefix_successor(*prefix);
+  std::optional<rocksdb::Slice> upper_bound;
+  rocksdb::ReadOptions read_options;
+  if (successor) {
+    upper_bound.emplace(*successor);
+    read_options.iterate_upper_bound = &*upper_bound;
+  }
+  std::unique_ptr<rocksdb::Iterator> it(
+      impl_->db->db().NewIterator(read_options, impl_->db->handle(vm_state_family)));
+  for (it->Seek(*prefix); it->Valid(); it->Next()) {
+    const auto vm_part = it->key().ToStringView().substr(prefix->size());
+    if (vm_part.empty() || static_cast<uint8_t>(vm_part[0]) + size_t{1} != vm_part.size()) {
+      return {status_code::data_loss, "corrupt vm_state key"};
+    }
+    auto state = codec::decode_vm_state(it->value().ToStringView());
+    if (!state) return state.error();
+    if (!visit(std::string(vm_part.substr(1)), *state)) return status::ok_status();
+  }
+  return from_rocksdb(it->status(), fmt::format("scanning the vm states of '{}'", customer_id));
+}
+
 status ledger_store::scan_metald_instances(
     const std::function<bool(const std::string&, const model::metald_instance&)>& visit) const {
   std::unique_ptr<rocksdb::Iterator> it(impl_->db->db().NewIterator(

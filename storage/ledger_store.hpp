@@ -153,6 +153,11 @@ class ledger_store {
   result<std::optional<std::string>> find_vm_customer(std::string_view vm_id) const;
   result<std::optional<model::metald_instance>> find_metald_instance(
       std::string_view instance_id) const;
+  // Every metald VM state of `customer_id`, in vm order; stops when `visit`
+  // returns false.
+  status scan_vm_states(
+      const std::string& customer_id,
+      const std::function<bool(const std::string&, const model::vm_state&)>& visit) const;
   // Every stored metald instance, in id order; stops when `visit` returns false.
   status scan_metald_instances(
       const std::function<bool(const std::string&, const model::metald_instance&)>& visit) const;

@@ -301,10 +301,28 @@ test("gaps: NotifyPossibleGap and a hole in a VM's samples appear in GetBillingW
   });
   const toNs = (t) => t.seconds * SECOND + BigInt(t.nanos);
   const gaps = report.gaps.map((g) => [g.vmId, toNs(g.startTime), toNs(g.endTime)]);
+  const rangeEnd = BASE_NS + BigInt(HOUR_MS) * MS;
   assert.deepEqual(gaps, [
     [vm, before[9].at, resumeAt],
+    // The session is open and nothing came since: a gap up to now, clipped to the range.
+    [vm, after[9].at, rangeEnd],
     [vm, reported.from, reported.to],
   ]);
   // Counters are cumulative: the hole's usage is still counted, once.
   await assertUsage(server.baseUrl, customer, vm, expectedUsage([before, after]));
+
+  // A running VM (open session) silent since its last sample: a gap up to now.
+  const silentVm = uniqueId("vm-silent");
+  const start = BigInt(Date.now() - 10 * 60_000) * MS;
+  const { binary } = metaldClients(server.baseUrl);
+  await binary.notifyVmStarted({ vmId: silentVm, customerId: customer, startTime: start });
+  const last = makeSamples(start + SECOND, 3, (i) => ({ cpu: BigInt(i), memory: 1n }));
+  await sendBatchJson(server.baseUrl, silentVm, customer, last);
+  const queriedAt = BigInt(Date.now()) * MS;
+  const hour = Math.floor(Date.now() / HOUR_MS) * HOUR_MS;
+  const live = await queryClient(server.baseUrl).getBillingWindow({ customerId: customer, startTime: ts(hour - 2 * HOUR_MS), endTime: ts(hour + HOUR_MS) });
+  const open = live.gaps.filter((g) => g.vmId === silentVm);
+  assert.equal(open.length, 1, JSON.stringify(live.gaps, (_, v) => (typeof v === "bigint" ? String(v) : v)));
+  assert.equal(toNs(open[0].startTime), last[2].at);
+  assert.ok(toNs(open[0].endTime) >= queriedAt, "the open gap runs until the query");
 });

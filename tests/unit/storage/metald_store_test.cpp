@@ -98,6 +98,16 @@ TEST_CASE("a VM's state, its customer, an instance and gaps are read back after 
               .ok());
   CHECK(gaps ==
         std::vector<model::metald_gap>{{t0, t0 + minute}, {t0 + 10 * minute, t0 + 11 * minute}});
+  std::vector<std::string> vms;
+  REQUIRE(store
+              ->scan_vm_states("acme",
+                               [&](const std::string& vm, const model::vm_state& state) {
+                                 CHECK(state == sample_vm_state());
+                                 vms.push_back(vm);
+                                 return true;
+                               })
+              .ok());
+  CHECK(vms == std::vector<std::string>{"vm-1"});
   size_t instances = 0;
   REQUIRE(store
               ->scan_metald_instances([&](const std::string& id, const model::metald_instance&) {
