@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "billing/v1/metald.pb.h"
 #include "gateway/services/actor_bridge.hpp"
 #include "gateway/services/convert.hpp"
@@ -21,13 +23,23 @@ status check_id(std::string_view field, std::string_view value, const metald_set
   return status::ok_status();
 }
 
-// A unix-nanosecond instant metald may send: after 2000-01-01 and at most the
-// clock skew in the future.
+// A unix-nanosecond instant metald may send: after 2000-01-01 and after the
+// raw-retention cutoff (older raw windows are dropped anyway, and this bounds
+// how many hourly windows one call can derive), and at most the clock skew in
+// the future.
 status check_instant(std::string_view field, int64_t ns, const metald_settings& settings) {
-  const int64_t latest = model::unix_now_ns() + settings.limits.max_clock_skew_ns;
-  if (ns == model::kNoTimestamp || ns < model::kEarliestValidNs || ns > latest) {
-    return invalid(fmt::format("{} {} ns is out of range (2000-01-01 to now + {} s)", field, ns,
-                               settings.limits.max_clock_skew_ns / model::kNanosPerSecond));
+  const int64_t now = model::unix_now_ns();
+  const int64_t latest = now + settings.limits.max_clock_skew_ns;
+  const int64_t earliest =
+      settings.limits.raw_retention_ns > 0
+          ? std::max(model::kEarliestValidNs, now - settings.limits.raw_retention_ns)
+          : model::kEarliestValidNs;
+  if (ns == model::kNoTimestamp || ns < earliest || ns > latest) {
+    return invalid(fmt::format(
+        "{} {} ns is out of range (after 2000-01-01 and the {}-day raw retention, at most {} s "
+        "ahead)",
+        field, ns, settings.limits.raw_retention_ns / model::kNanosPerDay,
+        settings.limits.max_clock_skew_ns / model::kNanosPerSecond));
   }
   return status::ok_status();
 }

@@ -143,12 +143,14 @@ test("out-of-order batches: a late batch adds nothing, its usage is in the delta
 
 test("invalid input: invalid_argument for empty vm_id, empty batch, timestamps out of range", async () => {
   const customer = uniqueId("metald-bad");
-  const good = { timestamp: "2026-01-01T00:00:00Z", cpu_time_nanos: 1, memory_usage_bytes: 1 };
+  const good = { timestamp: new Date(Date.now() - HOUR_MS).toISOString(), cpu_time_nanos: 1, memory_usage_bytes: 1 };
   const cases = [
     { vm_id: "", customer_id: customer, metrics: [good] },
     { vm_id: "vm-x", customer_id: customer, metrics: [] },
     { vm_id: "vm-x", customer_id: "", metrics: [good] },
     { vm_id: "vm-x", customer_id: customer, metrics: [{ ...good, timestamp: "1990-01-01T00:00:00Z" }] },
+    // Before the 90-day raw retention.
+    { vm_id: "vm-x", customer_id: customer, metrics: [{ ...good, timestamp: new Date(Date.now() - 100 * DAY_MS).toISOString() }] },
     { vm_id: "vm-x", customer_id: customer, metrics: [{ ...good, timestamp: "2999-01-01T00:00:00Z" }] },
     { vm_id: "vm-x", customer_id: customer, metrics: [{ ...good, cpu_time_nanos: -5 }] },
   ];
