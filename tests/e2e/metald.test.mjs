@@ -99,6 +99,30 @@ test("binary: the same contract through connect-node's binary codec", async () =
   await assertUsage(server.baseUrl, customer, vm, expectedUsage([samples]));
 });
 
+test("concurrent retries and overlapping batches of one VM never count a sample twice", async () => {
+  const customer = uniqueId("metald-race");
+  const vm = uniqueId("vm");
+  const samples = makeSamples(BASE_NS, 60, (i) => ({ cpu: BigInt(10_007 * i * i), memory: 5000n, tx: BigInt(3 * i) }));
+  const { binary } = metaldClients(server.baseUrl);
+  const send = (batch) => binary.sendMetricsBatch({ vmId: vm, customerId: customer, metrics: batch.map(sampleMessage) });
+  await send(samples.slice(0, 1)); // the baseline
+  // Arriving together, in any order, they land in one commit group or several;
+  // the VM state carries from one to the next. Whatever the order, monotonic
+  // counters give last minus first and a constant gauge its value times the span.
+  const batches = [samples.slice(0, 20), samples.slice(0, 20), samples.slice(10, 40), samples.slice(30), samples.slice(0, 20), samples];
+  const answers = await Promise.all(batches.map(send));
+  assert.ok(answers.every((a) => a.success));
+  const added = answers.reduce((n, a) => n + Number(/stored (\d+) new/.exec(a.message)[1]), 0);
+  assert.ok(added >= 1 && added <= 59, `${added} new samples`);
+  const span = samples[59].at - samples[0].at;
+  await assertUsage(server.baseUrl, customer, vm, {
+    cpuTimeNanos: samples[59].cpu - samples[0].cpu,
+    networkTxBytes: samples[59].tx - samples[0].tx,
+    memoryBytesSeconds: (5000n * span) / SECOND,
+    vmActiveNanos: span,
+  });
+});
+
 test("StreamLiveUsage carries metald usage like any other ingest", async () => {
   const customer = uniqueId("metald-live");
   const vm = uniqueId("vm");
