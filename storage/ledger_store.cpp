@@ -59,43 +59,31 @@ void write_set::merge_rollups(std::string_view customer_id,
   }
 }
 
-void write_set::put_vm_state(std::string_view customer_id, std::string_view vm_id,
-                             const model::vm_state& state) {
+void write_set::put(uint32_t family, result<std::string> key, std::string value) {
   if (!encode_status_.ok()) return;
-  auto state_key = keys::vm_state_key(customer_id, vm_id);
-  auto index_key = keys::vm_index_key(vm_id);
-  if (!state_key || !index_key) {
-    encode_status_ = state_key ? index_key.error() : state_key.error();
+  if (!key) {
+    encode_status_ = key.error();
     return;
   }
-  mutations_.push_back(
-      {vm_state_family, std::move(*state_key), codec::encode_vm_state(state), false});
-  mutations_.push_back(
-      {vm_index_family, std::move(*index_key), codec::encode_vm_index(customer_id), false});
+  mutations_.push_back({family, std::move(*key), std::move(value), false});
+}
+
+void write_set::put_vm_state(std::string_view customer_id, std::string_view vm_id,
+                             const model::vm_state& state) {
+  put(vm_state_family, keys::vm_state_key(customer_id, vm_id), codec::encode_vm_state(state));
+  put(vm_index_family, keys::vm_index_key(vm_id), codec::encode_vm_index(customer_id));
 }
 
 void write_set::put_metald_gap(std::string_view customer_id, std::string_view vm_id,
                                std::string_view region, const model::metald_gap& gap) {
-  if (!encode_status_.ok()) return;
-  auto key = keys::metald_gap_key(customer_id, vm_id, gap);
-  if (!key) {
-    encode_status_ = key.error();
-    return;
-  }
-  mutations_.push_back(
-      {metald_gaps_family, std::move(*key), codec::encode_metald_gap(region), false});
+  put(metald_gaps_family, keys::metald_gap_key(customer_id, vm_id, gap),
+      codec::encode_metald_gap(region));
 }
 
 void write_set::put_metald_instance(std::string_view instance_id,
                                     const model::metald_instance& instance) {
-  if (!encode_status_.ok()) return;
-  auto key = keys::metald_instance_key(instance_id);
-  if (!key) {
-    encode_status_ = key.error();
-    return;
-  }
-  mutations_.push_back(
-      {metald_instances_family, std::move(*key), codec::encode_metald_instance(instance), false});
+  put(metald_instances_family, keys::metald_instance_key(instance_id),
+      codec::encode_metald_instance(instance));
 }
 
 // ---- ledger_store ----
@@ -123,6 +111,11 @@ struct ledger_store::impl {
     return options;
   }
   void write_group(std::span<pending_commit> group);
+  // Calls `visit(key without the prefix, value)` for every key of `which`
+  // starting with `prefix`, in key order, until it fails or answers false.
+  status scan_prefix(family which, const std::string& prefix, std::string_view context,
+                     const std::function<result<bool>(std::string_view rest,
+                                                      std::string_view value)>& visit) const;
   // The value under `key` in `which`, nullopt when absent.
   result<std::optional<std::string>> get(family which, const std::string& key,
                                          std::string_view context) const;
@@ -202,6 +195,25 @@ result<std::optional<std::string>> ledger_store::impl::get(family which, const s
   if (read.IsNotFound()) return std::optional<std::string>{};
   if (!read.ok()) return from_rocksdb(read, context);
   return std::optional<std::string>{std::move(value)};
+}
+
+status ledger_store::impl::scan_prefix(
+    family which, const std::string& prefix, std::string_view context,
+    const std::function<result<bool>(std::string_view rest, std::string_view value)>& visit) const {
+  const auto successor = keys::prefix_successor(prefix);
+  std::optional<rocksdb::Slice> upper_bound;
+  rocksdb::ReadOptions read_options;
+  if (successor) {
+    upper_bound.emplace(*successor);
+    read_options.iterate_upper_bound = &*upper_bound;
+  }
+  std::unique_ptr<rocksdb::Iterator> it(db->db().NewIterator(read_options, db->handle(which)));
+  for (it->Seek(prefix); it->Valid(); it->Next()) {
+    auto more = visit(it->key().ToStringView().substr(prefix.size()), it->value().ToStringView());
+    if (!more) return more.error();
+    if (!more.value()) return status::ok_status();
+  }
+  return from_rocksdb(it->status(), context);
 }
 
 ledger_store::ledger_store(std::unique_ptr<impl> impl) : impl_(std::move(impl)) {}
@@ -330,27 +342,19 @@ status ledger_store::scan_conflicts(
     const std::function<bool(const conflict_record&)>& visit) const {
   auto prefix = keys::customer_prefix(customer_id);
   if (!prefix) return prefix.error();
-  const auto successor = keys::prefix_successor(*prefix);
-  const size_t key_size = prefix->size() + 16;  // + recorded_at + sequence
-
-  std::optional<rocksdb::Slice> upper_bound;
-  rocksdb::ReadOptions read_options;
-  if (successor) {
-    upper_bound.emplace(*successor);
-    read_options.iterate_upper_bound = &*upper_bound;
-  }
-  std::unique_ptr<rocksdb::Iterator> it(
-      impl_->db->db().NewIterator(read_options, impl_->db->handle(audit_family)));
-  for (it->Seek(*prefix); it->Valid(); it->Next()) {
-    if (it->key().size() != key_size) {
-      return {status_code::data_loss,
-              fmt::format("corrupt audit key: {} bytes, expected {}", it->key().size(), key_size)};
-    }
-    auto record = codec::decode_conflict(it->value().ToStringView());
-    if (!record) return record.error();
-    if (!visit(*record)) return status::ok_status();
-  }
-  return from_rocksdb(it->status(), fmt::format("scanning the conflicts of '{}'", customer_id));
+  constexpr size_t key_rest_size = 16;  // recorded_at + sequence
+  return impl_->scan_prefix(
+      audit_family, *prefix, fmt::format("scanning the conflicts of '{}'", customer_id),
+      [&](std::string_view rest, std::string_view value) -> result<bool> {
+        if (rest.size() != key_rest_size) {
+          return status{status_code::data_loss,
+                        fmt::format("corrupt audit key: {} bytes, expected {}",
+                                    prefix->size() + rest.size(), prefix->size() + key_rest_size)};
+        }
+        auto record = codec::decode_conflict(value);
+        if (!record) return record.error();
+        return visit(*record);
+      });
 }
 
 namespace {
@@ -396,41 +400,30 @@ status ledger_store::scan_vm_states(
     const std::function<bool(const std::string&, const model::vm_state&)>& visit) const {
   auto prefix = keys::customer_prefix(customer_id);
   if (!prefix) return prefix.error();
-  const auto successor = keys::prefix_successor(*prefix);
-  std::optional<rocksdb::Slice> upper_bound;
-  rocksdb::ReadOptions read_options;
-  if (successor) {
-    upper_bound.emplace(*successor);
-    read_options.iterate_upper_bound = &*upper_bound;
-  }
-  std::unique_ptr<rocksdb::Iterator> it(
-      impl_->db->db().NewIterator(read_options, impl_->db->handle(vm_state_family)));
-  for (it->Seek(*prefix); it->Valid(); it->Next()) {
-    const auto vm_part = it->key().ToStringView().substr(prefix->size());
-    if (vm_part.empty() || static_cast<uint8_t>(vm_part[0]) + size_t{1} != vm_part.size()) {
-      return {status_code::data_loss, "corrupt vm_state key"};
-    }
-    auto state = codec::decode_vm_state(it->value().ToStringView());
-    if (!state) return state.error();
-    if (!visit(std::string(vm_part.substr(1)), *state)) return status::ok_status();
-  }
-  return from_rocksdb(it->status(), fmt::format("scanning the vm states of '{}'", customer_id));
+  return impl_->scan_prefix(
+      vm_state_family, *prefix, fmt::format("scanning the vm states of '{}'", customer_id),
+      [&](std::string_view vm_part, std::string_view value) -> result<bool> {
+        if (vm_part.empty() || static_cast<uint8_t>(vm_part[0]) + size_t{1} != vm_part.size()) {
+          return status{status_code::data_loss, "corrupt vm_state key"};
+        }
+        auto state = codec::decode_vm_state(value);
+        if (!state) return state.error();
+        return visit(std::string(vm_part.substr(1)), *state);
+      });
 }
 
 status ledger_store::scan_metald_instances(
     const std::function<bool(const std::string&, const model::metald_instance&)>& visit) const {
-  std::unique_ptr<rocksdb::Iterator> it(impl_->db->db().NewIterator(
-      rocksdb::ReadOptions{}, impl_->db->handle(metald_instances_family)));
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    const auto key = it->key().ToStringView();
-    if (key.empty() || static_cast<uint8_t>(key[0]) + size_t{1} != key.size()) {
-      return {status_code::data_loss, "corrupt metald_instances key"};
-    }
-    auto instance = codec::decode_metald_instance(it->value().ToStringView());
-    if (!instance) return instance.error();
-    if (!visit(std::string(key.substr(1)), *instance)) return status::ok_status();
-  }
-  return from_rocksdb(it->status(), "scanning the metald instances");
+  return impl_->scan_prefix(
+      metald_instances_family, "", "scanning the metald instances",
+      [&](std::string_view key, std::string_view value) -> result<bool> {
+        if (key.empty() || static_cast<uint8_t>(key[0]) + size_t{1} != key.size()) {
+          return status{status_code::data_loss, "corrupt metald_instances key"};
+        }
+        auto instance = codec::decode_metald_instance(value);
+        if (!instance) return instance.error();
+        return visit(std::string(key.substr(1)), *instance);
+      });
 }
 
 status ledger_store::scan_metald_gaps(

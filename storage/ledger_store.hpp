@@ -92,6 +92,9 @@ class write_set {
   const std::vector<mutation>& mutations() const { return mutations_; }
 
  private:
+  // A Put of `value` under `key`, or `key`'s error recorded (see encode_status).
+  void put(uint32_t family, result<std::string> key, std::string value);
+
   std::vector<mutation> mutations_;
   status encode_status_;
 };
