@@ -266,7 +266,7 @@ test("a SIGKILL between batches changes no total, and the next batch continues e
 });
 
 test("heartbeat timeout: a silent instance's VM sessions end at its last heartbeat and reopen with samples", async () => {
-  const node = await startServer({ args: ["--heartbeat-timeout-seconds=1"] });
+  const node = await startServer({ args: ["--heartbeat-timeout-seconds=2"] });
   servers.push(node);
   const { binary } = metaldClients(node.baseUrl);
   const customer = uniqueId("metald-hb");
@@ -286,7 +286,7 @@ test("heartbeat timeout: a silent instance's VM sessions end at its last heartbe
 
   // Silent for more than the timeout: the session ends at the last heartbeat.
   let sessions = open.sessions;
-  for (let i = 0; i < 50 && sessions.length > 0; i++) {
+  for (let i = 0; i < 100 && sessions.length > 0; i++) {
     await new Promise((resolve) => setTimeout(resolve, 100));
     sessions = (await binary.getActiveBillingSessions({ instanceId: instance })).sessions;
   }
