@@ -26,6 +26,11 @@ struct part_usage {
   bool stored_any = false;
 };
 
+struct pending_metald {
+  model::metald_op op;
+  caf::typed_response_promise<uint32_t> promise;
+};
+
 struct pending_subscriber {
   subscriber_actor subscriber;
   caf::typed_response_promise<model::usage_update> promise;
@@ -46,7 +51,11 @@ struct ledger_state {
   std::deque<pending_part> waiting;
   std::vector<pending_part> committing;
   std::vector<outcomes> committing_outcomes;
+  // Usage per committing part, then per committing metald op.
   std::vector<part_usage> committing_usage;
+  std::deque<pending_metald> waiting_metald;
+  std::vector<pending_metald> committing_metald;
+  std::vector<result<uint32_t>> committing_metald_outcomes;
   uint64_t commit_id = 0;
   bool in_flight = false;
 
@@ -87,11 +96,29 @@ storage::ingest_record ingest_record_of(const model::customer_part& part, const 
   return record;
 }
 
+// Adds an accepted window to the group's writes, rollups and live usage.
+status accept_window(ledger_state& st, const model::usage_window& window,
+                     storage::write_set& writes, model::rollup_accumulator& rollups,
+                     part_usage& usage) {
+  if (status added = rollups.add(window); !added.ok()) return added;
+  if (status added = usage.delta.add(model::usage_totals::of(window)); !added.ok()) return added;
+  if (!st.subscribers.empty()) {
+    const int64_t month_end =
+        model::next_bucket_start(model::granularity::month, st.month_start_ns);
+    auto share = model::usage_within(window, st.month_start_ns, month_end);
+    if (status added = usage.month_share.add(share); !added.ok()) return added;
+  }
+  usage.stored_any = true;
+  writes.put_window(window);
+  return status::ok_status();
+}
+
 // Judges every window of the group and collects the writes: raw windows,
-// dedup entries, the rollups they add and one audit entry per part, all in
-// one write_set (so the record exists exactly when the part's windows do).
-// Returns the outcomes per part, in the parts' order.
-result<std::vector<outcomes>> judge_group(ledger_state& st, storage::write_set& writes) {
+// dedup entries, the rollups they add (into `rollups`) and one audit entry
+// per part, all in one write_set (so the record exists exactly when the
+// part's windows do). Returns the outcomes per part, in the parts' order.
+result<std::vector<outcomes>> judge_group(ledger_state& st, storage::write_set& writes,
+                                          model::rollup_accumulator& rollups) {
   std::vector<model::window_identity> identities;
   for (const auto& pending : st.committing) {
     for (const auto& window : pending.part.windows) {
@@ -101,9 +128,6 @@ result<std::vector<outcomes>> judge_group(ledger_state& st, storage::write_set& 
   auto stored = st.store->find_stored(identities);
   if (!stored.ok()) return stored.error();
 
-  const bool tracking_month = !st.subscribers.empty();
-  const int64_t month_end = model::next_bucket_start(model::granularity::month, st.month_start_ns);
-  model::rollup_accumulator rollups;
   // Windows accepted earlier in this same group, by identity.
   std::map<model::window_identity, const model::usage_window*> accepted_in_group;
   std::vector<outcomes> group_outcomes;
@@ -125,16 +149,9 @@ result<std::vector<outcomes>> judge_group(ledger_state& st, storage::write_set& 
         existing = it->second;
       }
       if (existing == nullptr) {
-        if (status added = rollups.add(window); !added.ok()) return added;
-        if (status added = usage.delta.add(model::usage_totals::of(window)); !added.ok()) {
+        if (status added = accept_window(st, window, writes, rollups, usage); !added.ok()) {
           return added;
         }
-        if (tracking_month) {
-          auto share = model::usage_within(window, st.month_start_ns, month_end);
-          if (status added = usage.month_share.add(share); !added.ok()) return added;
-        }
-        usage.stored_any = true;
-        writes.put_window(window);
         accepted_in_group.emplace(identities[flat], &window);
         part_outcomes.push_back(model::item_outcome::accepted(index));
       } else if (existing->same_billed_values(window)) {
@@ -148,8 +165,51 @@ result<std::vector<outcomes>> judge_group(ledger_state& st, storage::write_set& 
     writes.put_ingest_record(ingest_record_of(part, part_outcomes));
     group_outcomes.push_back(std::move(part_outcomes));
   }
-  writes.merge_rollups(st.customer_id, rollups);
   return group_outcomes;
+}
+
+// Applies the group's metald ops in order, each VM's state read once from the
+// store (durable: no commit is in flight) and then carried through the group.
+// Each op's derived window (cut at hours) and new state go into `writes`, so
+// usage and watermark become durable together. An op that cannot be applied
+// (a sum past 2^64-1) fails alone.
+result<std::vector<result<uint32_t>>> judge_metald(ledger_state& st, storage::write_set& writes,
+                                                   model::rollup_accumulator& rollups) {
+  std::map<std::string, model::vm_state> states;
+  std::vector<result<uint32_t>> op_outcomes;
+  for (const auto& pending : st.committing_metald) {
+    const auto& op = pending.op;
+    auto found = states.find(op.vm_id);
+    if (found == states.end()) {
+      auto stored = st.store->find_vm_state(st.customer_id, op.vm_id);
+      if (!stored.ok()) return stored.error();
+      found = states.emplace(op.vm_id, stored.value().value_or(model::vm_state{})).first;
+    }
+    model::vm_state next = found->second;
+    auto applied = model::apply_op(next, op);
+    part_usage usage;
+    if (applied.ok() && applied->window) {
+      // Fails only past 2^64 units, like a window of the windowed path: the group fails.
+      for (const auto& piece : model::split_at_hours(*applied->window)) {
+        if (status added = accept_window(st, piece, writes, rollups, usage); !added.ok()) {
+          return added;
+        }
+      }
+    }
+    if (!applied.ok()) {
+      op_outcomes.push_back(applied.error());
+      st.committing_usage.push_back({});
+      continue;
+    }
+    if (applied->gap) writes.put_metald_gap(st.customer_id, op.vm_id, next.region, *applied->gap);
+    if (applied->new_samples > 0) {
+      writes.put_vm_state(st.customer_id, op.vm_id, next);
+      found->second = std::move(next);
+    }
+    op_outcomes.push_back(applied->new_samples);
+    st.committing_usage.push_back(std::move(usage));
+  }
+  return op_outcomes;
 }
 
 // Reads this month's totals from the monthly rollups. Only called while no
@@ -231,27 +291,55 @@ void finish_group(ledger_state& st) {
   st.committing.clear();
   st.committing_outcomes.clear();
   st.committing_usage.clear();
+  st.committing_metald.clear();
+  st.committing_metald_outcomes.clear();
 }
 
 void fail_committing(ledger_state& st, const status& error) {
   for (auto& pending : st.committing) pending.promise.deliver(to_error(error));
+  for (auto& pending : st.committing_metald) pending.promise.deliver(to_error(error));
   finish_group(st);
+}
+
+void deliver_committed(ledger_state& st) {
+  for (size_t i = 0; i < st.committing.size(); ++i) {
+    st.committing[i].promise.deliver(std::move(st.committing_outcomes[i]));
+  }
+  for (size_t i = 0; i < st.committing_metald.size(); ++i) {
+    auto& outcome = st.committing_metald_outcomes[i];
+    if (outcome.ok()) {
+      st.committing_metald[i].promise.deliver(outcome.value());
+    } else {
+      st.committing_metald[i].promise.deliver(to_error(outcome.error()));
+    }
+  }
 }
 
 void start_commit(ledger_pointer self) {
   auto& st = self->state;
-  if (st.in_flight || st.waiting.empty()) return;
+  if (st.in_flight || (st.waiting.empty() && st.waiting_metald.empty())) return;
   st.committing.assign(std::make_move_iterator(st.waiting.begin()),
                        std::make_move_iterator(st.waiting.end()));
   st.waiting.clear();
+  st.committing_metald.assign(std::make_move_iterator(st.waiting_metald.begin()),
+                              std::make_move_iterator(st.waiting_metald.end()));
+  st.waiting_metald.clear();
 
   storage::write_set writes;
-  auto judged = judge_group(st, writes);
+  model::rollup_accumulator rollups;
+  auto judged = judge_group(st, writes, rollups);
   if (!judged.ok()) {
     fail_committing(st, judged.error());
     return;
   }
   st.committing_outcomes = std::move(judged.value());
+  auto metald = judge_metald(st, writes, rollups);
+  if (!metald.ok()) {
+    fail_committing(st, metald.error());
+    return;
+  }
+  st.committing_metald_outcomes = std::move(metald.value());
+  writes.merge_rollups(st.customer_id, rollups);
   st.in_flight = true;
   const uint64_t id = ++st.commit_id;
   customer_actor me = caf::actor_cast<customer_actor>(self);
@@ -284,9 +372,7 @@ customer_actor::behavior_type customer_ledger(ledger_pointer self, std::string c
         st.in_flight = false;
         const status done{static_cast<status_code>(code), std::move(message)};
         if (done.ok()) {
-          for (size_t i = 0; i < st.committing.size(); ++i) {
-            st.committing[i].promise.deliver(std::move(st.committing_outcomes[i]));
-          }
+          deliver_committed(st);
           publish_committed(self);
           finish_group(st);
         } else {
@@ -300,6 +386,12 @@ customer_actor::behavior_type customer_ledger(ledger_pointer self, std::string c
         self->monitor(subscriber);
         self->state.waiting_subscribers.push_back({std::move(subscriber), promise});
         if (!self->state.in_flight) admit_waiting_subscribers(self);
+        return promise;
+      },
+      [self](metald_atom, model::metald_op& op) -> caf::result<uint32_t> {
+        auto promise = self->make_response_promise<uint32_t>();
+        self->state.waiting_metald.push_back({std::move(op), promise});
+        start_commit(self);
         return promise;
       },
   };

@@ -109,6 +109,9 @@ directory_actor::behavior_type directory(directory_pointer self, ingest_settings
                          subscriber_actor& subscriber) -> caf::delegated<model::usage_update> {
         return self->delegate(ledger_for(customer_id), atom, std::move(subscriber));
       },
+      [self, ledger_for](metald_atom atom, model::metald_op& op) -> caf::delegated<uint32_t> {
+        return self->delegate(ledger_for(op.customer_id), atom, std::move(op));
+      },
   };
 }
 

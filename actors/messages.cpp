@@ -16,6 +16,8 @@ void add_message_types(caf::actor_system_config& config) {
       .add_message_type<model::window_query>("billing.window_query")
       .add_message_type<model::billing_window>("billing.billing_window")
       .add_message_type<model::usage_update>("billing.usage_update")
+      .add_message_type<model::metald_op>("billing.metald_op")
+      .add_message_type<std::vector<model::metald_session>>("billing.metald_sessions")
       .add_message_type<customer_actor>("billing.customer_actor")
       .add_message_type<subscriber_actor>("billing.subscriber_actor")
       .add_message_type<query_actor>("billing.query_actor")

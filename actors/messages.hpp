@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "model/ingest.hpp"
+#include "model/metald.hpp"
 #include "model/usage_query.hpp"
 #include "model/usage_window.hpp"
 
@@ -20,6 +21,7 @@ using usage_atom = caf::atom_constant<caf::atom("usage")>;
 using window_atom = caf::atom_constant<caf::atom("window")>;
 using subscribe_atom = caf::atom_constant<caf::atom("subscribe")>;
 using update_atom = caf::atom_constant<caf::atom("update")>;
+using metald_atom = caf::atom_constant<caf::atom("metald")>;
 
 // Receives a customer's live usage updates (one per StreamLiveUsage call).
 using subscriber_actor = caf::typed_actor<caf::reacts_to<update_atom, model::usage_update>>;
@@ -32,7 +34,10 @@ using customer_actor = caf::typed_actor<
     caf::reacts_to<committed_atom, uint64_t, uint8_t, std::string>,
     // Adds a live-usage subscriber; the answer is its snapshot, after which it
     // gets an update_atom message per acknowledged ingest until it exits.
-    caf::replies_to<subscribe_atom, subscriber_actor>::with<model::usage_update>>;
+    caf::replies_to<subscribe_atom, subscriber_actor>::with<model::usage_update>,
+    // Applies a metald operation to one VM (model/metald.hpp); answers, once
+    // durable, the samples added (lifecycle ops: 1 when the state changed).
+    caf::replies_to<metald_atom, model::metald_op>::with<uint32_t>>;
 
 // Answers read queries from the store (a small pool per node: reads never
 // wait behind a customer's commits).
@@ -51,7 +56,8 @@ using directory_actor = caf::typed_actor<
     caf::replies_to<append_atom, model::customer_part>::with<std::vector<model::item_outcome>>,
     caf::replies_to<usage_atom, model::usage_query>::with<model::customer_usage>,
     caf::replies_to<window_atom, model::window_query>::with<model::billing_window>,
-    caf::replies_to<subscribe_atom, std::string, subscriber_actor>::with<model::usage_update>>;
+    caf::replies_to<subscribe_atom, std::string, subscriber_actor>::with<model::usage_update>,
+    caf::replies_to<metald_atom, model::metald_op>::with<uint32_t>>;
 
 // Announces every type above to the actor system (required for remote actors).
 void add_message_types(caf::actor_system_config& config);
@@ -155,6 +161,25 @@ typename Inspector::result_type inspect(Inspector& f, usage_gap& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, billing_window& x) {
   return f(caf::meta::type_name("billing_window"), x.customer_id, x.totals, x.vms, x.gaps, x.cost);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, metald_sample& x) {
+  return f(caf::meta::type_name("metald_sample"), x.timestamp_ns, x.cpu_time_nanos,
+           x.memory_usage_bytes, x.disk_read_bytes, x.disk_write_bytes, x.network_rx_bytes,
+           x.network_tx_bytes);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, metald_session& x) {
+  return f(caf::meta::type_name("metald_session"), x.vm_id, x.customer_id, x.start_ns,
+           x.last_sample_ns);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, metald_op& x) {
+  return f(caf::meta::type_name("metald_op"), x.kind, x.customer_id, x.region, x.vm_id, x.at_ns,
+           x.until_ns, x.gap_after_ns, x.samples);
 }
 
 template <class Inspector>

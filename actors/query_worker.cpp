@@ -81,6 +81,25 @@ result<model::billing_window> billing_window(const storage::ledger_store& store,
         &view);
   });
   if (!scanned.ok()) return scanned;
+  scanned = store.scan_metald_gaps(
+      query.customer_id, query.start_ns, query.end_ns,
+      [&](const std::string& vm_id, const std::string& region, const model::metald_gap& gap) {
+        builder.add_gap({vm_id, region, gap.start_ns, gap.end_ns, 0, false});
+        return true;
+      });
+  if (!scanned.ok()) return scanned;
+  // A metald VM whose session is open but which sent nothing for a cadence
+  // or more: its gap runs until now (or the range's end).
+  const int64_t now = model::unix_now_ns();
+  scanned = store.scan_vm_states(
+      query.customer_id, [&](const std::string& vm_id, const model::vm_state& state) {
+        if (state.session_open() && state.watermark_ns != model::kNoTimestamp &&
+            now - state.watermark_ns >= settings.limits.expected_cadence_ns) {
+          builder.add_gap({vm_id, state.region, state.watermark_ns, now, 0, false});
+        }
+        return true;
+      });
+  if (!scanned.ok()) return scanned;
   auto report = std::move(builder).finish();
   if (!report.ok()) return report;
   if (priced) {

@@ -82,7 +82,12 @@ billingd_config::billingd_config() {
            "0: no limit")
       .add(rate_limit_burst, "rate-limit-burst",
            "ingest calls a source may make at once before the rate applies (0: one second's "
-           "worth)");
+           "worth)")
+      .add(metald_region, "metald-region",
+           "region under which VMs reported through billing.v1.BillingService (metald) are filed")
+      .add(heartbeat_timeout_seconds, "heartbeat-timeout-seconds",
+           "a metald instance silent this long has its VMs' sessions ended at its last "
+           "heartbeat");
 }
 
 result<std::pair<std::string, uint16_t>> parse_host_port(std::string_view flag,
@@ -184,6 +189,19 @@ result<security::authenticator> billingd_config::authenticator() const {
 
 int64_t billingd_config::raw_retention_ns() const {
   return int64_t{raw_retention_days} * model::kNanosPerDay;
+}
+
+gateway::metald_settings billingd_config::metald_settings() const {
+  gateway::metald_settings settings;
+  settings.region = metald_region;
+  settings.max_samples = max_batch_items;
+  settings.limits = ingest_settings().limits;
+  settings.gap_after_ns = int64_t{expected_cadence_seconds} * model::kNanosPerSecond;
+  return settings;
+}
+
+actors::instances_settings billingd_config::instances_settings() const {
+  return {int64_t{heartbeat_timeout_seconds} * model::kNanosPerSecond, metald_region};
 }
 
 actors::query_settings billingd_config::query_settings() const {

@@ -13,6 +13,7 @@
 #include "actors/regional_ingest.hpp"
 #include "gateway/connect_server.hpp"
 #include "gateway/services/collector_service.hpp"
+#include "gateway/services/metald_service.hpp"
 #include "security/auth.hpp"
 #include "storage/ledger_store.hpp"
 
@@ -68,6 +69,9 @@ class billingd_config : public caf::actor_system_config {
   uint32_t rate_limit_per_second = 0;  // per source; 0: no limit
   uint32_t rate_limit_burst = 0;       // 0: one second's worth
   std::string plans_file;  // price plan versions applied at start (JSON, billing.v1.PlanFile)
+  // metald (billing.v1.BillingService): its API names no region.
+  std::string metald_region = "default";
+  uint32_t heartbeat_timeout_seconds = 120;
 
   // Settings of each module, derived from the fields above; errors name the flag.
   result<gateway::server_options> server_options() const;
@@ -80,6 +84,8 @@ class billingd_config : public caf::actor_system_config {
   // --insecure-no-auth; invalid_argument when neither or both are given or
   // the file is unreadable or malformed.
   result<security::authenticator> authenticator() const;
+  gateway::metald_settings metald_settings() const;
+  actors::instances_settings instances_settings() const;
 };
 
 // CAF's parser takes `--name=value`; users also type `--name value`. Joins

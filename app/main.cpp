@@ -15,6 +15,7 @@
 #include "gateway/services/collector_service.hpp"
 #include "gateway/services/invoice_service.hpp"
 #include "gateway/services/live_usage_stream.hpp"
+#include "gateway/services/metald_service.hpp"
 #include "gateway/services/query_service.hpp"
 #include "observability/log.hpp"
 #include "observability/metrics.hpp"
@@ -86,6 +87,8 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
     caf::actor_system system{config};
     auto directory = actors::spawn_directory(system, config.ingest_settings(),
                                              config.query_settings(), store.value());
+    auto instances = actors::spawn_metald_instances(system, config.instances_settings(), directory,
+                                                    store.value());
 
     gateway::connect_router router;
     router.set_call_observer([metrics](std::string_view path, status_code code,
@@ -98,6 +101,10 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
     collector_settings.metrics = metrics;
     collector_settings.auth = auth;
     gateway::add_collector_service(router, system, directory, std::move(collector_settings));
+    auto metald_settings = config.metald_settings();
+    metald_settings.auth = auth;
+    gateway::add_metald_service(router, system, directory, instances, store.value(),
+                                std::move(metald_settings));
     gateway::add_query_service(router, system, directory, {config.ingest_settings().limits, auth});
     gateway::add_live_usage_stream(router, system, directory,
                                    {config.ingest_settings().limits, auth});
@@ -151,6 +158,7 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
     }
     // The scrape source refers to the server and the ledger: drop it with them.
     metrics->set_scrape_source(nullptr);
+    caf::anon_send_exit(instances, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(directory, caf::exit_reason::user_shutdown);
   }                       // the actor system waits for every actor; the last ledger reference goes
   store.value().reset();  // closes RocksDB after the committer drained

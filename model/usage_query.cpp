@@ -189,6 +189,12 @@ void billing_window_builder::add(usage_window window) {
   windows.push_back(std::move(window));
 }
 
+void billing_window_builder::add_gap(usage_gap gap) {
+  gap.start_ns = std::max(gap.start_ns, query_.start_ns);
+  gap.end_ns = std::min(gap.end_ns, query_.end_ns);
+  if (gap.start_ns < gap.end_ns) recorded_gaps_.push_back(std::move(gap));
+}
+
 result<billing_window> billing_window_builder::finish() && {
   billing_window report;
   report.customer_id = query_.customer_id;
@@ -235,6 +241,14 @@ result<billing_window> billing_window_builder::finish() && {
     if (activity.spans.empty()) continue;  // only windows before the range
     if (status added = report.totals.add(activity.totals); !added.ok()) return added;
     report.vms.push_back(std::move(activity));
+  }
+  if (!recorded_gaps_.empty()) {
+    report.gaps.insert(report.gaps.end(), std::make_move_iterator(recorded_gaps_.begin()),
+                       std::make_move_iterator(recorded_gaps_.end()));
+    std::stable_sort(
+        report.gaps.begin(), report.gaps.end(), [](const usage_gap& a, const usage_gap& b) {
+          return std::tie(a.vm_id, a.region, a.start_ns) < std::tie(b.vm_id, b.region, b.start_ns);
+        });
   }
   return report;
 }

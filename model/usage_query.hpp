@@ -147,10 +147,14 @@ class billing_window_builder {
  public:
   billing_window_builder(window_query query, const query_limits& limits);
   void add(usage_window window);
+  // A gap recorded elsewhere (metald's sample holes and NotifyPossibleGap);
+  // reported clipped to the range, with the gaps found between windows.
+  void add_gap(usage_gap gap);
   result<billing_window> finish() &&;
 
  private:
   window_query query_;
+  std::vector<usage_gap> recorded_gaps_;
   int64_t cadence_ns_;
   std::map<std::pair<std::string, std::string>, std::vector<usage_window>> by_vm_;
 };

@@ -319,4 +319,137 @@ result<uint32_t> decode_schema_version(std::string_view value) {
   return *version;
 }
 
+namespace {
+
+auto sample_counters(model::metald_sample& s) {
+  return std::tie(s.cpu_time_nanos, s.memory_usage_bytes, s.disk_read_bytes, s.disk_write_bytes,
+                  s.network_rx_bytes, s.network_tx_bytes);
+}
+
+constexpr uint8_t gauge_known_flag = 1;
+constexpr uint8_t end_by_timeout_flag = 2;
+
+status check_end(const bytes::reader& in, std::string_view what) {
+  if (in.at_end()) return status::ok_status();
+  return corrupt(what, fmt::format("{} trailing bytes", in.remaining()));
+}
+
+}  // namespace
+
+std::string encode_vm_state(const model::vm_state& state) {
+  std::string out;
+  bytes::append_u8(out, vm_state_format);
+  append_string(out, state.region);
+  bytes::append_i64(out, state.watermark_ns);
+  auto last = state.last;
+  append_u64_fields(out, sample_counters(last));
+  bytes::append_u8(out,
+                   static_cast<uint8_t>((state.gauge_known ? gauge_known_flag : 0) |
+                                        (state.session_end_by_timeout ? end_by_timeout_flag : 0)));
+  bytes::append_u64(out, state.memory_remainder);
+  bytes::append_i64(out, state.session_start_ns);
+  bytes::append_i64(out, state.session_end_ns);
+  return out;
+}
+
+result<model::vm_state> decode_vm_state(std::string_view value) {
+  bytes::reader in(value);
+  if (auto checked = check_format(in, "vm_state value", vm_state_format); !checked.ok()) {
+    return checked;
+  }
+  model::vm_state state;
+  auto region = read_string(in);
+  auto watermark = in.i64();
+  const bool counters = region && watermark && read_u64_fields(in, sample_counters(state.last));
+  auto flags = in.u8();
+  auto remainder = in.u64();
+  auto start = in.i64();
+  auto end = in.i64();
+  if (!counters || !flags || !remainder || !start || !end) {
+    return corrupt("vm_state value", "truncated");
+  }
+  if (auto checked = check_end(in, "vm_state value"); !checked.ok()) return checked;
+  state.region = std::move(*region);
+  state.watermark_ns = *watermark;
+  state.last.timestamp_ns = *watermark;
+  state.gauge_known = (*flags & gauge_known_flag) != 0;
+  state.session_end_by_timeout = (*flags & end_by_timeout_flag) != 0;
+  state.memory_remainder = *remainder;
+  state.session_start_ns = *start;
+  state.session_end_ns = *end;
+  return state;
+}
+
+namespace {
+
+// version | one string: the values of vm_index and metald_gaps.
+std::string encode_versioned_string(uint8_t format, std::string_view text) {
+  std::string out;
+  bytes::append_u8(out, format);
+  append_string(out, text);
+  return out;
+}
+
+result<std::string> decode_versioned_string(std::string_view value, std::string_view what,
+                                            uint8_t format) {
+  bytes::reader in(value);
+  if (auto checked = check_format(in, what, format); !checked.ok()) return checked;
+  auto text = read_string(in);
+  if (!text) return corrupt(what, "truncated");
+  if (auto checked = check_end(in, what); !checked.ok()) return checked;
+  return std::move(*text);
+}
+
+}  // namespace
+
+std::string encode_vm_index(std::string_view customer_id) {
+  return encode_versioned_string(vm_index_format, customer_id);
+}
+
+result<std::string> decode_vm_index(std::string_view value) {
+  return decode_versioned_string(value, "vm_index value", vm_index_format);
+}
+
+std::string encode_metald_gap(std::string_view region) {
+  return encode_versioned_string(metald_gap_format, region);
+}
+
+result<std::string> decode_metald_gap(std::string_view value) {
+  return decode_versioned_string(value, "metald_gaps value", metald_gap_format);
+}
+
+std::string encode_metald_instance(const model::metald_instance& instance) {
+  std::string out;
+  bytes::append_u8(out, metald_instance_format);
+  bytes::append_i64(out, instance.last_heartbeat_ns);
+  bytes::append_u8(out, instance.timed_out ? 1 : 0);
+  bytes::append_u32(out, static_cast<uint32_t>(instance.active_vms.size()));
+  for (const auto& vm : instance.active_vms) append_string(out, vm);
+  return out;
+}
+
+result<model::metald_instance> decode_metald_instance(std::string_view value) {
+  bytes::reader in(value);
+  if (auto checked = check_format(in, "metald_instances value", metald_instance_format);
+      !checked.ok()) {
+    return checked;
+  }
+  model::metald_instance instance;
+  auto heartbeat = in.i64();
+  auto timed_out = in.u8();
+  auto count = in.u32();
+  if (!heartbeat || !timed_out || !count) return corrupt("metald_instances value", "truncated");
+  // Each vm costs at least its 4-byte length: a count beyond that is damage.
+  if (*count > in.remaining() / 4) return corrupt("metald_instances value", "bad vm count");
+  for (uint32_t i = 0; i < *count; ++i) {
+    auto vm = read_string(in);
+    if (!vm) return corrupt("metald_instances value", "truncated vm id");
+    instance.active_vms.push_back(std::move(*vm));
+  }
+  if (auto checked = check_end(in, "metald_instances value"); !checked.ok()) return checked;
+  instance.last_heartbeat_ns = *heartbeat;
+  instance.timed_out = *timed_out != 0;
+  return instance;
+}
+
 }  // namespace billing::storage::codec

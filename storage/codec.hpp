@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "model/metald.hpp"
 #include "model/rollup.hpp"
 #include "model/status.hpp"
 #include "model/usage_window.hpp"
@@ -21,6 +22,10 @@ inline constexpr uint8_t conflict_format = 1;
 inline constexpr uint8_t rollup_value_format = 2;
 // Audit values start with their format byte, which also tells their kind.
 inline constexpr uint8_t ingest_record_format = 2;
+inline constexpr uint8_t vm_state_format = 1;
+inline constexpr uint8_t vm_index_format = 1;
+inline constexpr uint8_t metald_instance_format = 1;
+inline constexpr uint8_t metald_gap_format = 1;
 
 // The schema of the whole database, stored in the meta family. Bump it when a
 // key or value layout changes incompatibly.
@@ -56,6 +61,26 @@ result<conflict_record> decode_conflict(std::string_view value);
 std::string encode_ingest_record(const ingest_record& record);
 // The customer id is not in the value (it is the key's prefix).
 result<ingest_record> decode_ingest_record(std::string_view value);
+
+// vm_state value: version | region (u32 length + bytes) | watermark (i64) |
+// the watermark sample's 6 counters and gauge (u64: cpu, memory, disk read,
+// disk write, net rx, net tx) | u8 flags (1 gauge_known, 2 end_by_timeout) |
+// memory_remainder (u64) | session_start (i64) | session_end (i64).
+std::string encode_vm_state(const model::vm_state& state);
+result<model::vm_state> decode_vm_state(std::string_view value);
+
+// vm_index value: version | customer_id (u32 length + bytes).
+std::string encode_vm_index(std::string_view customer_id);
+result<std::string> decode_vm_index(std::string_view value);
+
+// metald_instances value: version | last_heartbeat (i64) | u8 timed_out |
+// u32 count | count x (u32 length + vm_id).
+std::string encode_metald_instance(const model::metald_instance& instance);
+result<model::metald_instance> decode_metald_instance(std::string_view value);
+
+// metald_gaps value: version | region (u32 length + bytes).
+std::string encode_metald_gap(std::string_view region);
+result<std::string> decode_metald_gap(std::string_view value);
 
 std::string encode_schema_version(uint32_t version);
 result<uint32_t> decode_schema_version(std::string_view value);

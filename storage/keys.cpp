@@ -173,4 +173,47 @@ std::optional<int64_t> window_start_of_dedup_key(std::string_view key) {
   return *start;
 }
 
+result<std::string> vm_state_key(std::string_view customer_id, std::string_view vm_id) {
+  auto key = customer_prefix(customer_id);
+  if (!key) return key;
+  if (auto appended = append_part(*key, "vm_id", vm_id); !appended.ok()) return appended;
+  return key;
+}
+
+result<std::string> vm_index_key(std::string_view vm_id) {
+  std::string key;
+  if (auto appended = append_part(key, "vm_id", vm_id); !appended.ok()) return appended;
+  return key;
+}
+
+result<std::string> metald_instance_key(std::string_view instance_id) {
+  std::string key;
+  if (auto appended = append_part(key, "instance_id", instance_id); !appended.ok()) return appended;
+  return key;
+}
+
+result<std::string> metald_gap_key(std::string_view customer_id, std::string_view vm_id,
+                                   const model::metald_gap& gap) {
+  auto key = customer_prefix(customer_id);
+  if (!key) return key;
+  append_timestamp(*key, gap.start_ns);
+  if (auto appended = append_part(*key, "vm_id", vm_id); !appended.ok()) return appended;
+  append_timestamp(*key, gap.end_ns);
+  return key;
+}
+
+result<std::pair<std::string, model::metald_gap>> decode_metald_gap_key(std::string_view key) {
+  auto corrupt = [](std::string_view what) {
+    return status{status_code::data_loss, fmt::format("corrupt metald_gaps key: {}", what)};
+  };
+  bytes::reader in(key);
+  if (!read_part(in)) return corrupt("customer_id truncated");
+  auto start = read_timestamp(in);
+  auto vm = start ? read_part(in) : std::nullopt;
+  auto end = vm ? read_timestamp(in) : std::nullopt;
+  if (!end) return corrupt("truncated");
+  if (!in.at_end()) return corrupt(fmt::format("{} trailing bytes", in.remaining()));
+  return std::pair{std::string(*vm), model::metald_gap{*start, *end}};
+}
+
 }  // namespace billing::storage::keys

@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "model/metald.hpp"
 #include "model/rollup.hpp"
 #include "model/status.hpp"
 #include "model/usage_window.hpp"
@@ -25,9 +26,18 @@ enum family : uint32_t {
   rollups_family = 4,
   plans_family = 5,     // effective-dated price plan versions (storage/billing_records)
   invoices_family = 6,  // finalized invoices, immutable
+  // metald (issue 8): per-VM watermark and session, vm -> customer, instances.
+  vm_state_family = 7,
+  vm_index_family = 8,
+  metald_instances_family = 9,
+  metald_gaps_family = 10,
 };
-inline constexpr std::array<std::string_view, 7> family_names = {
-    "default", "windows", "dedup", "audit", "rollups", "plans", "invoices"};
+// New families go at the end; RocksDB creates missing ones at open and
+// finds existing ones by name, so these indices are only our own order.
+inline constexpr std::array<std::string_view, 11> family_names = {
+    "default",    "windows",  "dedup",    "audit",    "rollups",
+    "plans",      "invoices", "vm_state", "vm_index", "metald_instances",
+    "metald_gaps"};
 
 namespace keys {
 
@@ -82,6 +92,18 @@ std::optional<int64_t> window_start_of_dedup_key(std::string_view key);
 result<std::string> audit_key_without_sequence(std::string_view customer_id,
                                                int64_t recorded_at_ns);
 void append_audit_sequence(std::string& key, uint64_t sequence);
+
+// vm_state: lp(customer) | lp(vm_id)
+result<std::string> vm_state_key(std::string_view customer_id, std::string_view vm_id);
+// vm_index: lp(vm_id) (node-wide: NotifyVmStopped names no customer)
+result<std::string> vm_index_key(std::string_view vm_id);
+// metald_instances: lp(instance_id)
+result<std::string> metald_instance_key(std::string_view instance_id);
+// metald_gaps: lp(customer) | ts(gap_start) | lp(vm_id) | ts(gap_end)
+result<std::string> metald_gap_key(std::string_view customer_id, std::string_view vm_id,
+                                   const model::metald_gap& gap);
+// Parses a metald_gaps key into (vm_id, gap); data_loss if it is not exactly one.
+result<std::pair<std::string, model::metald_gap>> decode_metald_gap_key(std::string_view key);
 
 }  // namespace keys
 }  // namespace billing::storage

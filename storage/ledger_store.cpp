@@ -70,6 +70,60 @@ void write_set::merge_rollups(std::string_view customer_id,
   }
 }
 
+void write_set::put(uint32_t family, result<std::string> key, std::string value) {
+  if (!encode_status_.ok()) return;
+  if (!key) {
+    encode_status_ = key.error();
+    return;
+  }
+  mutations_.push_back({family, std::move(*key), std::move(value), false});
+}
+
+void write_set::put_vm_state(std::string_view customer_id, std::string_view vm_id,
+                             const model::vm_state& state) {
+  put(vm_state_family, keys::vm_state_key(customer_id, vm_id), codec::encode_vm_state(state));
+  put(vm_index_family, keys::vm_index_key(vm_id), codec::encode_vm_index(customer_id));
+}
+
+void write_set::put_metald_gap(std::string_view customer_id, std::string_view vm_id,
+                               std::string_view region, const model::metald_gap& gap) {
+  put(metald_gaps_family, keys::metald_gap_key(customer_id, vm_id, gap),
+      codec::encode_metald_gap(region));
+}
+
+void write_set::put_metald_instance(std::string_view instance_id,
+                                    const model::metald_instance& instance) {
+  put(metald_instances_family, keys::metald_instance_key(instance_id),
+      codec::encode_metald_instance(instance));
+}
+
+namespace {
+
+// Visits the entries of `family` from `lower` up to `upper` (exclusive; none:
+// to the end) in key order until `visit` answers false or fails; `what`
+// names the scan in errors.
+status iterate_range(
+    rocksdb::DB& db, rocksdb::ColumnFamilyHandle* family, const rocksdb::Snapshot* snapshot,
+    std::string_view lower, const std::optional<std::string>& upper, std::string_view what,
+    const std::function<result<bool>(std::string_view key, std::string_view value)>& visit) {
+  std::optional<rocksdb::Slice> upper_bound;
+  rocksdb::ReadOptions read_options;
+  if (upper) {
+    upper_bound.emplace(*upper);
+    read_options.iterate_upper_bound = &*upper_bound;
+  }
+  read_options.snapshot = snapshot;
+  std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(read_options, family));
+  for (it->Seek(rocksdb::Slice(lower.data(), lower.size())); it->Valid(); it->Next()) {
+    auto go_on = visit(it->key().ToStringView(), it->value().ToStringView());
+    if (!go_on.ok()) return go_on.error();
+    if (!go_on.value()) return status::ok_status();
+  }
+  return from_rocksdb(it->status(), what);
+}
+
+}  // namespace
+
 // ---- ledger_store ----
 
 struct ledger_store::impl {
@@ -100,6 +154,14 @@ struct ledger_store::impl {
   status add_to_batch(rocksdb::WriteBatch& batch, const write_set& writes, uint64_t& sequence,
                       audit_chain::head& chain_after);
   status reopen();
+  // Calls `visit(key without the prefix, value)` for every key of `which`
+  // starting with `prefix`, in key order, until it fails or answers false.
+  status scan_prefix(
+      family which, const std::string& prefix, std::string_view context,
+      const std::function<result<bool>(std::string_view rest, std::string_view value)>& visit);
+  // The value under `key` in `which`, nullopt when absent.
+  result<std::optional<std::string>> get(family which, const std::string& key,
+                                         std::string_view context);
 
   // Runs `read` on the open database. While it is being reopened after a
   // write error, readers wait; if it could not be reopened, unavailable.
@@ -250,6 +312,32 @@ status ledger_store::impl::reopen() {
   return status::ok_status();
 }
 
+result<std::optional<std::string>> ledger_store::impl::get(family which, const std::string& key,
+                                                           std::string_view context) {
+  std::string value;
+  bool present = false;
+  status read = read_db([&](database& opened) {
+    auto found = opened.db().Get(rocksdb::ReadOptions{}, opened.handle(which), key, &value);
+    if (found.IsNotFound()) return status::ok_status();
+    present = found.ok();
+    return from_rocksdb(found, context);
+  });
+  if (!read.ok()) return read;
+  return present ? std::optional<std::string>{std::move(value)} : std::nullopt;
+}
+
+status ledger_store::impl::scan_prefix(
+    family which, const std::string& prefix, std::string_view context,
+    const std::function<result<bool>(std::string_view rest, std::string_view value)>& visit) {
+  return read_db([&](database& opened) {
+    return iterate_range(opened.db(), opened.handle(which), nullptr, prefix,
+                         keys::prefix_successor(prefix), context,
+                         [&](std::string_view key, std::string_view value) {
+                           return visit(key.substr(prefix.size()), value);
+                         });
+  });
+}
+
 ledger_store::ledger_store(std::unique_ptr<impl> impl) : impl_(std::move(impl)) {}
 
 ledger_store::~ledger_store() = default;
@@ -332,33 +420,6 @@ result<std::vector<std::optional<model::usage_window>>> ledger_store::find_store
   }
   return found;
 }
-
-namespace {
-
-// Visits the entries of `family` from `lower` up to `upper` (exclusive; none:
-// to the end) in key order until `visit` answers false or fails; `what`
-// names the scan in errors.
-status iterate_range(
-    rocksdb::DB& db, rocksdb::ColumnFamilyHandle* family, const rocksdb::Snapshot* snapshot,
-    std::string_view lower, const std::optional<std::string>& upper, std::string_view what,
-    const std::function<result<bool>(std::string_view key, std::string_view value)>& visit) {
-  std::optional<rocksdb::Slice> upper_bound;
-  rocksdb::ReadOptions read_options;
-  if (upper) {
-    upper_bound.emplace(*upper);
-    read_options.iterate_upper_bound = &*upper_bound;
-  }
-  read_options.snapshot = snapshot;
-  std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(read_options, family));
-  for (it->Seek(rocksdb::Slice(lower.data(), lower.size())); it->Valid(); it->Next()) {
-    auto go_on = visit(it->key().ToStringView(), it->value().ToStringView());
-    if (!go_on.ok()) return go_on.error();
-    if (!go_on.value()) return status::ok_status();
-  }
-  return from_rocksdb(it->status(), what);
-}
-
-}  // namespace
 
 status ledger_store::with_snapshot(const std::function<status(const snapshot_view&)>& reads) const {
   return impl_->read_db([&](database& db) {
@@ -471,31 +532,111 @@ status ledger_store::scan_audit(
     const std::function<status(std::string_view value, bool& go_on)>& visit) const {
   auto prefix = keys::customer_prefix(customer_id);
   if (!prefix) return prefix.error();
-  const auto successor = keys::prefix_successor(*prefix);
-  const size_t key_size = prefix->size() + 16;  // + recorded_at + sequence
+  constexpr size_t key_rest_size = 16;  // recorded_at + sequence
+  return impl_->scan_prefix(
+      audit_family, *prefix, fmt::format("scanning the audit trail of '{}'", customer_id),
+      [&](std::string_view rest, std::string_view value) -> result<bool> {
+        if (rest.size() != key_rest_size) {
+          return status{status_code::data_loss,
+                        fmt::format("corrupt audit key: {} bytes, expected {}",
+                                    prefix->size() + rest.size(), prefix->size() + key_rest_size)};
+        }
+        bool go_on = true;
+        if (status visited = visit(value, go_on); !visited.ok()) return visited;
+        return go_on;
+      });
+}
 
-  std::optional<rocksdb::Slice> upper_bound;
-  rocksdb::ReadOptions read_options;
-  if (successor) {
-    upper_bound.emplace(*successor);
-    read_options.iterate_upper_bound = &*upper_bound;
-  }
+namespace {
+
+// Decodes a point read's value with `decode`, keeping "absent" apart.
+template <class T, class Decode>
+result<std::optional<T>> decode_found(result<std::optional<std::string>> found, Decode decode) {
+  if (!found) return found.error();
+  if (!found.value()) return std::optional<T>{};
+  auto decoded = decode(*found.value());
+  if (!decoded) return decoded.error();
+  return std::optional<T>{std::move(decoded.value())};
+}
+
+}  // namespace
+
+result<std::optional<model::vm_state>> ledger_store::find_vm_state(std::string_view customer_id,
+                                                                   std::string_view vm_id) const {
+  auto key = keys::vm_state_key(customer_id, vm_id);
+  if (!key) return key.error();
+  return decode_found<model::vm_state>(impl_->get(vm_state_family, *key, "reading a vm state"),
+                                       codec::decode_vm_state);
+}
+
+result<std::optional<std::string>> ledger_store::find_vm_customer(std::string_view vm_id) const {
+  auto key = keys::vm_index_key(vm_id);
+  if (!key) return key.error();
+  return decode_found<std::string>(impl_->get(vm_index_family, *key, "reading the vm index"),
+                                   codec::decode_vm_index);
+}
+
+result<std::optional<model::metald_instance>> ledger_store::find_metald_instance(
+    std::string_view instance_id) const {
+  auto key = keys::metald_instance_key(instance_id);
+  if (!key) return key.error();
+  return decode_found<model::metald_instance>(
+      impl_->get(metald_instances_family, *key, "reading a metald instance"),
+      codec::decode_metald_instance);
+}
+
+status ledger_store::scan_vm_states(
+    const std::string& customer_id,
+    const std::function<bool(const std::string&, const model::vm_state&)>& visit) const {
+  auto prefix = keys::customer_prefix(customer_id);
+  if (!prefix) return prefix.error();
+  return impl_->scan_prefix(
+      vm_state_family, *prefix, fmt::format("scanning the vm states of '{}'", customer_id),
+      [&](std::string_view vm_part, std::string_view value) -> result<bool> {
+        if (vm_part.empty() || static_cast<uint8_t>(vm_part[0]) + size_t{1} != vm_part.size()) {
+          return status{status_code::data_loss, "corrupt vm_state key"};
+        }
+        auto state = codec::decode_vm_state(value);
+        if (!state) return state.error();
+        return visit(std::string(vm_part.substr(1)), *state);
+      });
+}
+
+status ledger_store::scan_metald_instances(
+    const std::function<bool(const std::string&, const model::metald_instance&)>& visit) const {
+  return impl_->scan_prefix(
+      metald_instances_family, "", "scanning the metald instances",
+      [&](std::string_view key, std::string_view value) -> result<bool> {
+        if (key.empty() || static_cast<uint8_t>(key[0]) + size_t{1} != key.size()) {
+          return status{status_code::data_loss, "corrupt metald_instances key"};
+        }
+        auto instance = codec::decode_metald_instance(value);
+        if (!instance) return instance.error();
+        return visit(std::string(key.substr(1)), *instance);
+      });
+}
+
+status ledger_store::scan_metald_gaps(
+    const std::string& customer_id, int64_t from_ns, int64_t to_ns,
+    const std::function<bool(const std::string&, const std::string&, const model::metald_gap&)>&
+        visit) const {
+  // Gaps are few and may be long: scan the customer's gaps starting before
+  // to_ns and keep those that end after from_ns.
+  auto lower = keys::customer_prefix(customer_id);
+  if (!lower) return lower.error();
+  auto upper = *lower;
+  keys::append_timestamp(upper, to_ns);
   return impl_->read_db([&](database& db) {
-    std::unique_ptr<rocksdb::Iterator> it(
-        db.db().NewIterator(read_options, db.handle(audit_family)));
-    for (it->Seek(*prefix); it->Valid(); it->Next()) {
-      if (it->key().size() != key_size) {
-        return status{
-            status_code::data_loss,
-            fmt::format("corrupt audit key: {} bytes, expected {}", it->key().size(), key_size)};
-      }
-      bool go_on = true;
-      if (status visited = visit(it->value().ToStringView(), go_on); !visited.ok()) {
-        return visited;
-      }
-      if (!go_on) return status::ok_status();
-    }
-    return from_rocksdb(it->status(), fmt::format("scanning the audit trail of '{}'", customer_id));
+    return iterate_range(db.db(), db.handle(metald_gaps_family), nullptr, *lower, upper,
+                         fmt::format("scanning the metald gaps of '{}'", customer_id),
+                         [&](std::string_view key, std::string_view value) -> result<bool> {
+                           auto decoded = keys::decode_metald_gap_key(key);
+                           if (!decoded) return decoded.error();
+                           if (decoded->second.end_ns <= from_ns) return true;
+                           auto region = codec::decode_metald_gap(value);
+                           if (!region) return region.error();
+                           return visit(decoded->first, *region, decoded->second);
+                         });
   });
 }
 

@@ -14,6 +14,7 @@
 
 #include "model/ingest.hpp"
 #include "model/invoice.hpp"
+#include "model/metald.hpp"
 #include "model/pricing.hpp"
 #include "model/rollup.hpp"
 #include "model/status.hpp"
@@ -105,6 +106,16 @@ class write_set {
   // Merge per bucket, combined by storage/rollup_merge).
   void merge_rollups(std::string_view customer_id, const model::rollup_accumulator& rollups);
 
+  // A VM's metald state (vm_state family) and its vm -> customer entry
+  // (vm_index family), so a later NotifyVmStopped finds the customer.
+  void put_vm_state(std::string_view customer_id, std::string_view vm_id,
+                    const model::vm_state& state);
+  // A gap in a VM's samples (metald_gaps family).
+  void put_metald_gap(std::string_view customer_id, std::string_view vm_id, std::string_view region,
+                      const model::metald_gap& gap);
+  // A metald instance's heartbeat state (metald_instances family).
+  void put_metald_instance(std::string_view instance_id, const model::metald_instance& instance);
+
   // ok unless a put_* was refused because an id does not fit a key (longer
   // than keys::max_part_bytes); commit() then fails the whole write_set with
   // this status and writes none of it.
@@ -127,6 +138,8 @@ class write_set {
 
  private:
   void put_audit(std::string_view customer_id, std::string value);
+  // A Put of `value` under `key`, or `key`'s error recorded (see encode_status).
+  void put(uint32_t family, result<std::string> key, std::string value);
 
   std::vector<mutation> mutations_;
   status encode_status_;
@@ -227,6 +240,27 @@ class ledger_store {
       uint32_t which, std::string_view lower, const std::optional<std::string>& upper,
       const std::function<bool(std::string_view key, std::string_view value)>& visit) const;
   result<std::optional<std::string>> get(uint32_t which, std::string_view key) const;
+
+  // Point reads of the metald families; nullopt when nothing is stored.
+  result<std::optional<model::vm_state>> find_vm_state(std::string_view customer_id,
+                                                       std::string_view vm_id) const;
+  result<std::optional<std::string>> find_vm_customer(std::string_view vm_id) const;
+  result<std::optional<model::metald_instance>> find_metald_instance(
+      std::string_view instance_id) const;
+  // Every metald VM state of `customer_id`, in vm order; stops when `visit`
+  // returns false.
+  status scan_vm_states(
+      const std::string& customer_id,
+      const std::function<bool(const std::string&, const model::vm_state&)>& visit) const;
+  // Every stored metald instance, in id order; stops when `visit` returns false.
+  status scan_metald_instances(
+      const std::function<bool(const std::string&, const model::metald_instance&)>& visit) const;
+
+  // Calls `visit(vm_id, region, gap)` for every recorded gap of `customer_id`
+  // that starts before to_ns and ends after from_ns, in start order.
+  status scan_metald_gaps(const std::string& customer_id, int64_t from_ns, int64_t to_ns,
+                          const std::function<bool(const std::string&, const std::string&,
+                                                   const model::metald_gap&)>& visit) const;
 
   commit_stats stats() const;
 

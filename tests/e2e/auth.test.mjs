@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { bearer, makeTokens, sha256Hex, tokensFileArg } from "./lib/auth.mjs";
 import { batchRequest, expectedSummary, summarize } from "./lib/batch.mjs";
-import { adminClient, collectorClients, Code, expectConnectError, invoiceClient, queryClient } from "./lib/clients.mjs";
+import { adminClient, collectorClients, Code, expectConnectError, invoiceClient, metaldClients, queryClient } from "./lib/clients.mjs";
 import { rawRequest } from "./lib/http.mjs";
 import { makeMetric, ts, uniqueId } from "./lib/metrics.mjs";
 import { makeTempDir, runBillingd, startServer } from "./lib/server.mjs";
@@ -173,6 +173,20 @@ test("invoices: admin sets plans and finalizes; a customer reads only its own in
   // The plan the customer could not change is still the admin's.
   const stored = await support.getCustomerPlan({ customerId: "acme" });
   assert.equal(stored.versions.length, 1);
+});
+
+test("metald's BillingService needs an ingest token for its region; others are refused", async () => {
+  const start = { vmId: uniqueId("vm-metald"), customerId: "acme", startTime: BigInt(Date.now() - 60_000) * 1_000_000n };
+  assert.equal((await metaldClients(server.baseUrl, as("metald-all")).binary.notifyVmStarted(start)).success, true);
+  await expectConnectError(metaldClients(server.baseUrl).json.notifyVmStarted(start), Code.Unauthenticated);
+  await expectConnectError(metaldClients(server.baseUrl, bearer("not-a-token")).json.notifyVmStarted(start), Code.Unauthenticated);
+  // metald's VMs are filed under --metald-region ("default"), not an eu region.
+  await expectConnectError(metaldClients(server.baseUrl, as("metald-eu")).binary.notifyVmStarted(start), Code.PermissionDenied);
+  for (const name of ["acme-portal", "support"]) {
+    const client = metaldClients(server.baseUrl, as(name)).binary;
+    await expectConnectError(client.sendHeartbeat({ instanceId: "metald-1", activeVms: [] }), Code.PermissionDenied);
+    await expectConnectError(client.getActiveBillingSessions({ instanceId: "metald-1" }), Code.PermissionDenied);
+  }
 });
 
 // The first message of a StreamLiveUsage call (then the stream is cancelled),

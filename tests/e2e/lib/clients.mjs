@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { AdminService, CollectorService, InvoiceService, QueryService } from "./schema.mjs";
+import { AdminService, CollectorService, InvoiceService, MetaldService, QueryService } from "./schema.mjs";
 
 export function transport(baseUrl, { binary = true, ...options } = {}) {
   return createConnectTransport({ baseUrl, httpVersion: "1.1", useBinaryFormat: binary, defaultTimeoutMs: 15_000, ...options });
@@ -13,6 +13,14 @@ export function collectorClients(baseUrl, options = {}) {
   return {
     json: createClient(CollectorService, transport(baseUrl, { ...options, binary: false })),
     binary: createClient(CollectorService, transport(baseUrl, { ...options, binary: true })),
+  };
+}
+
+// {json, binary} clients of metald's billing.v1.BillingService.
+export function metaldClients(baseUrl, options = {}) {
+  return {
+    json: createClient(MetaldService, transport(baseUrl, { ...options, binary: false })),
+    binary: createClient(MetaldService, transport(baseUrl, { ...options, binary: true })),
   };
 }
 

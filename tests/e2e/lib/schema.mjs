@@ -34,6 +34,8 @@ export const CollectorService = must("service", "BillingCollectorService", regis
 export const QueryService = must("service", "BillingQueryService", registry.getService("billing.v1.BillingQueryService"));
 export const InvoiceService = must("service", "BillingInvoiceService", registry.getService("billing.v1.BillingInvoiceService"));
 export const InvoiceSchema = message("Invoice");
+// metald's legacy surface (protocol/billing/v1/metald.proto).
+export const MetaldService = must("service", "BillingService", registry.getService("billing.v1.BillingService"));
 export const AdminService = must("service", "BillingAdminService", registry.getService("billing.v1.BillingAdminService"));
 
 export const BillingMetricsSchema = message("BillingMetrics");

@@ -51,3 +51,24 @@ TEST_CASE("settings derived from flags") {
   config.io_threads = 0;
   CHECK_FALSE(config.server_options().ok());
 }
+
+TEST_CASE("metald settings derived from flags") {
+  billingd_config config;
+  std::vector<std::string> storage = {"billingd",
+                                      "--metald-region",
+                                      "eu-test",
+                                      "--heartbeat-timeout-seconds=7",
+                                      "--expected-cadence-seconds=30",
+                                      "--max-batch-items=600"};
+  std::vector<char*> argv;
+  for (auto& s : storage) argv.push_back(s.data());
+  auto args = normalize_arguments(config, static_cast<int>(argv.size()), argv.data());
+  REQUIRE_FALSE(config.parse(args));
+  const auto metald = config.metald_settings();
+  CHECK(metald.region == "eu-test");
+  CHECK(metald.max_samples == 600);
+  CHECK(metald.gap_after_ns == int64_t{30} * 1'000'000'000);
+  const auto instances = config.instances_settings();
+  CHECK(instances.heartbeat_timeout_ns == int64_t{7} * 1'000'000'000);
+  CHECK(instances.region == "eu-test");
+}

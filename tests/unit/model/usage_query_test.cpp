@@ -224,3 +224,23 @@ TEST_CASE("window queries are bounded") {
   CHECK(check_window_query({"acme", hour9, hour9 - 1, false}, limits).code() ==
         status_code::invalid_argument);
 }
+
+TEST_CASE("billing window: recorded gaps are clipped to the range and listed in order") {
+  query_limits limits;
+  window_query q{"acme", hour9, hour9 + kNanosPerHour, false};
+  billing_window_builder builder(q, limits);
+  builder.add(make_window("vm-1", hour9, hour9 + kNanosPerHour, 10));  // contiguous: no found gap
+  builder.add_gap({"vm-1", "eu", hour9 + 50 * minute, hour9 + 2 * kNanosPerHour, 0, false});
+  builder.add_gap({"vm-0", "eu", hour9 - minute, hour9 + minute, 0, false});
+  builder.add_gap({"vm-2", "eu", hour9 - 2 * minute, hour9 - minute, 0, false});  // outside
+  auto report = std::move(builder).finish();
+  REQUIRE(report.ok());
+  REQUIRE(report->gaps.size() == 2);
+  CHECK(report->gaps[0].vm_id == "vm-0");
+  CHECK(report->gaps[0].start_ns == hour9);
+  CHECK(report->gaps[0].end_ns == hour9 + minute);
+  CHECK(report->gaps[1].vm_id == "vm-1");
+  CHECK(report->gaps[1].start_ns == hour9 + 50 * minute);
+  CHECK(report->gaps[1].end_ns == hour9 + kNanosPerHour);
+  CHECK(report->totals.cpu_time_nanos == 10);
+}
