@@ -46,6 +46,8 @@ struct pending_subscriber {
 // arriving mid-commit waits for it), so the snapshot and the updates that
 // follow never count an ingest twice or miss one.
 struct ledger_state {
+  // This ledger in billing_actors{kind="customer_ledgers"} while it lives.
+  gauge_share alive;
   std::string customer_id;
   std::shared_ptr<storage::ledger_store> store;
   std::deque<pending_part> waiting;
@@ -64,6 +66,12 @@ struct ledger_state {
   int64_t month_start_ns = 0;
   model::usage_totals month_to_date;
   uint64_t sequence = 0;
+
+  ledger_state() = default;
+  ledger_state(const ledger_state&) = delete;
+  ledger_state& operator=(const ledger_state&) = delete;
+  // Parts still waiting when the ledger stops are no longer queued.
+  ~ledger_state() { alive.add(&actor_gauges::queued_parts, -static_cast<int64_t>(waiting.size())); }
 
   static inline const char* name = "customer_ledger";
 };
@@ -320,6 +328,7 @@ void start_commit(ledger_pointer self) {
   if (st.in_flight || (st.waiting.empty() && st.waiting_metald.empty())) return;
   st.committing.assign(std::make_move_iterator(st.waiting.begin()),
                        std::make_move_iterator(st.waiting.end()));
+  st.alive.add(&actor_gauges::queued_parts, -static_cast<int64_t>(st.waiting.size()));
   st.waiting.clear();
   st.committing_metald.assign(std::make_move_iterator(st.waiting_metald.begin()),
                               std::make_move_iterator(st.waiting_metald.end()));
@@ -350,9 +359,11 @@ void start_commit(ledger_pointer self) {
 }
 
 customer_actor::behavior_type customer_ledger(ledger_pointer self, std::string customer_id,
+                                              std::shared_ptr<actor_gauges> gauges,
                                               std::shared_ptr<storage::ledger_store> store) {
   self->state.customer_id = std::move(customer_id);
   self->state.store = std::move(store);
+  self->state.alive = gauge_share(std::move(gauges), &actor_gauges::customer_ledgers);
   // A subscriber that ends (its client left) is forgotten.
   self->set_down_handler([self](caf::down_msg& down) {
     auto& subscribers = self->state.subscribers;
@@ -363,6 +374,7 @@ customer_actor::behavior_type customer_ledger(ledger_pointer self, std::string c
       [self](append_atom, model::customer_part& part) -> caf::result<outcomes> {
         auto promise = self->make_response_promise<outcomes>();
         self->state.waiting.push_back({std::move(part), promise});
+        self->state.alive.add(&actor_gauges::queued_parts, 1);
         start_commit(self);
         return promise;
       },
@@ -400,8 +412,9 @@ customer_actor::behavior_type customer_ledger(ledger_pointer self, std::string c
 }  // namespace
 
 customer_actor spawn_customer_ledger(caf::actor_system& system, std::string customer_id,
-                                     std::shared_ptr<storage::ledger_store> store) {
-  return system.spawn(customer_ledger, std::move(customer_id), std::move(store));
+                                     std::shared_ptr<storage::ledger_store> store,
+                                     std::shared_ptr<actor_gauges> gauges) {
+  return system.spawn(customer_ledger, std::move(customer_id), std::move(gauges), std::move(store));
 }
 
 }  // namespace billing::actors

@@ -7,12 +7,15 @@
 #include <memory>
 #include <string>
 
+#include "actors/actor_gauges.hpp"
 #include "actors/messages.hpp"
 #include "storage/ledger_store.hpp"
 
 namespace billing::actors {
 
+// `gauges` (may be null) counts the ledger while it lives and its queued parts.
 customer_actor spawn_customer_ledger(caf::actor_system& system, std::string customer_id,
-                                     std::shared_ptr<storage::ledger_store> store);
+                                     std::shared_ptr<storage::ledger_store> store,
+                                     std::shared_ptr<actor_gauges> gauges = nullptr);
 
 }  // namespace billing::actors

@@ -16,6 +16,7 @@ struct directory_state {
   size_t next_worker = 0;
   std::map<std::string, ingest_actor> ingest_by_region;
   std::map<std::string, customer_actor> ledger_by_customer;
+  std::shared_ptr<actor_gauges> gauges;
   static inline const char* name = "directory";
 };
 
@@ -34,7 +35,9 @@ bool forget(std::map<std::string, Handle>& children, const caf::actor_addr& sour
 
 directory_actor::behavior_type directory(directory_pointer self, ingest_settings settings,
                                          query_settings queries,
-                                         std::shared_ptr<storage::ledger_store> store) {
+                                         std::shared_ptr<storage::ledger_store> store,
+                                         std::shared_ptr<actor_gauges> gauges) {
+  self->state.gauges = std::move(gauges);
   self->state.settings = std::move(settings);
   self->state.store = std::move(store);
   for (uint32_t i = 0; i < std::max<uint32_t>(queries.workers, 1); ++i) {
@@ -76,7 +79,7 @@ directory_actor::behavior_type directory(directory_pointer self, ingest_settings
     auto& st = self->state;
     auto it = st.ledger_by_customer.find(customer_id);
     if (it == st.ledger_by_customer.end()) {
-      auto child = spawn_customer_ledger(self->system(), customer_id, st.store);
+      auto child = spawn_customer_ledger(self->system(), customer_id, st.store, st.gauges);
       self->link_to(child);
       it = st.ledger_by_customer.emplace(customer_id, std::move(child)).first;
     }
@@ -119,8 +122,10 @@ directory_actor::behavior_type directory(directory_pointer self, ingest_settings
 
 directory_actor spawn_directory(caf::actor_system& system, ingest_settings settings,
                                 query_settings queries,
-                                std::shared_ptr<storage::ledger_store> store) {
-  return system.spawn(directory, std::move(settings), std::move(queries), std::move(store));
+                                std::shared_ptr<storage::ledger_store> store,
+                                std::shared_ptr<actor_gauges> gauges) {
+  return system.spawn(directory, std::move(settings), std::move(queries), std::move(store),
+                      std::move(gauges));
 }
 
 }  // namespace billing::actors

@@ -5,6 +5,7 @@
 
 #include <memory>
 
+#include "actors/actor_gauges.hpp"
 #include "actors/messages.hpp"
 #include "actors/query_worker.hpp"
 #include "actors/regional_ingest.hpp"
@@ -12,8 +13,10 @@
 
 namespace billing::actors {
 
+// `gauges` (may be null) counts the customer ledgers and their queued parts.
 directory_actor spawn_directory(caf::actor_system& system, ingest_settings settings,
                                 query_settings queries,
-                                std::shared_ptr<storage::ledger_store> store);
+                                std::shared_ptr<storage::ledger_store> store,
+                                std::shared_ptr<actor_gauges> gauges = nullptr);
 
 }  // namespace billing::actors

@@ -83,10 +83,11 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
     return 1;
   }
   int exit_code = 0;
+  auto actor_gauges = std::make_shared<actors::actor_gauges>();
   {
     caf::actor_system system{config};
     auto directory = actors::spawn_directory(system, config.ingest_settings(),
-                                             config.query_settings(), store.value());
+                                             config.query_settings(), store.value(), actor_gauges);
     auto instances = actors::spawn_metald_instances(system, config.instances_settings(), directory,
                                                     store.value());
 
@@ -121,13 +122,16 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
     });
 
     gateway::connect_server server{server_options.value(), std::move(router)};
-    metrics->set_scrape_source([&server, ledger = store.value()] {
+    metrics->set_scrape_source([&server, ledger = store.value(), actor_gauges] {
       const auto stats = ledger->stats();
       observability::scrape_gauges gauges;
       gauges.ledger_commits = stats.commits_requested;
       gauges.ledger_synced_writes = stats.synced_writes;
       gauges.calls_in_flight = server.in_flight();
       gauges.open_streams = server.open_streams();
+      gauges.customer_actors =
+          static_cast<uint64_t>(std::max<int64_t>(actor_gauges->customer_ledgers, 0));
+      gauges.queued_parts = static_cast<uint64_t>(std::max<int64_t>(actor_gauges->queued_parts, 0));
       gauges.sst_bytes = stats.sst_bytes;
       gauges.memtable_bytes = stats.memtable_bytes;
       gauges.block_cache_bytes = stats.block_cache_bytes;

@@ -161,6 +161,9 @@ test("GET /metrics is Prometheus text that counts calls, accepted windows, commi
       syncs: value("billing_ledger_synced_writes"),
       accepted: labelled("billing_ingest_windows_total", 'outcome="accepted"'),
       batchCalls: labelled("billing_rpc_calls_total", `code="ok",procedure="${BATCH_PATH}"`),
+      ledgers: labelled("billing_actors", 'kind="customer_ledgers"'),
+      syncHistogram: value("billing_ledger_sync_seconds_count"),
+      memtableBytes: labelled("billing_rocksdb_bytes", 'kind="memtable"'),
     };
   };
   const before = await scrape();
@@ -174,6 +177,15 @@ test("GET /metrics is Prometheus text that counts calls, accepted windows, commi
   assert.ok(after.syncs <= after.commits, "never more fsyncs than commits");
   assert.ok(after.accepted >= before.accepted + 1, `accepted windows ${before.accepted} -> ${after.accepted}`);
   assert.ok(after.batchCalls >= before.batchCalls + 1, `ok SendMetricsBatch calls ${before.batchCalls} -> ${after.batchCalls}`);
+  // Every synced write is timed; the ledger actors and RocksDB report real state.
+  assert.equal(after.syncHistogram, after.syncs, "one fsync latency sample per synced write");
+  assert.ok(after.memtableBytes > 0, "RocksDB memtable size is reported");
+  // A new customer spawns one more ledger actor.
+  const other = makeMetric({ customerId: `${customerId}-new-ledger`, vmId: "vm-http", minutesAgo: 1 });
+  const res2 = await rawRequest(server.baseUrl, BATCH_PATH, { headers: JSON_HEADERS, body: batchJson([other]) });
+  assert.equal(res2.status, 200, res2.text);
+  const last = await scrape();
+  assert.equal(last.ledgers, after.ledgers + 1, `customer ledgers ${after.ledgers} -> ${last.ledgers}`);
 });
 
 test("the server keeps serving on a connection after errors", async () => {
