@@ -53,6 +53,23 @@ status authorize_metald(const call_context& context, const metald_settings& sett
   return caller.ok() ? status::ok_status() : caller.error();
 }
 
+// Binds `method` of billing.v1.BillingService behind the ingest-scope check,
+// so no handler can forget it.
+template <class Request, class Response, class Handler>
+void add_authorized(connect_router& router, std::string_view method,
+                    const metald_settings& settings, Handler handler) {
+  router.add_unary<Request, Response>(
+      std::string{kMetaldPrefix} + std::string{method},
+      [settings, handler = std::move(handler)](const call_context& context, Request request,
+                                               responder<Response> respond) {
+        if (status denied = authorize_metald(context, settings); !denied.ok()) {
+          respond(denied);
+          return;
+        }
+        handler(context, std::move(request), std::move(respond));
+      });
+}
+
 // The first failed check, or ok.
 status first_error(std::initializer_list<status> checks) {
   for (const auto& check : checks) {
@@ -200,16 +217,11 @@ void apply_to_known_vm(caf::actor_system& system, const actors::directory_actor&
 void add_metald_service(connect_router& router, caf::actor_system& system,
                         actors::directory_actor directory, actors::instances_actor instances,
                         std::shared_ptr<storage::ledger_store> store, metald_settings settings) {
-  const std::string prefix{kMetaldPrefix};
-  router.add_unary<v1::MetaldSendMetricsBatchRequest, v1::MetaldSendMetricsBatchResponse>(
-      prefix + "SendMetricsBatch",
+  add_authorized<v1::MetaldSendMetricsBatchRequest, v1::MetaldSendMetricsBatchResponse>(
+      router, "SendMetricsBatch", settings,
       [&system, directory, settings](const call_context& context,
                                      v1::MetaldSendMetricsBatchRequest request,
                                      responder<v1::MetaldSendMetricsBatchResponse> respond) {
-        if (status denied = authorize_metald(context, settings); !denied.ok()) {
-          respond(denied);
-          return;
-        }
         auto op = to_samples_op(context, request, settings);
         if (!op.ok()) {
           respond(op.error());
@@ -231,15 +243,11 @@ void add_metald_service(connect_router& router, caf::actor_system& system,
               });
       });
 
-  router.add_unary<v1::MetaldNotifyVmStartedRequest, v1::MetaldSuccessResponse>(
-      prefix + "NotifyVmStarted",
+  add_authorized<v1::MetaldNotifyVmStartedRequest, v1::MetaldSuccessResponse>(
+      router, "NotifyVmStarted", settings,
       [&system, directory, settings](const call_context& context,
                                      v1::MetaldNotifyVmStartedRequest request,
                                      responder<v1::MetaldSuccessResponse> respond) {
-        if (status denied = authorize_metald(context, settings); !denied.ok()) {
-          respond(denied);
-          return;
-        }
         if (status bad = first_error({check_id("vm_id", request.vm_id(), settings),
                                       check_id("customer_id", request.customer_id(), settings),
                                       check_tenant(context, request.customer_id()),
@@ -254,15 +262,11 @@ void add_metald_service(connect_router& router, caf::actor_system& system,
         apply(system, directory, context, std::move(op), answer_success(respond));
       });
 
-  router.add_unary<v1::MetaldNotifyVmStoppedRequest, v1::MetaldSuccessResponse>(
-      prefix + "NotifyVmStopped",
+  add_authorized<v1::MetaldNotifyVmStoppedRequest, v1::MetaldSuccessResponse>(
+      router, "NotifyVmStopped", settings,
       [&system, directory, store, settings](const call_context& context,
                                             v1::MetaldNotifyVmStoppedRequest request,
                                             responder<v1::MetaldSuccessResponse> respond) {
-        if (status denied = authorize_metald(context, settings); !denied.ok()) {
-          respond(denied);
-          return;
-        }
         if (status bad = first_error({check_id("vm_id", request.vm_id(), settings),
                                       check_instant("stop_time", request.stop_time(), settings)});
             !bad.ok()) {
@@ -275,15 +279,11 @@ void add_metald_service(connect_router& router, caf::actor_system& system,
             std::move(respond));
       });
 
-  router.add_unary<v1::MetaldNotifyPossibleGapRequest, v1::MetaldSuccessResponse>(
-      prefix + "NotifyPossibleGap",
+  add_authorized<v1::MetaldNotifyPossibleGapRequest, v1::MetaldSuccessResponse>(
+      router, "NotifyPossibleGap", settings,
       [&system, directory, store, settings](const call_context& context,
                                             v1::MetaldNotifyPossibleGapRequest request,
                                             responder<v1::MetaldSuccessResponse> respond) {
-        if (status denied = authorize_metald(context, settings); !denied.ok()) {
-          respond(denied);
-          return;
-        }
         const status ordered = request.resume_time() > request.last_sent()
                                    ? status::ok_status()
                                    : invalid("resume_time must be after last_sent");
@@ -301,15 +301,11 @@ void add_metald_service(connect_router& router, caf::actor_system& system,
                           std::move(respond));
       });
 
-  router.add_unary<v1::MetaldSendHeartbeatRequest, v1::MetaldSuccessResponse>(
-      prefix + "SendHeartbeat",
+  add_authorized<v1::MetaldSendHeartbeatRequest, v1::MetaldSuccessResponse>(
+      router, "SendHeartbeat", settings,
       [&system, instances, settings](const call_context& context,
                                      v1::MetaldSendHeartbeatRequest request,
                                      responder<v1::MetaldSuccessResponse> respond) {
-        if (status denied = authorize_metald(context, settings); !denied.ok()) {
-          respond(denied);
-          return;
-        }
         if (status bad = check_id("instance_id", request.instance_id(), settings); !bad.ok()) {
           respond(bad);
           return;
@@ -334,16 +330,12 @@ void add_metald_service(connect_router& router, caf::actor_system& system,
             actors::heartbeat_atom::value, request.instance_id(), std::move(active_vms));
       });
 
-  router.add_unary<v1::MetaldGetActiveBillingSessionsRequest,
-                   v1::MetaldGetActiveBillingSessionsResponse>(
-      prefix + "GetActiveBillingSessions",
+  add_authorized<v1::MetaldGetActiveBillingSessionsRequest,
+                 v1::MetaldGetActiveBillingSessionsResponse>(
+      router, "GetActiveBillingSessions", settings,
       [&system, instances, settings](
           const call_context& context, v1::MetaldGetActiveBillingSessionsRequest request,
           responder<v1::MetaldGetActiveBillingSessionsResponse> respond) {
-        if (status denied = authorize_metald(context, settings); !denied.ok()) {
-          respond(denied);
-          return;
-        }
         if (status bad = check_id("instance_id", request.instance_id(), settings); !bad.ok()) {
           respond(bad);
           return;
