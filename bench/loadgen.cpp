@@ -27,8 +27,10 @@
 #include <vector>
 
 #include "bench/bench_args.hpp"
+#include "bench/connect_client.hpp"
 #include "bench/stats.hpp"
 #include "billing/v1/billing.pb.h"
+#include "model/calendar.hpp"
 
 namespace billing::bench {
 namespace {
@@ -53,6 +55,7 @@ struct loadgen_options {
   int regions = 2;
   int days_back = 20;
   std::string run_tag = "run";
+  bool verify = true;
 };
 
 // What one connection observed; merged at the end.
@@ -62,6 +65,9 @@ struct connection_report {
   uint64_t duplicates = 0;
   uint64_t rejected = 0;
   uint64_t cpu_nanos_acknowledged = 0;
+  // CPU of every window the service answered as stored (accepted or already
+  // there): what the ledger must hold for this run's customers.
+  uint64_t cpu_nanos_stored = 0;
   std::vector<double> latencies_ms;
   std::map<std::string, uint64_t> errors;  // Connect code or transport failure
 };
@@ -167,12 +173,51 @@ connection_report run_connection(const loadgen_options& options, int connection,
     if (answer.accepted_count() == static_cast<uint32_t>(options.batch_size)) {
       report.cpu_nanos_acknowledged += cpu_in_batch;
     }
+    uint64_t cpu_refused = 0;
+    for (const auto& item : answer.results()) {
+      if (item.status() == billing::v1::ITEM_STATUS_REJECTED &&
+          item.index() < static_cast<uint32_t>(options.batch_size)) {
+        cpu_refused += request.metrics(static_cast<int>(item.index())).cpu_time_nanos();
+      }
+    }
+    report.cpu_nanos_stored += cpu_in_batch - cpu_refused;
     if (!response.keep_alive()) {
       stream.close();
       connected = false;
     }
   }
   return report;
+}
+
+// Sums GetCustomerUsage over every customer of the run (one month bucket per
+// month the run's windows touch) and compares it with what the service
+// answered as stored. Prints both; false when they differ or a query fails.
+bool verify_through_queries(const loadgen_options& options, int64_t base_ns,
+                            uint64_t cpu_nanos_stored) {
+  const uint64_t windows_per_vm = (static_cast<uint64_t>(options.batches) * options.batch_size +
+                                   options.vms_per_connection - 1) /
+                                  options.vms_per_connection;
+  const int64_t end_ns = base_ns + static_cast<int64_t>(windows_per_vm + 1) * nanos_per_minute;
+  const int64_t from = model::bucket_start(model::granularity::month, base_ns);
+  const int64_t to = model::next_bucket_start(
+      model::granularity::month, model::bucket_start(model::granularity::month, end_ns));
+  connect_client client(options.host + ":" + options.port);
+  uint64_t queried = 0;
+  for (int customer = 0; customer < options.customers; ++customer) {
+    billing::v1::GetCustomerUsageRequest request;
+    request.set_customer_id(fmt::format("cust-{}-{}", options.run_tag, customer));
+    *request.mutable_start_time() = timestamp_of(from);
+    *request.mutable_end_time() = timestamp_of(to);
+    request.set_granularity(billing::v1::GRANULARITY_MONTH);
+    billing::v1::GetCustomerUsageResponse usage;
+    if (client.call("/billing.v1.BillingQueryService/GetCustomerUsage", request, usage) < 0) {
+      return false;
+    }
+    queried += usage.totals().cpu_time_nanos();
+  }
+  fmt::print("verify_cpu_nanos_stored {}\nverify_cpu_nanos_queried {}\nverify {}\n",
+             cpu_nanos_stored, queried, queried == cpu_nanos_stored ? "ok" : "MISMATCH");
+  return queried == cpu_nanos_stored;
 }
 
 int run(const loadgen_options& options) {
@@ -198,6 +243,7 @@ int run(const loadgen_options& options) {
     total.duplicates += report.duplicates;
     total.rejected += report.rejected;
     total.cpu_nanos_acknowledged += report.cpu_nanos_acknowledged;
+    total.cpu_nanos_stored += report.cpu_nanos_stored;
     total.latencies_ms.insert(total.latencies_ms.end(), report.latencies_ms.begin(),
                               report.latencies_ms.end());
     for (const auto& [code, count] : report.errors) total.errors[code] += count;
@@ -216,6 +262,9 @@ int run(const loadgen_options& options) {
              percentile(total.latencies_ms, 0.50), percentile(total.latencies_ms, 0.99),
              percentile(total.latencies_ms, 0.999));
   const bool all_acknowledged = error_count == 0 && total.accepted == total.windows_sent;
+  const bool verified =
+      !options.verify || verify_through_queries(options, base_ns, total.cpu_nanos_stored);
+  if (!verified) return 3;
   return all_acknowledged ? 0 : 1;
 }
 
@@ -238,6 +287,11 @@ int main(int argc, char** argv) {
   parser.add("days-back", "first window starts this many days ago", options.days_back);
   parser.add("run-tag", "prefix of every id, so runs against one data dir stay unique",
              options.run_tag);
+  std::string verify = "yes";
+  parser.add("verify",
+             "yes: at the end, check through GetCustomerUsage that the ledger holds exactly the "
+             "windows answered as stored (exit 3 if not)",
+             verify);
   if (auto parsed = parser.parse(argc, argv); parsed != arg_parser::outcome::run) {
     return parsed == arg_parser::outcome::help ? 0 : 2;
   }
@@ -248,6 +302,7 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "invalid arguments; see --help\n");
     return 2;
   }
+  options.verify = verify == "yes";
   options.host = target.substr(0, colon);
   options.port = target.substr(colon + 1);
   return billing::bench::run(options);

@@ -11,12 +11,6 @@
 // the same queries in-process against the store: the limit without HTTP,
 // Connect and actors.
 #include <fmt/format.h>
-#include <boost/asio/connect.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -27,6 +21,7 @@
 
 #include "actors/query_worker.hpp"
 #include "bench/bench_args.hpp"
+#include "bench/connect_client.hpp"
 #include "bench/stats.hpp"
 #include "billing/v1/billing.pb.h"
 #include "gateway/services/convert.hpp"
@@ -37,9 +32,6 @@
 namespace billing::bench {
 namespace {
 
-namespace beast = boost::beast;
-namespace http = beast::http;
-using tcp = boost::asio::ip::tcp;
 using clock_type = std::chrono::steady_clock;
 constexpr int64_t minute_ns = 60 * model::kNanosPerSecond;
 
@@ -120,51 +112,6 @@ int populate(const bench_options& options) {
   }
   fmt::print("windows_written {}\n", written);
   return 0;
-}
-
-class connect_client {
- public:
-  explicit connect_client(const std::string& target) {
-    const auto colon = target.rfind(':');
-    host_ = target.substr(0, colon);
-    tcp::resolver resolver(io_);
-    stream_.connect(resolver.resolve(host_, target.substr(colon + 1)));
-  }
-
-  // Posts one binary Connect call; returns the latency in ms, or -1 on error.
-  double call(const std::string& path, const google::protobuf::Message& request,
-              google::protobuf::Message& response) {
-    http::request<http::string_body> post{http::verb::post, path, 11};
-    post.set(http::field::host, host_);
-    post.set(http::field::content_type, "application/proto");
-    post.keep_alive(true);
-    post.body() = request.SerializeAsString();
-    post.prepare_payload();
-    const auto started = clock_type::now();
-    http::write(stream_, post);
-    http::response<http::string_body> answer;
-    http::read(stream_, buffer_, answer);
-    const double ms =
-        std::chrono::duration<double, std::milli>(clock_type::now() - started).count();
-    if (answer.result() != http::status::ok || !response.ParseFromString(answer.body())) {
-      fmt::print(stderr, "{} failed: HTTP {} {}\n", path, answer.result_int(), answer.body());
-      return -1;
-    }
-    return ms;
-  }
-
- private:
-  boost::asio::io_context io_;
-  beast::tcp_stream stream_{io_};
-  beast::flat_buffer buffer_;
-  std::string host_;
-};
-
-google::protobuf::Timestamp timestamp_of(int64_t ns) {
-  google::protobuf::Timestamp ts;
-  ts.set_seconds(ns / model::kNanosPerSecond);
-  ts.set_nanos(static_cast<int32_t>(ns % model::kNanosPerSecond));
-  return ts;
 }
 
 uint64_t expected_cpu(const bench_options& options, int64_t from_minute, int64_t to_minute) {

@@ -22,6 +22,7 @@ run_loadgen() {
 first=$(run_loadgen)
 echo "$first"
 grep -qx 'accepted 1000' <<<"$first"
+grep -qx 'verify ok' <<<"$first"
 
 # The same windows again: all duplicates, nothing new acknowledged (exit 1 by design).
 second=$(run_loadgen || true)
@@ -29,6 +30,8 @@ echo "$second"
 grep -qx 'accepted 0' <<<"$second"
 grep -qx 'duplicates 1000' <<<"$second"
 grep -qx 'errors 0' <<<"$second"
+# The ledger still holds each window once: the totals match the first run's.
+grep -qx 'verify ok' <<<"$second"
 
 "$ledger_limit" --data-dir="$work/limit" --writers=2 --batches=5 --batch-size=100 | tee "$work/limit.out"
 grep -qx 'failures 0' "$work/limit.out"
