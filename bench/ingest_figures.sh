@@ -12,15 +12,7 @@ connections=${CONNECTIONS:-4}
 windows_per_connection=${WINDOWS_PER_CONNECTION:-50000}
 batches=$(( (windows_per_connection + batch_size - 1) / batch_size ))
 source bench/lib.sh
-work=$(mktemp -d)
-cleanup() {
-  stop_billingd
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
-
+use_scratch_dir
 start_billingd build/billingd "$work/billingd.log" --data-dir="$work/data"
 
 for run in $(seq 1 "$runs"); do

@@ -27,3 +27,13 @@ stop_billingd() {
   fi
   return 0
 }
+
+# use_scratch_dir: sets `work` to a new temporary directory and, at exit,
+# stops the server started by start_billingd and removes the directory.
+use_scratch_dir() {
+  work=$(mktemp -d)
+  trap 'stop_billingd; rm -rf "$work"' EXIT
+}
+
+# median: the median of the numbers on standard input, one per line.
+median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }

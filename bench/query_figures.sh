@@ -8,14 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 vms=${VMS:-100} days=${DAYS:-31} runs=${RUNS:-5} queries=${QUERIES:-300}
 source bench/lib.sh
-work=$(mktemp -d)
-cleanup() {
-  stop_billingd
-  rm -rf "$work"
-}
-trap cleanup EXIT
-median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
-
+use_scratch_dir
 build/bench/billing-query-bench --populate=yes --data-dir="$work/data" --vms="$vms" --days="$days"
 start_billingd build/billingd "$work/billingd.log" --data-dir="$work/data"
 for run in $(seq 1 "$runs"); do

@@ -6,13 +6,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 billingd=$1 loadgen=$2 ledger_limit=$3 query_bench=$4
-work=$(mktemp -d)
-cleanup() {
-  stop_billingd
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
+use_scratch_dir
 start_billingd "$billingd" "$work/billingd.log" --data-dir="$work/data"
 
 run_loadgen() {
