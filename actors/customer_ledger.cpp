@@ -358,8 +358,15 @@ void start_commit(ledger_pointer self) {
   });
 }
 
+// Nothing queued, nothing committing, nobody subscribed: safe to stop.
+bool is_idle(const ledger_state& st) {
+  return !st.in_flight && st.waiting.empty() && st.waiting_metald.empty() &&
+         st.subscribers.empty() && st.waiting_subscribers.empty();
+}
+
 customer_actor::behavior_type customer_ledger(ledger_pointer self, std::string customer_id,
                                               std::shared_ptr<actor_gauges> gauges,
+                                              std::chrono::seconds idle,
                                               std::shared_ptr<storage::ledger_store> store) {
   self->state.customer_id = std::move(customer_id);
   self->state.store = std::move(store);
@@ -406,6 +413,11 @@ customer_actor::behavior_type customer_ledger(ledger_pointer self, std::string c
         start_commit(self);
         return promise;
       },
+      // Passivation: idle ledgers hold no memory; RocksDB holds their state.
+      caf::after(idle.count() > 0 ? caf::duration{idle} : caf::duration{caf::infinite}) >>
+          [self] {
+            if (is_idle(self->state)) self->quit(caf::exit_reason::user_shutdown);
+          },
   };
 }
 
@@ -413,8 +425,10 @@ customer_actor::behavior_type customer_ledger(ledger_pointer self, std::string c
 
 customer_actor spawn_customer_ledger(caf::actor_system& system, std::string customer_id,
                                      std::shared_ptr<storage::ledger_store> store,
-                                     std::shared_ptr<actor_gauges> gauges) {
-  return system.spawn(customer_ledger, std::move(customer_id), std::move(gauges), std::move(store));
+                                     std::shared_ptr<actor_gauges> gauges,
+                                     std::chrono::seconds idle) {
+  return system.spawn(customer_ledger, std::move(customer_id), std::move(gauges), idle,
+                      std::move(store));
 }
 
 }  // namespace billing::actors

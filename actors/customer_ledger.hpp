@@ -4,6 +4,7 @@
 // anything else can write that identity.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -14,8 +15,12 @@
 namespace billing::actors {
 
 // `gauges` (may be null) counts the ledger while it lives and its queued parts.
+// After `idle` without work (nothing queued, nothing committing, no live
+// subscriber) the ledger stops with exit_reason::user_shutdown so that its
+// linked directory forgets it; 0 keeps it forever.
 customer_actor spawn_customer_ledger(caf::actor_system& system, std::string customer_id,
                                      std::shared_ptr<storage::ledger_store> store,
-                                     std::shared_ptr<actor_gauges> gauges = nullptr);
+                                     std::shared_ptr<actor_gauges> gauges = nullptr,
+                                     std::chrono::seconds idle = std::chrono::seconds{0});
 
 }  // namespace billing::actors

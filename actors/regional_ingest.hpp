@@ -3,6 +3,7 @@
 // ledger. It answers once every part is durable (or with the first error).
 #pragma once
 
+#include <chrono>
 #include <set>
 #include <string>
 
@@ -15,6 +16,9 @@ struct ingest_settings {
   model::validation_limits limits;
   // Regions accepted; empty means any.
   std::set<std::string> allowed_regions;
+  // A customer ledger with nothing to do for this long stops (its state is
+  // all in RocksDB; the next message respawns it). 0: never.
+  std::chrono::seconds customer_idle{600};
 };
 
 // The pure part of an ingest: resolves each window's region against the

@@ -41,6 +41,9 @@ billingd_config::billingd_config() {
       .add(raw_retention_days, "raw-retention-days",
            "raw windows older than this many days are dropped (rollups are kept) and such old "
            "windows are refused on ingest; 0 keeps raw windows forever")
+      .add(customer_idle_seconds, "customer-idle-seconds",
+           "a customer's ledger actor idle this long is stopped to free memory (its state is in "
+           "RocksDB; the next request respawns it); 0: never")
       .add(expected_cadence_seconds, "expected-cadence-seconds",
            "metald's window cadence: a hole this long between a VM's windows is a gap")
       .add(max_query_buckets, "max-query-buckets", "most buckets one GetCustomerUsage returns")
@@ -147,6 +150,7 @@ actors::ingest_settings billingd_config::ingest_settings() const {
   settings.limits.max_clock_skew_ns = int64_t{max_clock_skew_seconds} * 1'000'000'000;
   settings.limits.max_memory_bytes = max_memory_bytes;
   settings.limits.raw_retention_ns = raw_retention_ns();
+  settings.customer_idle = std::chrono::seconds{customer_idle_seconds};
   std::string_view rest = regions;
   while (!rest.empty()) {
     const auto comma = rest.find(',');

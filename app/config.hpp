@@ -46,6 +46,7 @@ class billingd_config : public caf::actor_system_config {
   uint64_t max_memory_bytes = uint64_t{64} << 40;
   // Raw windows are kept this long (0: forever); rollups forever.
   uint32_t raw_retention_days = 90;
+  uint32_t customer_idle_seconds = 600;  // passivate idle customer ledgers; 0: never
   // Queries.
   uint32_t expected_cadence_seconds = 60;
   uint32_t max_query_buckets = 744;
