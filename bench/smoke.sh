@@ -37,4 +37,9 @@ grep -qx 'windows_written 11520' "$work/populate.out"
 start_billingd "$billingd" "$work/billingd2.log" --data-dir="$work/query"
 "$query_bench" --target="$address" --vms=4 --days=2 --queries=5 | tee "$work/query.out"
 grep -qx 'query_check ok' "$work/query.out"
+# Live-usage latency: every update arrives with its exact delta.
+stop_billingd
+start_billingd "$billingd" "$work/billingd3.log" --data-dir="$work/stream"
+node "$(dirname "$0")/stream_latency.mjs" "$address" 5 | tee "$work/stream.out"
+grep -qx 'updates 5' "$work/stream.out"
 echo "bench smoke ok"
