@@ -40,6 +40,13 @@ std::optional<rejection> validate_id(std::string_view field, std::string_view va
   return std::nullopt;
 }
 
+status check_id(std::string_view field, std::string_view value, const validation_limits& limits) {
+  if (auto bad = validate_id(field, value, limits)) {
+    return {status_code::invalid_argument, std::move(bad->message)};
+  }
+  return status::ok_status();
+}
+
 std::optional<rejection> validate_window(const usage_window& w, const validation_limits& limits,
                                          int64_t now_ns) {
   if (auto r = validate_id("customer_id", w.customer_id, limits)) return r;

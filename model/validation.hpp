@@ -7,6 +7,7 @@
 #include <string>
 
 #include "model/ingest.hpp"
+#include "model/status.hpp"
 #include "model/usage_window.hpp"
 
 namespace billing::model {
@@ -40,6 +41,10 @@ struct rejection {
 };
 
 // Checks that an id is present, short enough and free of control characters.
+// The same rule as a request-level check: invalid_argument naming the field,
+// for ids outside a window (batch, instance, customer of a query).
+status check_id(std::string_view field, std::string_view value, const validation_limits& limits);
+
 std::optional<rejection> validate_id(std::string_view field, std::string_view value,
                                      const validation_limits& limits);
 

@@ -105,17 +105,18 @@ std::optional<admitted_call> authorize_and_admit(const collector_settings& setti
 // Request-level checks of a batch's envelope; items are judged by the actors.
 status check_batch_envelope(const v1::SendMetricsBatchRequest& request,
                             const collector_settings& settings) {
-  if (auto bad = model::validate_id("batch_id", request.batch_id(), settings.limits)) {
-    return {status_code::invalid_argument, bad->message};
+  if (status bad = model::check_id("batch_id", request.batch_id(), settings.limits); !bad.ok()) {
+    return bad;
   }
   if (!request.instance_id().empty()) {
-    if (auto bad = model::validate_id("instance_id", request.instance_id(), settings.limits)) {
-      return {status_code::invalid_argument, bad->message};
+    if (status bad = model::check_id("instance_id", request.instance_id(), settings.limits);
+        !bad.ok()) {
+      return bad;
     }
   }
   if (!request.region().empty()) {
-    if (auto bad = model::validate_id("region", request.region(), settings.limits)) {
-      return {status_code::invalid_argument, bad->message};
+    if (status bad = model::check_id("region", request.region(), settings.limits); !bad.ok()) {
+      return bad;
     }
   }
   if (request.metrics_size() == 0) {
@@ -172,9 +173,9 @@ void add_collector_service(connect_router& router, caf::actor_system& system,
           return;
         }
         if (!request.instance_id().empty()) {
-          if (auto bad =
-                  model::validate_id("instance_id", request.instance_id(), settings.limits)) {
-            respond(status{status_code::invalid_argument, bad->message});
+          if (status bad = model::check_id("instance_id", request.instance_id(), settings.limits);
+              !bad.ok()) {
+            respond(bad);
             return;
           }
         }

@@ -24,10 +24,7 @@ constexpr std::string_view kInvoicePrefix = "/billing.v1.BillingInvoiceService/"
 status check_customer(const std::string& customer_id, const model::validation_limits& limits,
                       bool allow_default) {
   if (customer_id.empty() && allow_default) return status::ok_status();
-  if (auto bad = model::validate_id("customer_id", customer_id, limits)) {
-    return {status_code::invalid_argument, bad->message};
-  }
-  return status::ok_status();
+  return model::check_id("customer_id", customer_id, limits);
 }
 
 result<int64_t> period_start(bool present, const google::protobuf::Timestamp& ts) {

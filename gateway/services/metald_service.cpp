@@ -19,11 +19,6 @@ status invalid(std::string message) {
   return {status_code::invalid_argument, std::move(message)};
 }
 
-status check_id(std::string_view field, std::string_view value, const metald_settings& settings) {
-  if (auto bad = model::validate_id(field, value, settings.limits)) return invalid(bad->message);
-  return status::ok_status();
-}
-
 // A unix-nanosecond instant metald may send: after 2000-01-01 and after the
 // raw-retention cutoff (older raw windows are dropped anyway, and this bounds
 // how many hourly windows one call can derive), and at most the clock skew in
@@ -132,9 +127,10 @@ result<model::metald_sample> to_sample(const v1::MetaldSample& wire, int index,
 result<model::metald_op> to_samples_op(const call_context& context,
                                        const v1::MetaldSendMetricsBatchRequest& request,
                                        const metald_settings& settings) {
-  if (status bad = first_error({check_id("vm_id", request.vm_id(), settings),
-                                check_id("customer_id", request.customer_id(), settings),
-                                check_tenant(context, request.customer_id())});
+  if (status bad =
+          first_error({model::check_id("vm_id", request.vm_id(), settings.limits),
+                       model::check_id("customer_id", request.customer_id(), settings.limits),
+                       check_tenant(context, request.customer_id())});
       !bad.ok()) {
     return bad;
   }
@@ -248,10 +244,11 @@ void add_metald_service(connect_router& router, caf::actor_system& system,
       [&system, directory, settings](const call_context& context,
                                      v1::MetaldNotifyVmStartedRequest request,
                                      responder<v1::MetaldSuccessResponse> respond) {
-        if (status bad = first_error({check_id("vm_id", request.vm_id(), settings),
-                                      check_id("customer_id", request.customer_id(), settings),
-                                      check_tenant(context, request.customer_id()),
-                                      check_instant("start_time", request.start_time(), settings)});
+        if (status bad =
+                first_error({model::check_id("vm_id", request.vm_id(), settings.limits),
+                             model::check_id("customer_id", request.customer_id(), settings.limits),
+                             check_tenant(context, request.customer_id()),
+                             check_instant("start_time", request.start_time(), settings)});
             !bad.ok()) {
           respond(bad);
           return;
@@ -267,7 +264,7 @@ void add_metald_service(connect_router& router, caf::actor_system& system,
       [&system, directory, store, settings](const call_context& context,
                                             v1::MetaldNotifyVmStoppedRequest request,
                                             responder<v1::MetaldSuccessResponse> respond) {
-        if (status bad = first_error({check_id("vm_id", request.vm_id(), settings),
+        if (status bad = first_error({model::check_id("vm_id", request.vm_id(), settings.limits),
                                       check_instant("stop_time", request.stop_time(), settings)});
             !bad.ok()) {
           respond(bad);
@@ -287,7 +284,7 @@ void add_metald_service(connect_router& router, caf::actor_system& system,
         const status ordered = request.resume_time() > request.last_sent()
                                    ? status::ok_status()
                                    : invalid("resume_time must be after last_sent");
-        if (status bad = first_error({check_id("vm_id", request.vm_id(), settings),
+        if (status bad = first_error({model::check_id("vm_id", request.vm_id(), settings.limits),
                                       check_instant("last_sent", request.last_sent(), settings),
                                       check_instant("resume_time", request.resume_time(), settings),
                                       ordered});
@@ -306,13 +303,14 @@ void add_metald_service(connect_router& router, caf::actor_system& system,
       [&system, instances, settings](const call_context& context,
                                      v1::MetaldSendHeartbeatRequest request,
                                      responder<v1::MetaldSuccessResponse> respond) {
-        if (status bad = check_id("instance_id", request.instance_id(), settings); !bad.ok()) {
+        if (status bad = model::check_id("instance_id", request.instance_id(), settings.limits);
+            !bad.ok()) {
           respond(bad);
           return;
         }
         std::vector<std::string> active_vms;
         for (const auto& vm : request.active_vms()) {
-          if (status bad = check_id("active_vms[]", vm, settings); !bad.ok()) {
+          if (status bad = model::check_id("active_vms[]", vm, settings.limits); !bad.ok()) {
             respond(bad);
             return;
           }
@@ -336,7 +334,8 @@ void add_metald_service(connect_router& router, caf::actor_system& system,
       [&system, instances, settings](
           const call_context& context, v1::MetaldGetActiveBillingSessionsRequest request,
           responder<v1::MetaldGetActiveBillingSessionsResponse> respond) {
-        if (status bad = check_id("instance_id", request.instance_id(), settings); !bad.ok()) {
+        if (status bad = model::check_id("instance_id", request.instance_id(), settings.limits);
+            !bad.ok()) {
           respond(bad);
           return;
         }

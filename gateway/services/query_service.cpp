@@ -27,10 +27,7 @@ status check_customer_call(const query_service_settings& settings, const call_co
                            const std::string& customer_id) {
   auto caller = authorize(settings.auth.get(), context, security::require_customer(customer_id));
   if (!caller.ok()) return caller.error();
-  if (auto bad = model::validate_id("customer_id", customer_id, settings.limits)) {
-    return {status_code::invalid_argument, bad->message};
-  }
-  return status::ok_status();
+  return model::check_id("customer_id", customer_id, settings.limits);
 }
 
 void add_query_service(connect_router& router, caf::actor_system& system,

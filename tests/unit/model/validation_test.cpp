@@ -147,3 +147,13 @@ TEST_CASE("duplicates are judged on billed values only") {
   b.window_end_ns += 1;
   CHECK_FALSE(window_identity::of(a) == window_identity::of(b));
 }
+
+TEST_CASE("check_id is validate_id as an invalid_argument status naming the field") {
+  const billing::model::validation_limits limits;
+  CHECK(billing::model::check_id("batch_id", "b-1", limits).ok());
+  auto missing = billing::model::check_id("batch_id", "", limits);
+  CHECK(missing.code() == billing::status_code::invalid_argument);
+  CHECK(missing.message().find("batch_id") != std::string::npos);
+  auto too_long = billing::model::check_id("customer_id", std::string(200, 'x'), limits);
+  CHECK(too_long.code() == billing::status_code::invalid_argument);
+}
