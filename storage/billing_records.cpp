@@ -283,14 +283,16 @@ void write_set::put_invoice_counters(uint64_t next_number, int64_t finalized_thr
 
 void write_set::put_audit(std::string_view customer_id, std::string_view kind, std::string_view who,
                           std::string_view what) {
+  // One instant for the key and the value.
+  const int64_t recorded_at_ns = model::unix_now_ns();
   std::string value;
   bytes::append_u8(value, audit_entry_format);
-  bytes::append_i64(value, model::unix_now_ns());
+  bytes::append_i64(value, recorded_at_ns);
   bytes::append_string(value, kind);
   bytes::append_string(value, who);
   bytes::append_string(value, what);
   // Through the same path as ingest records: hash-chained at commit.
-  put_audit(customer_id, std::move(value));
+  put_audit(customer_id, recorded_at_ns, std::move(value));
 }
 
 // ---- reads ----

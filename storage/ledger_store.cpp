@@ -10,6 +10,7 @@
 #include <shared_mutex>
 #include <utility>
 
+#include "model/calendar.hpp"
 #include "storage/audit_chain.hpp"
 #include "storage/codec.hpp"
 #include "storage/database.hpp"
@@ -35,11 +36,8 @@ void write_set::put_window(const model::usage_window& window) {
       {dedup_family, std::move(*dedup_key), codec::encode_billed_values(window), false});
 }
 
-void write_set::put_audit(std::string_view customer_id, std::string value) {
+void write_set::put_audit(std::string_view customer_id, int64_t recorded_at_ns, std::string value) {
   if (!encode_status_.ok()) return;
-  const int64_t recorded_at_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                     std::chrono::system_clock::now().time_since_epoch())
-                                     .count();
   auto key = keys::audit_key_without_sequence(customer_id, recorded_at_ns);
   if (!key) {
     encode_status_ = key.error();
@@ -49,11 +47,11 @@ void write_set::put_audit(std::string_view customer_id, std::string value) {
 }
 
 void write_set::put_conflict(const conflict_record& record) {
-  put_audit(record.attempted.customer_id, codec::encode_conflict(record));
+  put_audit(record.attempted.customer_id, model::unix_now_ns(), codec::encode_conflict(record));
 }
 
 void write_set::put_ingest_record(const ingest_record& record) {
-  put_audit(record.customer_id, codec::encode_ingest_record(record));
+  put_audit(record.customer_id, model::unix_now_ns(), codec::encode_ingest_record(record));
 }
 
 void write_set::merge_rollups(std::string_view customer_id,
@@ -160,7 +158,7 @@ struct ledger_store::impl {
       family which, const std::string& prefix, std::string_view context,
       const std::function<result<bool>(std::string_view rest, std::string_view value)>& visit);
   // The value under `key` in `which`, nullopt when absent.
-  result<std::optional<std::string>> get(family which, const std::string& key,
+  result<std::optional<std::string>> get(family which, std::string_view key,
                                          std::string_view context);
 
   // Runs `read` on the open database. While it is being reopened after a
@@ -312,12 +310,13 @@ status ledger_store::impl::reopen() {
   return status::ok_status();
 }
 
-result<std::optional<std::string>> ledger_store::impl::get(family which, const std::string& key,
+result<std::optional<std::string>> ledger_store::impl::get(family which, std::string_view key,
                                                            std::string_view context) {
   std::string value;
   bool present = false;
   status read = read_db([&](database& opened) {
-    auto found = opened.db().Get(rocksdb::ReadOptions{}, opened.handle(which), key, &value);
+    auto found = opened.db().Get(rocksdb::ReadOptions{}, opened.handle(which),
+                                 rocksdb::Slice(key.data(), key.size()), &value);
     if (found.IsNotFound()) return status::ok_status();
     present = found.ok();
     return from_rocksdb(found, context);
@@ -501,17 +500,8 @@ result<std::optional<std::string>> ledger_store::get(uint32_t which, std::string
   if (which >= family_names.size()) {
     return status{status_code::internal, fmt::format("no column family {}", which)};
   }
-  std::string value;
-  bool present = false;
-  status read = impl_->read_db([&](database& db) {
-    auto found = db.db().Get(rocksdb::ReadOptions{}, db.handle(static_cast<family>(which)),
-                             rocksdb::Slice(key.data(), key.size()), &value);
-    if (found.IsNotFound()) return status::ok_status();
-    present = found.ok();
-    return from_rocksdb(found, fmt::format("reading {}", family_names[which]));
-  });
-  if (!read.ok()) return read;
-  return present ? std::optional<std::string>{std::move(value)} : std::nullopt;
+  return impl_->get(static_cast<family>(which), key,
+                    fmt::format("reading {}", family_names[which]));
 }
 
 status ledger_store::apply_retention() {

@@ -137,7 +137,8 @@ class write_set {
   const std::vector<mutation>& mutations() const { return mutations_; }
 
  private:
-  void put_audit(std::string_view customer_id, std::string value);
+  // Audit entry recorded at `recorded_at_ns` (the key's time).
+  void put_audit(std::string_view customer_id, int64_t recorded_at_ns, std::string value);
   // A Put of `value` under `key`, or `key`'s error recorded (see encode_status).
   void put(uint32_t family, result<std::string> key, std::string value);
 
