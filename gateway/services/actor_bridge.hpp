@@ -41,4 +41,14 @@ void ask(caf::actor_system& system, const Target& target, caf::duration timeout,
   });
 }
 
+// Runs `work` (a callable returning result<Response>) on a detached actor,
+// which has a thread of its own, and answers with its result: for work that
+// blocks (compaction, backups, invoices) and must hold neither an io thread
+// nor one of the actors' scheduler threads. The actor runs once and ends.
+template <class Response, class Work>
+void run_detached(caf::actor_system& system, responder<Response> respond, Work work) {
+  system.spawn<caf::detached>(
+      [respond = std::move(respond), work = std::move(work)]() mutable { respond(work()); });
+}
+
 }  // namespace billing::gateway

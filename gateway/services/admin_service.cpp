@@ -4,6 +4,7 @@
 
 #include "billing/v1/admin.pb.h"
 #include "gateway/services/access.hpp"
+#include "gateway/services/actor_bridge.hpp"
 #include "gateway/services/convert.hpp"
 #include "model/calendar.hpp"
 #include "observability/log.hpp"
@@ -53,20 +54,20 @@ void add_admin_service(connect_router& router, caf::actor_system& system,
                      "raw-window retention is off: start billingd with --raw-retention-days=N"});
           return;
         }
-        // Compaction blocks for as long as it rewrites: its own thread.
-        system.spawn<caf::detached>([store, days, respond = std::move(respond)] {
-          const int64_t cutoff = model::unix_now_ns() - int64_t{days} * model::kNanosPerDay;
-          if (status applied = store->apply_retention(); !applied.ok()) {
-            log_warn("applying retention failed: {}", applied.message());
-            respond(applied);
-            return;
-          }
-          log_info("retention applied: raw windows before {} days ago dropped", days);
-          v1::ApplyRetentionResponse response;
-          *response.mutable_cutoff() = to_timestamp(cutoff);
-          response.set_retention_days(days);
-          respond(std::move(response));
-        });
+        // Compaction blocks for as long as it rewrites.
+        run_detached<v1::ApplyRetentionResponse>(
+            system, std::move(respond), [store, days]() -> result<v1::ApplyRetentionResponse> {
+              const int64_t cutoff = model::unix_now_ns() - int64_t{days} * model::kNanosPerDay;
+              if (status applied = store->apply_retention(); !applied.ok()) {
+                log_warn("applying retention failed: {}", applied.message());
+                return applied;
+              }
+              log_info("retention applied: raw windows before {} days ago dropped", days);
+              v1::ApplyRetentionResponse response;
+              *response.mutable_cutoff() = to_timestamp(cutoff);
+              response.set_retention_days(days);
+              return response;
+            });
       });
 
   router.add_unary<v1::CreateBackupRequest, v1::CreateBackupResponse>(
@@ -83,19 +84,18 @@ void add_admin_service(connect_router& router, caf::actor_system& system,
                          "backups are disabled: start billingd with --backup-dir=DIR"});
           return;
         }
-        // A detached actor has its own thread: the copy may take minutes and
-        // must not hold a scheduler or io thread. It runs once and ends.
-        system.spawn<caf::detached>([store, dir, respond = std::move(respond)] {
-          auto backup = store->create_backup(dir);
-          if (!backup.ok()) {
-            log_warn("backup into {} failed: {}", dir, backup.error().message());
-            respond(backup.error());
-            return;
-          }
-          log_info("backup {} created in {}: {} files, {} bytes", backup.value().backup_id, dir,
-                   backup.value().file_count, backup.value().size_bytes);
-          respond(to_response(backup.value()));
-        });
+        // The copy may take minutes.
+        run_detached<v1::CreateBackupResponse>(
+            system, std::move(respond), [store, dir]() -> result<v1::CreateBackupResponse> {
+              auto backup = store->create_backup(dir);
+              if (!backup.ok()) {
+                log_warn("backup into {} failed: {}", dir, backup.error().message());
+                return backup.error();
+              }
+              log_info("backup {} created in {}: {} files, {} bytes", backup.value().backup_id, dir,
+                       backup.value().file_count, backup.value().size_bytes);
+              return to_response(backup.value());
+            });
       });
 
   router.add_unary<v1::VerifyAuditChainRequest, v1::VerifyAuditChainResponse>(
@@ -107,18 +107,16 @@ void add_admin_service(connect_router& router, caf::actor_system& system,
           respond(caller.error());
           return;
         }
-        // Reads the whole chain: on its own thread, like a backup.
-        system.spawn<caf::detached>([store, respond = std::move(respond)] {
-          auto report = store->verify_audit_chain();
-          if (!report.ok()) {
-            respond(report.error());
-            return;
-          }
-          if (!report.value().intact) {
-            log_warn("the audit chain is broken: {}", report.value().problem);
-          }
-          respond(to_verify_response(report.value()));
-        });
+        // Reads the whole chain, like a backup.
+        run_detached<v1::VerifyAuditChainResponse>(
+            system, std::move(respond), [store]() -> result<v1::VerifyAuditChainResponse> {
+              auto report = store->verify_audit_chain();
+              if (!report.ok()) return report.error();
+              if (!report.value().intact) {
+                log_warn("the audit chain is broken: {}", report.value().problem);
+              }
+              return to_verify_response(report.value());
+            });
       });
 }
 

@@ -9,6 +9,7 @@
 
 #include "billing/v1/invoice.pb.h"
 #include "gateway/services/access.hpp"
+#include "gateway/services/actor_bridge.hpp"
 #include "gateway/services/convert.hpp"
 #include "gateway/services/invoice_convert.hpp"
 
@@ -53,14 +54,7 @@ void add_blocking(connect_router& router, caf::actor_system& system, std::string
           respond(work.error());
           return;
         }
-        system.spawn<caf::detached>([respond = std::move(respond), work = std::move(work).value()] {
-          auto answer = work();
-          if (!answer.ok()) {
-            respond(answer.error());
-            return;
-          }
-          respond(std::move(answer).value());
-        });
+        run_detached<Response>(system, std::move(respond), std::move(work).value());
       });
 }
 
