@@ -96,16 +96,4 @@ status rollup_accumulator::add(const usage_window& window) {
   return status::ok_status();
 }
 
-result<usage_totals> rollup_accumulator::month_total(int64_t month_start_ns) const {
-  usage_totals total;
-  const rollup_id from{granularity::month, month_start_ns, {}, {}};
-  for (auto it = buckets_.lower_bound(from);
-       it != buckets_.end() && it->first.grain == granularity::month &&
-       it->first.bucket_start_ns == month_start_ns;
-       ++it) {
-    if (status added = total.add(it->second.totals); !added.ok()) return added;
-  }
-  return total;
-}
-
 }  // namespace billing::model

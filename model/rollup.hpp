@@ -67,8 +67,6 @@ class rollup_accumulator {
   status add(const usage_window& window);
   const std::map<rollup_id, rollup_value>& buckets() const { return buckets_; }
   bool empty() const { return buckets_.empty(); }
-  // Totals over every (region, vm) of the month bucket starting at `month_start_ns`.
-  result<usage_totals> month_total(int64_t month_start_ns) const;
 
  private:
   std::map<rollup_id, rollup_value> buckets_;
