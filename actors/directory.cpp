@@ -5,6 +5,7 @@
 #include <string>
 
 #include "actors/customer_ledger.hpp"
+#include "actors/errors.hpp"
 
 namespace billing::actors {
 namespace {
@@ -17,6 +18,7 @@ struct directory_state {
   std::map<std::string, ingest_actor> ingest_by_region;
   std::map<std::string, customer_actor> ledger_by_customer;
   std::shared_ptr<actor_gauges> gauges;
+  directory_actor parts_router;
   static inline const char* name = "directory";
 };
 
@@ -36,8 +38,11 @@ bool forget(std::map<std::string, Handle>& children, const caf::actor_addr& sour
 directory_actor::behavior_type directory(directory_pointer self, ingest_settings settings,
                                          query_settings queries,
                                          std::shared_ptr<storage::ledger_store> store,
-                                         std::shared_ptr<actor_gauges> gauges) {
+                                         std::shared_ptr<actor_gauges> gauges,
+                                         directory_actor parts_router) {
   self->state.gauges = std::move(gauges);
+  self->state.parts_router =
+      parts_router ? std::move(parts_router) : caf::actor_cast<directory_actor>(self);
   self->state.settings = std::move(settings);
   self->state.store = std::move(store);
   for (uint32_t i = 0; i < std::max<uint32_t>(queries.workers, 1); ++i) {
@@ -68,8 +73,7 @@ directory_actor::behavior_type directory(directory_pointer self, ingest_settings
     auto& st = self->state;
     auto it = st.ingest_by_region.find(region);
     if (it == st.ingest_by_region.end()) {
-      auto child = spawn_regional_ingest(self->system(), region, st.settings,
-                                         caf::actor_cast<directory_actor>(self));
+      auto child = spawn_regional_ingest(self->system(), region, st.settings, st.parts_router);
       self->link_to(child);
       it = st.ingest_by_region.emplace(region, std::move(child)).first;
     }
@@ -116,6 +120,11 @@ directory_actor::behavior_type directory(directory_pointer self, ingest_settings
       [self, ledger_for](metald_atom atom, model::metald_op& op) -> caf::delegated<uint32_t> {
         return self->delegate(ledger_for(op.customer_id), atom, std::move(op));
       },
+      [self](locate_atom, const std::string& vm_id) -> caf::result<std::string> {
+        auto customer = self->state.store->find_vm_customer(vm_id);
+        if (!customer.ok()) return to_error(customer.error());
+        return customer.value().value_or(std::string{});
+      },
   };
 }
 
@@ -124,9 +133,10 @@ directory_actor::behavior_type directory(directory_pointer self, ingest_settings
 directory_actor spawn_directory(caf::actor_system& system, ingest_settings settings,
                                 query_settings queries,
                                 std::shared_ptr<storage::ledger_store> store,
-                                std::shared_ptr<actor_gauges> gauges) {
+                                std::shared_ptr<actor_gauges> gauges,
+                                directory_actor parts_router) {
   return system.spawn(directory, std::move(settings), std::move(queries), std::move(store),
-                      std::move(gauges));
+                      std::move(gauges), std::move(parts_router));
 }
 
 }  // namespace billing::actors

@@ -22,6 +22,7 @@ using window_atom = caf::atom_constant<caf::atom("window")>;
 using subscribe_atom = caf::atom_constant<caf::atom("subscribe")>;
 using update_atom = caf::atom_constant<caf::atom("update")>;
 using metald_atom = caf::atom_constant<caf::atom("metald")>;
+using locate_atom = caf::atom_constant<caf::atom("locate")>;
 
 // Receives a customer's live usage updates (one per StreamLiveUsage call).
 using subscriber_actor = caf::typed_actor<caf::reacts_to<update_atom, model::usage_update>>;
@@ -57,7 +58,9 @@ using directory_actor = caf::typed_actor<
     caf::replies_to<usage_atom, model::usage_query>::with<model::customer_usage>,
     caf::replies_to<window_atom, model::window_query>::with<model::billing_window>,
     caf::replies_to<subscribe_atom, std::string, subscriber_actor>::with<model::usage_update>,
-    caf::replies_to<metald_atom, model::metald_op>::with<uint32_t>>;
+    caf::replies_to<metald_atom, model::metald_op>::with<uint32_t>,
+    // The customer of a metald VM (from the vm index), "" when unknown here.
+    caf::replies_to<locate_atom, std::string>::with<std::string>>;
 
 // Announces every type above to the actor system (required for remote actors).
 void add_message_types(caf::actor_system_config& config);

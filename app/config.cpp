@@ -4,6 +4,7 @@
 #include <caf/config_option_set.hpp>
 
 #include <charconv>
+#include <filesystem>
 
 #include "model/calendar.hpp"
 
@@ -90,7 +91,24 @@ billingd_config::billingd_config() {
            "region under which VMs reported through billing.v1.BillingService (metald) are filed")
       .add(heartbeat_timeout_seconds, "heartbeat-timeout-seconds",
            "a metald instance silent this long has its VMs' sessions ended at its last "
-           "heartbeat");
+           "heartbeat")
+      .add(node_id, "node-id", "this node's id in --cluster-members (e.g. the pod name)")
+      .add(cluster_members, "cluster-members",
+           "every cluster node as id@host:port (the CAF middleman port), comma-separated, this "
+           "node included; empty runs a single node")
+      .add(cluster_bind_address, "cluster-bind-address",
+           "address the node-to-node listener binds (default: this node's host in "
+           "--cluster-members; 0.0.0.0 for every interface)")
+      .add(cluster_peer_timeout_ms, "cluster-peer-timeout-ms",
+           "a request to a peer node taking longer counts the peer as unreachable")
+      .add(cluster_retry_interval_ms, "cluster-retry-interval-ms",
+           "how long an unreachable peer is left alone before it is tried again, and how often "
+           "writes held for it are retried")
+      .add(cluster_tls_cert_file, "cluster-tls-cert-file",
+           "node-to-node TLS (caf-openssl): this node's PEM certificate")
+      .add(cluster_tls_key_file, "cluster-tls-key-file", "the PEM private key of the certificate")
+      .add(cluster_tls_ca_file, "cluster-tls-ca-file",
+           "the CA(s) that sign every node's certificate (peers are verified against it)");
 }
 
 result<std::pair<std::string, uint16_t>> parse_host_port(std::string_view flag,
@@ -234,6 +252,60 @@ std::vector<std::string> normalize_arguments(const billingd_config& config, int 
     out.push_back(std::move(arg));
   }
   return out;
+}
+
+result<std::optional<cluster::membership>> billingd_config::membership() const {
+  if (cluster_members.empty()) {
+    if (!node_id.empty()) {
+      return status{status_code::invalid_argument, "--node-id needs --cluster-members"};
+    }
+    return std::optional<cluster::membership>{};
+  }
+  if (node_id.empty()) {
+    return status{status_code::invalid_argument,
+                  "--cluster-members needs --node-id (this node's id in the list)"};
+  }
+  auto members = cluster::membership::parse_members(cluster_members);
+  if (!members.ok()) {
+    return status{status_code::invalid_argument,
+                  fmt::format("--cluster-members: {}", members.error().message())};
+  }
+  auto made = cluster::membership::make(std::move(members).value(), node_id);
+  if (!made.ok()) {
+    return status{status_code::invalid_argument,
+                  fmt::format("--cluster-members/--node-id: {}", made.error().message())};
+  }
+  return std::optional<cluster::membership>{std::move(made).value()};
+}
+
+cluster::router_settings billingd_config::router_settings() const {
+  cluster::router_settings settings;
+  settings.peer_timeout = std::chrono::milliseconds{cluster_peer_timeout_ms};
+  settings.retry_interval =
+      std::chrono::milliseconds{std::max<uint32_t>(cluster_retry_interval_ms, 10)};
+  settings.tls = !cluster_tls_cert_file.empty();
+  return settings;
+}
+
+status billingd_config::apply_cluster_tls() {
+  const int given = int{!cluster_tls_cert_file.empty()} + int{!cluster_tls_key_file.empty()} +
+                    int{!cluster_tls_ca_file.empty()};
+  if (given == 0) return status::ok_status();
+  if (given != 3) {
+    return status{status_code::invalid_argument,
+                  "node-to-node TLS needs all of --cluster-tls-cert-file, --cluster-tls-key-file "
+                  "and --cluster-tls-ca-file"};
+  }
+  for (const auto* file : {&cluster_tls_cert_file, &cluster_tls_key_file, &cluster_tls_ca_file}) {
+    if (!std::filesystem::exists(*file)) {
+      return status{status_code::invalid_argument,
+                    fmt::format("cluster TLS file {} does not exist", *file)};
+    }
+  }
+  openssl_certificate = cluster_tls_cert_file;
+  openssl_key = cluster_tls_key_file;
+  openssl_cafile = cluster_tls_ca_file;
+  return status::ok_status();
 }
 
 }  // namespace billing::app

@@ -6,11 +6,14 @@
 #include <caf/actor_system_config.hpp>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "actors/query_worker.hpp"
 #include "actors/regional_ingest.hpp"
+#include "cluster/membership.hpp"
+#include "cluster/node_router.hpp"
 #include "gateway/connect_server.hpp"
 #include "gateway/services/collector_service.hpp"
 #include "gateway/services/metald_service.hpp"
@@ -73,6 +76,15 @@ class billingd_config : public caf::actor_system_config {
   // metald (billing.v1.BillingService): its API names no region.
   std::string metald_region = "default";
   uint32_t heartbeat_timeout_seconds = 120;
+  // Cluster (issue 5): empty --cluster-members runs a single node.
+  std::string node_id;
+  std::string cluster_members;       // "id@host:port,..." including this node
+  std::string cluster_bind_address;  // empty: this node's own member host
+  uint32_t cluster_peer_timeout_ms = 5'000;
+  uint32_t cluster_retry_interval_ms = 1'000;
+  std::string cluster_tls_cert_file;
+  std::string cluster_tls_key_file;
+  std::string cluster_tls_ca_file;
 
   // Settings of each module, derived from the fields above; errors name the flag.
   result<gateway::server_options> server_options() const;
@@ -87,6 +99,13 @@ class billingd_config : public caf::actor_system_config {
   result<security::authenticator> authenticator() const;
   gateway::metald_settings metald_settings() const;
   actors::instances_settings instances_settings() const;
+  // The membership of --cluster-members and --node-id; nullopt when no
+  // cluster is configured. invalid_argument names the bad flag.
+  result<std::optional<cluster::membership>> membership() const;
+  cluster::router_settings router_settings() const;
+  // Copies the --cluster-tls-* files into CAF's openssl settings; call before
+  // the actor system starts. invalid_argument if only some are given.
+  status apply_cluster_tls();
 };
 
 // CAF's parser takes `--name=value`; users also type `--name value`. Joins

@@ -3,6 +3,7 @@
 // closing RocksDB cleanly.
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
+#include <caf/openssl/manager.hpp>
 
 #include <csignal>
 #include <filesystem>
@@ -11,6 +12,7 @@
 #include "actors/directory.hpp"
 #include "app/config.hpp"
 #include "app/dump.hpp"
+#include "cluster/node_router.hpp"
 #include "gateway/services/admin_service.hpp"
 #include "gateway/services/collector_service.hpp"
 #include "gateway/services/invoice_service.hpp"
@@ -53,6 +55,31 @@ bool names_config_file(const std::vector<std::string>& args) {
   return false;
 }
 
+// The directory the gateway talks to: the node's own, or in a cluster the
+// node router (which owns the local directory and publishes it to peers).
+result<actors::directory_actor> start_directory(
+    caf::actor_system& system, const billingd_config& config,
+    const std::optional<cluster::membership>& members,
+    const cluster::local_directory_factory& make_local,
+    const std::shared_ptr<storage::ledger_store>& store,
+    const std::shared_ptr<cluster::cluster_gauges>& gauges) {
+  if (!members) return make_local({});
+  const auto settings = config.router_settings();
+  auto node = cluster::spawn_cluster_node(system, *members, settings, make_local, store, gauges);
+  if (!node.ok()) return node.error();
+  const std::string bind =
+      config.cluster_bind_address.empty() ? members->self().host : config.cluster_bind_address;
+  auto port = cluster::publish_local_directory(system, node.value(), *members, settings,
+                                               bind == "0.0.0.0" ? "" : bind);
+  if (!port.ok()) {
+    caf::anon_send_exit(node->router, caf::exit_reason::user_shutdown);
+    return port.error();
+  }
+  log_info("cluster node {} of {} members; peers reach it on {}:{}{}", members->self().node_id,
+           members->members().size(), bind, port.value(), settings.tls ? " (TLS)" : "");
+  return node->router;
+}
+
 int run_server(billingd_config& config, const sigset_t& stop_signals) {
   auto server_options = config.server_options();
   if (!server_options.ok()) {
@@ -71,6 +98,18 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
         "run admin calls without credentials. For local development only; never expose this "
         "port.");
   }
+  auto members = config.membership();
+  if (!members.ok()) {
+    log_error("{}", members.error().message());
+    return 2;
+  }
+  if (members.value()) {
+    if (status tls = config.apply_cluster_tls(); !tls.ok()) {
+      log_error("{}", tls.message());
+      return 2;
+    }
+    if (config.router_settings().tls) config.load<caf::openssl::manager>();
+  }
   // Shared by everything that records into it; outlives the server and store.
   auto metrics = std::make_shared<observability::service_metrics>();
   auto store_options = config.store_options();
@@ -86,10 +125,19 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
   auto actor_gauges = std::make_shared<actors::actor_gauges>();
   {
     caf::actor_system system{config};
-    auto directory = actors::spawn_directory(system, config.ingest_settings(),
-                                             config.query_settings(), store.value(), actor_gauges);
-    auto instances = actors::spawn_metald_instances(system, config.instances_settings(), directory,
-                                                    store.value());
+    auto make_local_directory = [&](actors::directory_actor parts_router) {
+      return actors::spawn_directory(system, config.ingest_settings(), config.query_settings(),
+                                     store.value(), actor_gauges, std::move(parts_router));
+    };
+    auto cluster_gauges = members.value() ? std::make_shared<cluster::cluster_gauges>() : nullptr;
+    auto directory = start_directory(system, config, members.value(), make_local_directory,
+                                     store.value(), cluster_gauges);
+    if (!directory.ok()) {
+      log_error("{}", directory.error().message());
+      return 1;
+    }
+    auto instances = actors::spawn_metald_instances(system, config.instances_settings(),
+                                                    directory.value(), store.value());
 
     gateway::connect_router router;
     router.set_call_observer([metrics](std::string_view path, status_code code,
@@ -101,13 +149,15 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
     auto collector_settings = config.collector_settings();
     collector_settings.metrics = metrics;
     collector_settings.auth = auth;
-    gateway::add_collector_service(router, system, directory, std::move(collector_settings));
+    gateway::add_collector_service(router, system, directory.value(),
+                                   std::move(collector_settings));
     auto metald_settings = config.metald_settings();
     metald_settings.auth = auth;
-    gateway::add_metald_service(router, system, directory, instances, store.value(),
+    gateway::add_metald_service(router, system, directory.value(), instances,
                                 std::move(metald_settings));
-    gateway::add_query_service(router, system, directory, {config.ingest_settings().limits, auth});
-    gateway::add_live_usage_stream(router, system, directory,
+    gateway::add_query_service(router, system, directory.value(),
+                               {config.ingest_settings().limits, auth});
+    gateway::add_live_usage_stream(router, system, directory.value(),
                                    {config.ingest_settings().limits, auth});
     gateway::add_admin_service(router, system, store.value(),
                                {config.backup_dir, config.raw_retention_days, auth});
@@ -122,7 +172,7 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
     });
 
     gateway::connect_server server{server_options.value(), std::move(router)};
-    metrics->set_scrape_source([&server, ledger = store.value(), actor_gauges] {
+    metrics->set_scrape_source([&server, ledger = store.value(), actor_gauges, cluster_gauges] {
       const auto stats = ledger->stats();
       observability::scrape_gauges gauges;
       gauges.ledger_commits = stats.commits_requested;
@@ -136,6 +186,11 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
       gauges.memtable_bytes = stats.memtable_bytes;
       gauges.block_cache_bytes = stats.block_cache_bytes;
       gauges.estimated_windows = stats.estimated_windows;
+      if (cluster_gauges) {
+        gauges.cluster = observability::scrape_gauges::cluster_figures{
+            cluster_gauges->peers_connected.load(), cluster_gauges->handoff_pending.load(),
+            cluster_gauges->handoff_held.load(), cluster_gauges->handoff_delivered.load()};
+      }
       return gauges;
     });
     const status plans = config.plans_file.empty()
@@ -163,7 +218,7 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
     // The scrape source refers to the server and the ledger: drop it with them.
     metrics->set_scrape_source(nullptr);
     caf::anon_send_exit(instances, caf::exit_reason::user_shutdown);
-    caf::anon_send_exit(directory, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(directory.value(), caf::exit_reason::user_shutdown);
   }                       // the actor system waits for every actor; the last ledger reference goes
   store.value().reset();  // closes RocksDB after the committer drained
   log_info("billingd stopped");

@@ -95,7 +95,12 @@ struct service_metrics::families {
         open_streams(prometheus::BuildGauge()
                          .Name("billing_stream_subscribers")
                          .Help("Open server streams (StreamLiveUsage subscribers)")
-                         .Register(registry)) {}
+                         .Register(registry)),
+        cluster(prometheus::BuildGauge()
+                    .Name("billing_cluster")
+                    .Help("Cluster: peers connected; writes held for unreachable owners "
+                          "(pending now, held and delivered since start)")
+                    .Register(registry)) {}
 
   prometheus::Family<prometheus::Counter>& calls;
   prometheus::Family<prometheus::Histogram>& call_seconds;
@@ -109,6 +114,7 @@ struct service_metrics::families {
   prometheus::Family<prometheus::Gauge>& rocksdb_bytes;
   prometheus::Family<prometheus::Gauge>& estimated_windows;
   prometheus::Family<prometheus::Gauge>& open_streams;
+  prometheus::Family<prometheus::Gauge>& cluster;
 
   std::mutex scrape_mutex;
   std::function<scrape_gauges()> scrape_source;  // guarded by scrape_mutex
@@ -174,6 +180,16 @@ std::string service_metrics::render() const {
       families_->rocksdb_bytes.Add({{"kind", "block_cache"}})
           .Set(static_cast<double>(now.block_cache_bytes));
       families_->estimated_windows.Add({}).Set(static_cast<double>(now.estimated_windows));
+      if (now.cluster) {
+        families_->cluster.Add({{"kind", "peers_connected"}})
+            .Set(static_cast<double>(now.cluster->peers_connected));
+        families_->cluster.Add({{"kind", "handoff_pending"}})
+            .Set(static_cast<double>(now.cluster->handoff_pending));
+        families_->cluster.Add({{"kind", "handoff_held"}})
+            .Set(static_cast<double>(now.cluster->handoff_held));
+        families_->cluster.Add({{"kind", "handoff_delivered"}})
+            .Set(static_cast<double>(now.cluster->handoff_delivered));
+      }
     }
   }
   return prometheus::TextSerializer().Serialize(registry_->Collect());

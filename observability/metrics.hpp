@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -32,6 +33,13 @@ struct scrape_gauges {
   uint64_t memtable_bytes = 0;     // RocksDB memtables
   uint64_t block_cache_bytes = 0;  // RocksDB block cache in use
   uint64_t estimated_windows = 0;  // raw windows stored (RocksDB's estimate)
+  struct cluster_figures {
+    int64_t peers_connected = 0;
+    int64_t handoff_pending = 0;  // writes held for unreachable owners, not yet delivered
+    uint64_t handoff_held = 0;    // since start
+    uint64_t handoff_delivered = 0;
+  };
+  std::optional<cluster_figures> cluster;  // only when running as a cluster
 };
 
 class service_metrics {

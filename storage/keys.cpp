@@ -217,3 +217,28 @@ result<std::pair<std::string, model::metald_gap>> decode_metald_gap_key(std::str
 }
 
 }  // namespace billing::storage::keys
+
+namespace billing::storage::keys {
+
+result<std::string> handoff_prefix(std::string_view node_id) {
+  std::string key;
+  if (auto appended = append_part(key, "node_id", node_id); !appended.ok()) return appended;
+  return key;
+}
+
+result<std::string> handoff_key(std::string_view node_id, uint64_t sequence) {
+  auto key = handoff_prefix(node_id);
+  if (!key) return key;
+  bytes::append_u64(*key, sequence);
+  return key;
+}
+
+std::optional<uint64_t> handoff_sequence(std::string_view key) {
+  bytes::reader in(key);
+  if (!read_part(in)) return std::nullopt;
+  auto sequence = in.u64();
+  if (!sequence || !in.at_end()) return std::nullopt;
+  return sequence;
+}
+
+}  // namespace billing::storage::keys

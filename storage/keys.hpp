@@ -31,13 +31,15 @@ enum family : uint32_t {
   vm_index_family = 8,
   metald_instances_family = 9,
   metald_gaps_family = 10,
+  // Cluster (issue 5): parts held for an unreachable owner node (hinted handoff).
+  handoff_family = 11,
 };
 // New families go at the end; RocksDB creates missing ones at open and
 // finds existing ones by name, so these indices are only our own order.
-inline constexpr std::array<std::string_view, 11> family_names = {
-    "default",    "windows",  "dedup",    "audit",    "rollups",
-    "plans",      "invoices", "vm_state", "vm_index", "metald_instances",
-    "metald_gaps"};
+inline constexpr std::array<std::string_view, 12> family_names = {
+    "default",     "windows",  "dedup",    "audit",    "rollups",
+    "plans",       "invoices", "vm_state", "vm_index", "metald_instances",
+    "metald_gaps", "handoff"};
 
 namespace keys {
 
@@ -104,6 +106,13 @@ result<std::string> metald_gap_key(std::string_view customer_id, std::string_vie
                                    const model::metald_gap& gap);
 // Parses a metald_gaps key into (vm_id, gap); data_loss if it is not exactly one.
 result<std::pair<std::string, model::metald_gap>> decode_metald_gap_key(std::string_view key);
+
+// handoff: lp(target node id) | u64 sequence (big-endian), so that a node's
+// held parts for one owner are scanned oldest first.
+result<std::string> handoff_key(std::string_view node_id, uint64_t sequence);
+result<std::string> handoff_prefix(std::string_view node_id);
+// The sequence at the end of a handoff key; nullopt if it is not one.
+std::optional<uint64_t> handoff_sequence(std::string_view key);
 
 }  // namespace keys
 }  // namespace billing::storage

@@ -77,6 +77,16 @@ void write_set::put(uint32_t family, result<std::string> key, std::string value)
   mutations_.push_back({family, std::move(*key), std::move(value), false});
 }
 
+void write_set::put_handoff(std::string_view node_id, uint64_t sequence, std::string value) {
+  put(handoff_family, keys::handoff_key(node_id, sequence), std::move(value));
+}
+
+void write_set::erase_handoff(std::string_view node_id, uint64_t sequence) {
+  const size_t before = mutations_.size();
+  put(handoff_family, keys::handoff_key(node_id, sequence), {});
+  if (mutations_.size() > before) mutations_.back().erase = true;
+}
+
 void write_set::put_vm_state(std::string_view customer_id, std::string_view vm_id,
                              const model::vm_state& state) {
   put(vm_state_family, keys::vm_state_key(customer_id, vm_id), codec::encode_vm_state(state));
@@ -202,6 +212,8 @@ status ledger_store::impl::add_to_batch(rocksdb::WriteBatch& batch, const write_
     rocksdb::Status added;
     if (mutation.merge) {
       added = batch.Merge(handle, mutation.key, mutation.value);
+    } else if (mutation.erase) {
+      added = batch.Delete(handle, mutation.key);
     } else if (mutation.append_audit_sequence) {
       // Audit entries are chained in commit order, here where that order is made.
       std::string key = mutation.key;

@@ -116,6 +116,12 @@ class write_set {
   // A metald instance's heartbeat state (metald_instances family).
   void put_metald_instance(std::string_view instance_id, const model::metald_instance& instance);
 
+  // Cluster hinted handoff (handoff family): a message held for the
+  // unreachable node `node_id` under `sequence`, and its removal once that
+  // node has stored it. The value is opaque here (cluster/handoff_queue).
+  void put_handoff(std::string_view node_id, uint64_t sequence, std::string value);
+  void erase_handoff(std::string_view node_id, uint64_t sequence);
+
   // ok unless a put_* was refused because an id does not fit a key (longer
   // than keys::max_part_bytes); commit() then fails the whole write_set with
   // this status and writes none of it.
@@ -133,6 +139,8 @@ class write_set {
     bool append_audit_sequence = false;
     // A Merge operand (rollups) rather than a Put.
     bool merge = false;
+    // A Delete of `key` (value unused) rather than a Put.
+    bool erase = false;
   };
   const std::vector<mutation>& mutations() const { return mutations_; }
 

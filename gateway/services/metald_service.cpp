@@ -182,37 +182,43 @@ std::function<void(result<uint32_t>)> answer_success(responder<v1::MetaldSuccess
 
 // Applies `op` (which names no customer) to a VM we know: the vm index,
 // written with the VM's state and durable before any earlier call was
-// acknowledged, has its customer. An unknown VM is not_found.
+// acknowledged, has its customer; the directory looks it up (in a cluster,
+// on every node). An unknown VM is not_found.
 void apply_to_known_vm(caf::actor_system& system, const actors::directory_actor& directory,
-                       const storage::ledger_store& store, const call_context& context,
-                       const metald_settings& settings, model::metald_op op,
-                       responder<v1::MetaldSuccessResponse> respond) {
-  auto customer = store.find_vm_customer(op.vm_id);
-  if (!customer.ok()) {
-    respond(customer.error());
-    return;
-  }
-  if (!customer.value()) {
-    respond(status{status_code::not_found,
-                   fmt::format("vm '{}' is unknown: no NotifyVmStarted or samples were "
-                               "received for it",
-                               op.vm_id)});
-    return;
-  }
-  if (status bad = check_tenant(context, *customer.value()); !bad.ok()) {
-    respond(bad);
-    return;
-  }
-  op.customer_id = std::move(*customer.value());
-  op.region = settings.region;
-  apply(system, directory, context, std::move(op), answer_success(std::move(respond)));
+                       const call_context& context, const metald_settings& settings,
+                       model::metald_op op, responder<v1::MetaldSuccessResponse> respond) {
+  std::string vm_id = op.vm_id;
+  ask<std::string>(
+      system, directory, time_left(context),
+      [&system, directory, context, settings, op = std::move(op),
+       respond = std::move(respond)](result<std::string> customer) mutable {
+        if (!customer.ok()) {
+          respond(customer.error());
+          return;
+        }
+        if (customer.value().empty()) {
+          respond(status{status_code::not_found,
+                         fmt::format("vm '{}' is unknown: no NotifyVmStarted or samples were "
+                                     "received for it",
+                                     op.vm_id)});
+          return;
+        }
+        if (status bad = check_tenant(context, customer.value()); !bad.ok()) {
+          respond(bad);
+          return;
+        }
+        op.customer_id = std::move(customer).value();
+        op.region = settings.region;
+        apply(system, directory, context, std::move(op), answer_success(std::move(respond)));
+      },
+      actors::locate_atom::value, std::move(vm_id));
 }
 
 }  // namespace
 
 void add_metald_service(connect_router& router, caf::actor_system& system,
                         actors::directory_actor directory, actors::instances_actor instances,
-                        std::shared_ptr<storage::ledger_store> store, metald_settings settings) {
+                        metald_settings settings) {
   add_authorized<v1::MetaldSendMetricsBatchRequest, v1::MetaldSendMetricsBatchResponse>(
       router, "SendMetricsBatch", settings,
       [&system, directory, settings](const call_context& context,
@@ -261,9 +267,9 @@ void add_metald_service(connect_router& router, caf::actor_system& system,
 
   add_authorized<v1::MetaldNotifyVmStoppedRequest, v1::MetaldSuccessResponse>(
       router, "NotifyVmStopped", settings,
-      [&system, directory, store, settings](const call_context& context,
-                                            v1::MetaldNotifyVmStoppedRequest request,
-                                            responder<v1::MetaldSuccessResponse> respond) {
+      [&system, directory, settings](const call_context& context,
+                                     v1::MetaldNotifyVmStoppedRequest request,
+                                     responder<v1::MetaldSuccessResponse> respond) {
         if (status bad = first_error({model::check_id("vm_id", request.vm_id(), settings.limits),
                                       check_instant("stop_time", request.stop_time(), settings)});
             !bad.ok()) {
@@ -271,16 +277,16 @@ void add_metald_service(connect_router& router, caf::actor_system& system,
           return;
         }
         apply_to_known_vm(
-            system, directory, *store, context, settings,
+            system, directory, context, settings,
             lifecycle_op(model::metald_op_kind::stop, request.vm_id(), request.stop_time()),
             std::move(respond));
       });
 
   add_authorized<v1::MetaldNotifyPossibleGapRequest, v1::MetaldSuccessResponse>(
       router, "NotifyPossibleGap", settings,
-      [&system, directory, store, settings](const call_context& context,
-                                            v1::MetaldNotifyPossibleGapRequest request,
-                                            responder<v1::MetaldSuccessResponse> respond) {
+      [&system, directory, settings](const call_context& context,
+                                     v1::MetaldNotifyPossibleGapRequest request,
+                                     responder<v1::MetaldSuccessResponse> respond) {
         const status ordered = request.resume_time() > request.last_sent()
                                    ? status::ok_status()
                                    : invalid("resume_time must be after last_sent");
@@ -294,8 +300,7 @@ void add_metald_service(connect_router& router, caf::actor_system& system,
         }
         auto op = lifecycle_op(model::metald_op_kind::gap, request.vm_id(), request.last_sent());
         op.until_ns = request.resume_time();
-        apply_to_known_vm(system, directory, *store, context, settings, std::move(op),
-                          std::move(respond));
+        apply_to_known_vm(system, directory, context, settings, std::move(op), std::move(respond));
       });
 
   add_authorized<v1::MetaldSendHeartbeatRequest, v1::MetaldSuccessResponse>(

@@ -30,6 +30,6 @@ struct metald_settings {
 
 void add_metald_service(connect_router& router, caf::actor_system& system,
                         actors::directory_actor directory, actors::instances_actor instances,
-                        std::shared_ptr<storage::ledger_store> store, metald_settings settings);
+                        metald_settings settings);
 
 }  // namespace billing::gateway

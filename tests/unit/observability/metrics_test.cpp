@@ -49,7 +49,14 @@ TEST_CASE("ingest outcomes are counted, rejections by reason") {
 TEST_CASE("scrape-time gauges come from the source at every render") {
   service_metrics metrics;
   uint64_t commits = 10;
-  metrics.set_scrape_source([&] { return scrape_gauges{commits, 4, 1, 3}; });
+  metrics.set_scrape_source([&] {
+    scrape_gauges gauges;
+    gauges.ledger_commits = commits;
+    gauges.ledger_synced_writes = 4;
+    gauges.calls_in_flight = 1;
+    gauges.open_streams = 3;
+    return gauges;
+  });
   CHECK(has_line(metrics.render(), "billing_ledger_commits 10"));
   commits = 25;
   const std::string text = metrics.render();
@@ -57,6 +64,19 @@ TEST_CASE("scrape-time gauges come from the source at every render") {
   CHECK(has_line(text, "billing_ledger_synced_writes 4"));
   CHECK(has_line(text, "billing_rpc_calls_in_flight 1"));
   CHECK(has_line(text, "billing_stream_subscribers 3"));
+}
+
+TEST_CASE("cluster gauges appear only on a cluster node") {
+  service_metrics metrics;
+  scrape_gauges gauges;
+  metrics.set_scrape_source([&] { return gauges; });
+  CHECK(metrics.render().find("billing_cluster") == std::string::npos);
+  gauges.cluster = scrape_gauges::cluster_figures{2, 5, 9, 4};
+  const std::string text = metrics.render();
+  CHECK(has_line(text, "billing_cluster{kind=\"peers_connected\"} 2"));
+  CHECK(has_line(text, "billing_cluster{kind=\"handoff_pending\"} 5"));
+  CHECK(has_line(text, "billing_cluster{kind=\"handoff_held\"} 9"));
+  CHECK(has_line(text, "billing_cluster{kind=\"handoff_delivered\"} 4"));
 }
 
 TEST_CASE("synced writes are a latency histogram; RocksDB and actor state are gauges") {

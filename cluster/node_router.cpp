@@ -1,0 +1,501 @@
+#include "cluster/node_router.hpp"
+
+#include <fmt/format.h>
+#include <caf/io/all.hpp>
+#include <caf/openssl/all.hpp>
+
+#include <map>
+
+#include "actors/errors.hpp"
+#include "cluster/handoff.hpp"
+#include "observability/log.hpp"
+#include "storage/keys.hpp"
+
+namespace billing::cluster {
+namespace {
+
+using actors::directory_actor;
+using clock = std::chrono::steady_clock;
+using local_atom = caf::atom_constant<caf::atom("local")>;
+using held_atom = caf::atom_constant<caf::atom("held")>;
+using tick_atom = caf::atom_constant<caf::atom("tick")>;
+using delivered_atom = caf::atom_constant<caf::atom("delivered")>;
+
+// The directory interface plus the router's own bookkeeping messages.
+using router_actor =
+    directory_actor::extend<caf::replies_to<local_atom>::with<directory_actor>,
+                            // The hold with this ticket was committed with this status.
+                            caf::reacts_to<held_atom, uint64_t, uint8_t, std::string>,
+                            // Time to retry unreachable peers and deliver held writes.
+                            caf::reacts_to<tick_atom>>;
+
+// One peer node as the router sees it.
+struct peer_link {
+  member info;
+  directory_actor remote;  // valid while connected
+  bool connecting = false;
+  clock::time_point retry_at{};  // while unreachable: not tried before this
+  // Requests waiting for the connection: called with the remote directory,
+  // or null when the peer is unreachable.
+  std::vector<std::function<void(const directory_actor*)>> waiting;
+  uint64_t held = 0;  // writes held for it in the handoff family
+  bool delivering = false;
+};
+
+struct router_state {
+  std::optional<membership> members;
+  router_settings settings;
+  std::shared_ptr<storage::ledger_store> store;
+  std::shared_ptr<cluster_gauges> gauges;
+  directory_actor local;
+  std::map<std::string, peer_link> peers;  // every member but this node
+  uint64_t next_sequence = 1;
+  uint64_t next_ticket = 1;
+  std::map<uint64_t, std::function<void(status)>> holds_in_commit;
+  static inline const char* name = "node_router";
+};
+
+using router_pointer = router_actor::stateful_pointer<router_state>;
+
+// Errors of the transport (the peer is gone, slow, or never answered) as
+// opposed to the owner's own answer (a status it returned on purpose).
+bool is_transport_error(const caf::error& error) {
+  return error.category() != caf::atom("connect");
+}
+
+status unreachable(const peer_link& link, std::string_view customer_id) {
+  return {status_code::unavailable,
+          fmt::format("customer '{}' is owned by node '{}' ({}:{}), which is unreachable; retry "
+                      "later",
+                      customer_id, link.info.node_id, link.info.host, link.info.port)};
+}
+
+void mark_unreachable(router_pointer self, peer_link& link, std::string_view why) {
+  auto& st = self->state;
+  if (link.remote) {
+    observability::log_warn("cluster: peer {} ({}:{}) is unreachable: {}", link.info.node_id,
+                            link.info.host, link.info.port, why);
+    self->demonitor(link.remote.address());
+    link.remote = directory_actor{};
+    st.gauges->peers_connected--;
+  }
+  link.retry_at = clock::now() + st.settings.retry_interval;
+}
+
+// Calls `go` with the peer's directory, connecting first if needed, or with
+// null when the peer is unreachable (or was, less than retry_interval ago).
+void with_peer(router_pointer self, peer_link& link,
+               std::function<void(const directory_actor*)> go) {
+  if (link.remote) {
+    go(&link.remote);
+    return;
+  }
+  if (clock::now() < link.retry_at) {
+    go(nullptr);
+    return;
+  }
+  link.waiting.push_back(std::move(go));
+  if (link.connecting) return;
+  link.connecting = true;
+  auto& st = self->state;
+  const auto& middleman = st.settings.tls ? self->system().openssl_manager().actor_handle()
+                                          : self->system().middleman().actor_handle();
+  auto finish = [self, node = link.info.node_id](const directory_actor* remote) {
+    auto& peer = self->state.peers.at(node);
+    peer.connecting = false;
+    auto waiting = std::move(peer.waiting);
+    for (auto& go : waiting) go(remote ? &peer.remote : nullptr);
+  };
+  self->request(middleman, caf::duration{st.settings.peer_timeout}, caf::connect_atom::value,
+                link.info.host, link.info.port)
+      .then(
+          [self, finish, node = link.info.node_id](const caf::node_id&, caf::strong_actor_ptr& ptr,
+                                                   const std::set<std::string>&) {
+            auto& peer = self->state.peers.at(node);
+            if (!ptr) {
+              mark_unreachable(self, peer, "no actor published on its cluster port");
+              finish(nullptr);
+              return;
+            }
+            peer.remote = caf::actor_cast<directory_actor>(std::move(ptr));
+            self->monitor(peer.remote);
+            self->state.gauges->peers_connected++;
+            observability::log_info("cluster: connected to peer {} ({}:{})", node, peer.info.host,
+                                    peer.info.port);
+            finish(&peer.remote);
+          },
+          [self, finish, node = link.info.node_id](caf::error& error) {
+            mark_unreachable(self, self->state.peers.at(node), caf::to_string(error));
+            finish(nullptr);
+          });
+}
+
+// What a write's sender is told when the write is held for its owner.
+std::vector<model::item_outcome> held_answer(const model::customer_part& part) {
+  std::vector<model::item_outcome> outcomes;
+  outcomes.reserve(part.indices.size());
+  for (auto index : part.indices) outcomes.push_back(model::item_outcome::accepted(index));
+  return outcomes;
+}
+uint32_t held_answer(const model::metald_op& op) {
+  return static_cast<uint32_t>(op.samples.size());
+}
+
+// Stores `write` in the handoff family for `link`'s node and answers `promise`
+// once that is durable: the write is then acknowledged (and delivered later).
+template <class Answer, class Write>
+void hold(router_pointer self, peer_link& link, Write write,
+          caf::typed_response_promise<Answer> promise) {
+  auto& st = self->state;
+  Answer answer = held_answer(write);
+  handoff_message message{std::move(write)};
+  auto value = encode_handoff(self->system(), message);
+  if (!value.ok()) {
+    promise.deliver(actors::to_error(value.error()));
+    return;
+  }
+  storage::write_set writes;
+  writes.put_handoff(link.info.node_id, st.next_sequence++, std::move(value).value());
+  link.held++;
+  st.gauges->handoff_pending++;
+  const uint64_t ticket = st.next_ticket++;
+  st.holds_in_commit.emplace(ticket, [self, node = link.info.node_id, promise,
+                                      answer = std::move(answer)](status stored) mutable {
+    if (stored.ok()) {
+      self->state.gauges->handoff_held++;
+      promise.deliver(std::move(answer));
+      return;
+    }
+    self->state.peers.at(node).held--;
+    self->state.gauges->handoff_pending--;
+    promise.deliver(actors::to_error(stored));
+  });
+  st.store->commit(std::move(writes),
+                   [router = caf::actor_cast<router_actor>(self), ticket](status stored) {
+                     caf::anon_send(router, held_atom::value, ticket,
+                                    static_cast<uint8_t>(stored.code()), stored.message());
+                   });
+}
+
+// Sends a write to the customer's owner; holds it if the owner is unreachable.
+template <class Answer, class Atom, class Write>
+caf::result<Answer> route_write(router_pointer self, Atom atom, Write& write) {
+  auto& st = self->state;
+  const auto& owner = st.members->owner_of(write.customer_id);
+  if (owner.node_id == st.members->self().node_id) {
+    return self->delegate(st.local, atom, std::move(write));
+  }
+  auto promise = self->make_response_promise<Answer>();
+  auto& link = st.peers.at(owner.node_id);
+  with_peer(self, link,
+            [self, atom, promise, node = owner.node_id,
+             write = std::move(write)](const directory_actor* remote) mutable {
+              auto& peer = self->state.peers.at(node);
+              if (remote == nullptr) {
+                hold(self, peer, std::move(write), promise);
+                return;
+              }
+              self->request(*remote, caf::duration{self->state.settings.peer_timeout}, atom, write)
+                  .then([promise](Answer& answer) mutable { promise.deliver(std::move(answer)); },
+                        [self, promise, node, write](caf::error& error) mutable {
+                          if (!is_transport_error(error)) {
+                            promise.deliver(std::move(error));
+                            return;
+                          }
+                          auto& peer = self->state.peers.at(node);
+                          mark_unreachable(self, peer, caf::to_string(error));
+                          hold(self, peer, std::move(write), promise);
+                        });
+            });
+  return promise;
+}
+
+// Sends a read to the customer's owner; unavailable if it is unreachable.
+template <class Answer, class Atom, class Query>
+caf::result<Answer> route_read(router_pointer self, Atom atom, Query& query) {
+  auto& st = self->state;
+  const auto& owner = st.members->owner_of(query.customer_id);
+  if (owner.node_id == st.members->self().node_id) {
+    return self->delegate(st.local, atom, std::move(query));
+  }
+  auto promise = self->make_response_promise<Answer>();
+  auto& link = st.peers.at(owner.node_id);
+  with_peer(
+      self, link,
+      [self, atom, promise, node = owner.node_id,
+       query = std::move(query)](const directory_actor* remote) mutable {
+        auto& peer = self->state.peers.at(node);
+        if (remote == nullptr) {
+          promise.deliver(actors::to_error(unreachable(peer, query.customer_id)));
+          return;
+        }
+        self->request(*remote, caf::duration{self->state.settings.peer_timeout}, atom, query)
+            .then([promise](Answer& answer) mutable { promise.deliver(std::move(answer)); },
+                  [self, promise, node, customer = query.customer_id](caf::error& error) mutable {
+                    if (!is_transport_error(error)) {
+                      promise.deliver(std::move(error));
+                      return;
+                    }
+                    auto& peer = self->state.peers.at(node);
+                    mark_unreachable(self, peer, caf::to_string(error));
+                    promise.deliver(actors::to_error(unreachable(peer, customer)));
+                  });
+      });
+  return promise;
+}
+
+void deliver_held(router_pointer self, peer_link& link);
+
+// Sends up to delivery_batch held writes to `link`'s node (connected) and
+// deletes each one the owner stored; continues while more are held.
+void send_held_batch(router_pointer self, peer_link& link, const directory_actor& remote) {
+  auto& st = self->state;
+  auto prefix = storage::keys::handoff_prefix(link.info.node_id);
+  if (!prefix.ok()) return;
+  struct held_write {
+    uint64_t sequence;
+    handoff_message message;
+  };
+  std::vector<held_write> batch;
+  const status scanned = st.store->scan_range(
+      storage::handoff_family, *prefix, storage::keys::prefix_successor(*prefix),
+      [&](std::string_view key, std::string_view value) {
+        auto sequence = storage::keys::handoff_sequence(key);
+        auto message = decode_handoff(self->system(), value);
+        if (!sequence || !message.ok()) {
+          observability::log_error("cluster: unreadable handoff record for {} kept in place",
+                                   link.info.node_id);
+          return true;
+        }
+        batch.push_back({*sequence, std::move(message).value()});
+        return batch.size() < st.settings.delivery_batch;
+      });
+  if (!scanned.ok() || batch.empty()) {
+    if (!scanned.ok()) observability::log_error("cluster: {}", scanned.message());
+    return;
+  }
+  link.delivering = true;
+  auto remaining = std::make_shared<size_t>(batch.size());
+  auto failed = std::make_shared<bool>(false);
+  auto node = link.info.node_id;
+  auto done = [self, node, remaining, failed](std::optional<uint64_t> delivered,
+                                              const caf::error* error) {
+    auto& peer = self->state.peers.at(node);
+    if (delivered) {
+      storage::write_set erase;
+      erase.erase_handoff(node, *delivered);
+      self->state.store->commit(std::move(erase), [](status) {});
+      peer.held--;
+      self->state.gauges->handoff_pending--;
+      self->state.gauges->handoff_delivered++;
+    } else if (!*failed) {
+      *failed = true;
+      mark_unreachable(self, peer, error ? caf::to_string(*error) : "unknown");
+    }
+    if (--*remaining == 0) {
+      peer.delivering = false;
+      if (!*failed && peer.held > 0) deliver_held(self, peer);
+    }
+  };
+  const caf::duration timeout{st.settings.peer_timeout};
+  for (auto& held : batch) {
+    auto on_error = [done](caf::error& error) { done(std::nullopt, &error); };
+    const uint64_t sequence = held.sequence;
+    if (auto* part = std::get_if<model::customer_part>(&held.message)) {
+      self->request(remote, timeout, actors::append_atom::value, std::move(*part))
+          .then([done, sequence](std::vector<model::item_outcome>&) { done(sequence, nullptr); },
+                on_error);
+    } else {
+      self->request(remote, timeout, actors::metald_atom::value,
+                    std::move(std::get<model::metald_op>(held.message)))
+          .then([done, sequence](uint32_t) { done(sequence, nullptr); }, on_error);
+    }
+  }
+}
+
+void deliver_held(router_pointer self, peer_link& link) {
+  if (link.held == 0 || link.delivering) return;
+  with_peer(self, link, [self, node = link.info.node_id](const directory_actor* remote) {
+    auto& peer = self->state.peers.at(node);
+    if (remote != nullptr && !peer.delivering) send_held_batch(self, peer, *remote);
+  });
+}
+
+// Counts the writes held for each peer (from an earlier run) and finds the
+// next free sequence number.
+status load_held(router_state& st) {
+  for (auto& [node, link] : st.peers) {
+    auto prefix = storage::keys::handoff_prefix(node);
+    if (!prefix.ok()) return prefix.error();
+    auto scanned = st.store->scan_range(
+        storage::handoff_family, *prefix, storage::keys::prefix_successor(*prefix),
+        [&](std::string_view key, std::string_view) {
+          link.held++;
+          if (auto sequence = storage::keys::handoff_sequence(key)) {
+            st.next_sequence = std::max(st.next_sequence, *sequence + 1);
+          }
+          return true;
+        });
+    if (!scanned.ok()) return scanned;
+    st.gauges->handoff_pending += static_cast<int64_t>(link.held);
+  }
+  return status::ok_status();
+}
+
+router_actor::behavior_type node_router(router_pointer self, membership members,
+                                        router_settings settings,
+                                        local_directory_factory make_local,
+                                        std::shared_ptr<storage::ledger_store> store,
+                                        std::shared_ptr<cluster_gauges> gauges) {
+  auto& st = self->state;
+  st.settings = settings;
+  st.store = std::move(store);
+  st.gauges = std::move(gauges);
+  for (const auto& m : members.members()) {
+    if (m.node_id == members.self().node_id) continue;
+    peer_link link;
+    link.info = m;
+    st.peers.emplace(m.node_id, std::move(link));
+  }
+  st.members.emplace(std::move(members));
+  st.local = make_local(caf::actor_cast<directory_actor>(self));
+  self->link_to(st.local);
+  if (status loaded = load_held(st); !loaded.ok()) {
+    observability::log_error("cluster: cannot read held writes: {}", loaded.message());
+  }
+  self->set_down_handler([self](caf::down_msg& down) {
+    for (auto& [node, link] : self->state.peers) {
+      if (link.remote && link.remote.address() == down.source) {
+        mark_unreachable(self, link, "connection lost: " + caf::to_string(down.reason));
+        link.retry_at = clock::now();  // it may come back at once (a restart)
+      }
+    }
+  });
+  self->send(self, tick_atom::value);
+  return {
+      [self](actors::ingest_atom atom,
+             model::ingest_batch& batch) -> caf::delegated<model::ingest_report> {
+        return self->delegate(self->state.local, atom, std::move(batch));
+      },
+      [self](actors::append_atom atom,
+             model::customer_part& part) -> caf::result<std::vector<model::item_outcome>> {
+        return route_write<std::vector<model::item_outcome>>(self, atom, part);
+      },
+      [self](actors::metald_atom atom, model::metald_op& op) -> caf::result<uint32_t> {
+        return route_write<uint32_t>(self, atom, op);
+      },
+      [self](actors::usage_atom atom,
+             model::usage_query& query) -> caf::result<model::customer_usage> {
+        return route_read<model::customer_usage>(self, atom, query);
+      },
+      [self](actors::window_atom atom,
+             model::window_query& query) -> caf::result<model::billing_window> {
+        return route_read<model::billing_window>(self, atom, query);
+      },
+      [self](actors::subscribe_atom atom, std::string& customer_id,
+             actors::subscriber_actor& subscriber) -> caf::result<model::usage_update> {
+        // Delegated, so that the owner's ledger answers the subscriber's
+        // bridge itself: the stream watches that ledger (across nodes, its
+        // proxy), and ends when it or its node goes away.
+        auto& st = self->state;
+        const auto& owner = st.members->owner_of(customer_id);
+        if (owner.node_id == st.members->self().node_id) {
+          return self->delegate(st.local, atom, std::move(customer_id), std::move(subscriber));
+        }
+        auto promise = self->make_response_promise<model::usage_update>();
+        with_peer(self, st.peers.at(owner.node_id),
+                  [self, atom, promise, node = owner.node_id, customer_id,
+                   subscriber](const directory_actor* remote) mutable {
+                    if (remote == nullptr) {
+                      promise.deliver(
+                          actors::to_error(unreachable(self->state.peers.at(node), customer_id)));
+                      return;
+                    }
+                    promise.delegate(*remote, atom, std::move(customer_id), std::move(subscriber));
+                  });
+        return promise;
+      },
+      [self](actors::locate_atom atom, std::string& vm_id) -> caf::result<std::string> {
+        // The vm index lives where the VM's customer is owned: ask here, then
+        // every peer; the first that knows the VM answers.
+        auto promise = self->make_response_promise<std::string>();
+        auto askers = std::make_shared<std::vector<directory_actor>>();
+        askers->push_back(self->state.local);
+        for (auto& [node, link] : self->state.peers) {
+          if (link.remote) askers->push_back(link.remote);
+        }
+        auto remaining = std::make_shared<size_t>(askers->size());
+        auto answered = std::make_shared<bool>(false);
+        for (auto& target : *askers) {
+          self->request(target, caf::duration{self->state.settings.peer_timeout}, atom, vm_id)
+              .then(
+                  [promise, remaining, answered](std::string& customer) mutable {
+                    if (!*answered && (!customer.empty() || *remaining == 1)) {
+                      *answered = true;
+                      promise.deliver(std::move(customer));
+                    }
+                    --*remaining;
+                  },
+                  [promise, remaining, answered](caf::error&) mutable {
+                    if (!*answered && *remaining == 1) {
+                      *answered = true;
+                      promise.deliver(std::string{});
+                    }
+                    --*remaining;
+                  });
+        }
+        return promise;
+      },
+      [self](local_atom) { return self->state.local; },
+      [self](held_atom, uint64_t ticket, uint8_t code, std::string& message) {
+        auto& holds = self->state.holds_in_commit;
+        auto it = holds.find(ticket);
+        if (it == holds.end()) return;
+        auto finish = std::move(it->second);
+        holds.erase(it);
+        finish(status{static_cast<status_code>(code), std::move(message)});
+      },
+      [self](tick_atom) {
+        for (auto& [node, link] : self->state.peers) deliver_held(self, link);
+        self->delayed_send(self, self->state.settings.retry_interval, tick_atom::value);
+      },
+  };
+}
+
+}  // namespace
+
+result<cluster_node> spawn_cluster_node(caf::actor_system& system, membership members,
+                                        router_settings settings,
+                                        const local_directory_factory& make_local,
+                                        std::shared_ptr<storage::ledger_store> store,
+                                        std::shared_ptr<cluster_gauges> gauges) {
+  auto router = system.spawn(node_router, std::move(members), settings, make_local,
+                             std::move(store), std::move(gauges));
+  caf::scoped_actor asker{system};
+  result<cluster_node> node = status{status_code::internal, "the node router did not answer"};
+  asker->request(router, caf::infinite, local_atom::value)
+      .receive(
+          [&](directory_actor& local) {
+            node = cluster_node{caf::actor_cast<directory_actor>(router), std::move(local)};
+          },
+          [&](caf::error& error) { node = actors::to_status(error); });
+  return node;
+}
+
+result<uint16_t> publish_local_directory(caf::actor_system& system, const cluster_node& node,
+                                         const membership& members, const router_settings& settings,
+                                         const std::string& bind_address) {
+  const char* address = bind_address.empty() ? nullptr : bind_address.c_str();
+  const uint16_t port = members.self().port;
+  auto published = settings.tls ? caf::openssl::publish(node.local, port, address, true)
+                                : system.middleman().publish(node.local, port, address, true);
+  if (!published) {
+    return status{status_code::unavailable,
+                  fmt::format("cannot listen for cluster peers on {}:{}: {}",
+                              bind_address.empty() ? "*" : bind_address, port,
+                              system.render(published.error()))};
+  }
+  return *published;
+}
+
+}  // namespace billing::cluster

@@ -1,0 +1,71 @@
+// A cluster of real billingd processes on loopback: each node has its own
+// data dir, HTTP port (port 0, from its log) and CAF middleman port (chosen
+// free here, since every node must know every peer's port before it starts).
+import { createHash } from "node:crypto";
+import net from "node:net";
+import { makeTempDir, startServer } from "./server.mjs";
+
+// A port that was free a moment ago (the kernel picks it; we release it).
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+// The documented rendezvous weight: the first 8 bytes (big-endian) of
+// SHA-256(be64(len(node_id)) | node_id | customer_id); the highest weight owns.
+export function ownerOf(customerId, nodeIds) {
+  let best;
+  let bestWeight = -1n;
+  for (const nodeId of nodeIds) {
+    const length = Buffer.alloc(8);
+    length.writeBigUInt64BE(BigInt(Buffer.byteLength(nodeId)));
+    const digest = createHash("sha256").update(length).update(nodeId).update(customerId).digest();
+    const weight = digest.readBigUInt64BE(0);
+    if (weight > bestWeight) {
+      bestWeight = weight;
+      best = nodeId;
+    }
+  }
+  return best;
+}
+
+// Plans `count` nodes (ids n1..nN); start(i) starts node i (again, after a
+// stop or kill, on the same data dir and ports).
+export async function planCluster(count, { args = [] } = {}) {
+  const nodes = [];
+  for (let i = 0; i < count; i++) {
+    nodes.push({ id: `n${i + 1}`, clusterPort: await freePort(), dataDir: makeTempDir("billingd-cluster-"), server: undefined });
+  }
+  const members = nodes.map((n) => `${n.id}@127.0.0.1:${n.clusterPort}`).join(",");
+  const cluster = {
+    nodes,
+    nodeIds: nodes.map((n) => n.id),
+    async start(i) {
+      const node = nodes[i];
+      node.server = await startServer({
+        dataDir: node.dataDir,
+        args: [`--node-id=${node.id}`, `--cluster-members=${members}`, "--cluster-retry-interval-ms=200", "--cluster-peer-timeout-ms=3000", ...args],
+      });
+      return node.server;
+    },
+    async startAll() {
+      for (let i = 0; i < count; i++) await cluster.start(i);
+    },
+    async stopAll() {
+      for (const node of nodes) if (node.server?.running) await node.server.stop();
+    },
+    // The node's /metrics value of billing_cluster{kind="KIND"}.
+    async gauge(i, kind) {
+      const text = await (await fetch(`${nodes[i].server.baseUrl}/metrics`)).text();
+      const m = new RegExp(`^billing_cluster\\{kind="${kind}"\\} (\\S+)$`, "m").exec(text);
+      return m ? Number(m[1]) : undefined;
+    },
+  };
+  return cluster;
+}
