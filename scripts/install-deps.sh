@@ -33,12 +33,15 @@ if [ "${#missing[@]}" -gt 0 ]; then
   $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-# Connect test clients (connect-node, protobuf-es, buf) pinned by tests/e2e/package-lock.json.
-if [ -f tests/e2e/package.json ]; then
-  if [ -f tests/e2e/package-lock.json ]; then
-    (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
+# npm packages pinned by each folder's package-lock.json: tests/e2e the Connect test
+# clients (connect-node, protobuf-es, buf); tests/deploy helm, the Kubernetes API
+# schemas (kubernetes-models) and a YAML parser for the deployment checks.
+for dir in tests/e2e tests/deploy; do
+  [ -f "$dir/package.json" ] || continue
+  if [ -f "$dir/package-lock.json" ]; then
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
   else
-    (cd tests/e2e && npm install --no-audit --no-fund --loglevel=error)
+    (cd "$dir" && npm install --no-audit --no-fund --loglevel=error)
   fi
-fi
+done
 echo "install-deps: done"
