@@ -5,6 +5,7 @@
 #include <caf/openssl/all.hpp>
 
 #include <map>
+#include <set>
 
 #include "actors/errors.hpp"
 #include "cluster/handoff.hpp"
@@ -19,7 +20,7 @@ using clock = std::chrono::steady_clock;
 using local_atom = caf::atom_constant<caf::atom("local")>;
 using held_atom = caf::atom_constant<caf::atom("held")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
-using delivered_atom = caf::atom_constant<caf::atom("delivered")>;
+using erased_atom = caf::atom_constant<caf::atom("erased")>;
 
 // The directory interface plus the router's own bookkeeping messages.
 using router_actor =
@@ -27,7 +28,9 @@ using router_actor =
                             // The hold with this ticket was committed with this status.
                             caf::reacts_to<held_atom, uint64_t, uint8_t, std::string>,
                             // Time to retry unreachable peers and deliver held writes.
-                            caf::reacts_to<tick_atom>>;
+                            caf::reacts_to<tick_atom>,
+                            // A delivered write's record (node, sequence) is off the disk.
+                            caf::reacts_to<erased_atom, std::string, uint64_t>>;
 
 // One peer node as the router sees it.
 struct peer_link {
@@ -40,6 +43,9 @@ struct peer_link {
   std::vector<std::function<void(const directory_actor*)>> waiting;
   uint64_t held = 0;  // writes held for it in the handoff family
   bool delivering = false;
+  // Delivered, but their records' deletion is not committed yet: a scan
+  // must not send (and count) them again.
+  std::set<uint64_t> erasing;
 };
 
 struct router_state {
@@ -261,6 +267,7 @@ void send_held_batch(router_pointer self, peer_link& link, const directory_actor
       storage::handoff_family, *prefix, storage::keys::prefix_successor(*prefix),
       [&](std::string_view key, std::string_view value) {
         auto sequence = storage::keys::handoff_sequence(key);
+        if (sequence && link.erasing.contains(*sequence)) return true;
         auto message = decode_handoff(self->system(), value);
         if (!sequence || !message.ok()) {
           observability::log_error("cluster: unreadable handoff record for {} kept in place",
@@ -284,7 +291,13 @@ void send_held_batch(router_pointer self, peer_link& link, const directory_actor
     if (delivered) {
       storage::write_set erase;
       erase.erase_handoff(node, *delivered);
-      self->state.store->commit(std::move(erase), [](status) {});
+      peer.erasing.insert(*delivered);
+      self->state.store->commit(std::move(erase), [router = caf::actor_cast<router_actor>(self),
+                                                   node, sequence = *delivered](status) {
+        // Failed or not, stop skipping it: a record still on disk is
+        // delivered again (harmless) and only then counted.
+        caf::anon_send(router, erased_atom::value, node, sequence);
+      });
       peer.held--;
       self->state.gauges->handoff_pending--;
       self->state.gauges->handoff_delivered++;
@@ -454,6 +467,9 @@ router_actor::behavior_type node_router(router_pointer self, membership members,
         auto finish = std::move(it->second);
         holds.erase(it);
         finish(status{static_cast<status_code>(code), std::move(message)});
+      },
+      [self](erased_atom, const std::string& node, uint64_t sequence) {
+        self->state.peers.at(node).erasing.erase(sequence);
       },
       [self](tick_atom) {
         for (auto& [node, link] : self->state.peers) deliver_held(self, link);
