@@ -36,8 +36,9 @@ export function ownerOf(customerId, nodeIds) {
 }
 
 // Plans `count` nodes (ids n1..nN); start(i) starts node i (again, after a
-// stop or kill, on the same data dir and ports).
-export async function planCluster(count, { args = [] } = {}) {
+// stop or kill, on the same data dir and ports). `args` go to every node,
+// `nodeArgs(i)` to node i only.
+export async function planCluster(count, { args = [], nodeArgs = () => [] } = {}) {
   const nodes = [];
   for (let i = 0; i < count; i++) {
     nodes.push({ id: `n${i + 1}`, clusterPort: await freePort(), dataDir: makeTempDir("billingd-cluster-"), server: undefined });
@@ -50,7 +51,7 @@ export async function planCluster(count, { args = [] } = {}) {
       const node = nodes[i];
       node.server = await startServer({
         dataDir: node.dataDir,
-        args: [`--node-id=${node.id}`, `--cluster-members=${members}`, "--cluster-retry-interval-ms=200", "--cluster-peer-timeout-ms=3000", ...args],
+        args: [`--node-id=${node.id}`, `--cluster-members=${members}`, "--cluster-retry-interval-ms=200", "--cluster-peer-timeout-ms=3000", ...args, ...nodeArgs(i)],
       });
       return node.server;
     },

@@ -14,21 +14,29 @@ function makeCa(dir, name) {
   openssl(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", `/CN=${name}`, "-keyout", `${name}.key`, "-out", `${name}.crt`], dir);
 }
 
-function makeSigned(dir, ca, name, { serverIp } = {}) {
+function makeSigned(dir, ca, name, { serverIp, clientToo = false } = {}) {
   openssl(["req", "-newkey", "rsa:2048", "-nodes", "-subj", `/CN=${name}`, "-keyout", `${name}.key`, "-out", `${name}.csr`], dir);
-  const ext = serverIp ? `subjectAltName=IP:${serverIp}\nextendedKeyUsage=serverAuth\n` : "extendedKeyUsage=clientAuth\n";
+  const usage = clientToo ? "serverAuth,clientAuth" : "serverAuth";
+  const ext = serverIp ? `subjectAltName=IP:${serverIp}\nextendedKeyUsage=${usage}\n` : "extendedKeyUsage=clientAuth\n";
   writeFileSync(path.join(dir, `${name}.ext`), ext);
   openssl(["x509", "-req", "-in", `${name}.csr`, "-CA", `${ca}.crt`, "-CAkey", `${ca}.key`, "-CAcreateserial", "-days", "2", "-extfile", `${name}.ext`, "-out", `${name}.crt`], dir);
 }
 
+// A cluster node's certificate is used both ways (it accepts and opens
+// node-to-node connections): node (signed by test-ca) and stranger-node
+// (signed by stranger-ca), in makeCertificates({ nodes: true }).
 // {dir, file(name), pem(name)} with test-ca, server, client, stranger-ca, stranger.
-export function makeCertificates() {
+export function makeCertificates({ nodes = false } = {}) {
   const dir = makeTempDir("billingd-tls-");
   makeCa(dir, "test-ca");
   makeSigned(dir, "test-ca", "server", { serverIp: "127.0.0.1" });
   makeSigned(dir, "test-ca", "client");
   makeCa(dir, "stranger-ca");
   makeSigned(dir, "stranger-ca", "stranger");
+  if (nodes) {
+    makeSigned(dir, "test-ca", "node", { serverIp: "127.0.0.1", clientToo: true });
+    makeSigned(dir, "stranger-ca", "stranger-node", { serverIp: "127.0.0.1", clientToo: true });
+  }
   const file = (name) => path.join(dir, name);
   return { dir, file, pem: (name) => readFileSync(file(name)) };
 }
