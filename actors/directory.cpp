@@ -1,6 +1,7 @@
 #include "actors/directory.hpp"
 
 #include <algorithm>
+#include <future>
 #include <map>
 #include <string>
 
@@ -33,6 +34,40 @@ bool forget(std::map<std::string, Handle>& children, const caf::actor_addr& sour
     }
   }
   return false;
+}
+
+// Stores hand-over records that are not there yet (the customer's ledger
+// here may have written some meanwhile: those win), waits for the synced
+// commit, answers the count and ends.
+using importer_actor =
+    caf::typed_actor<caf::replies_to<import_atom, storage::customer_records>::with<uint32_t>>;
+
+importer_actor::behavior_type record_importer(importer_actor::pointer self,
+                                              std::shared_ptr<storage::ledger_store> store) {
+  return {
+      [self, store](import_atom, const storage::customer_records& moved) -> caf::result<uint32_t> {
+        const auto& [customer_id, records] = moved;
+        self->quit();
+        storage::write_set writes;
+        uint32_t stored = 0;
+        for (const auto& record : records) {
+          auto existing = store->get(record.family, record.key);
+          if (!existing.ok()) return to_error(existing.error());
+          if (existing.value()) continue;
+          writes.put_record(record);
+          ++stored;
+        }
+        std::promise<status> committed;
+        auto done = committed.get_future();
+        store->commit(std::move(writes),
+                      [&committed](status s) { committed.set_value(std::move(s)); });
+        if (status s = done.get(); !s.ok()) {
+          return to_error(
+              status{s.code(), "importing the records of '" + customer_id + "': " + s.message()});
+        }
+        return stored;
+      },
+  };
 }
 
 directory_actor::behavior_type directory(directory_pointer self, ingest_settings settings,
@@ -119,6 +154,11 @@ directory_actor::behavior_type directory(directory_pointer self, ingest_settings
       },
       [self, ledger_for](metald_atom atom, model::metald_op& op) -> caf::delegated<uint32_t> {
         return self->delegate(ledger_for(op.customer_id), atom, std::move(op));
+      },
+      [self](import_atom atom, storage::customer_records& moved) -> caf::delegated<uint32_t> {
+        // Waits for the disk, so on a thread of its own rather than here.
+        auto importer = self->system().spawn<caf::detached>(record_importer, self->state.store);
+        return self->delegate(importer, atom, std::move(moved));
       },
       [self](locate_atom, const std::string& vm_id) -> caf::result<std::string> {
         auto customer = self->state.store->find_vm_customer(vm_id);

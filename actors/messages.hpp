@@ -11,6 +11,7 @@
 #include "model/metald.hpp"
 #include "model/usage_query.hpp"
 #include "model/usage_window.hpp"
+#include "storage/ledger_store.hpp"
 
 namespace billing::actors {
 
@@ -23,6 +24,7 @@ using subscribe_atom = caf::atom_constant<caf::atom("subscribe")>;
 using update_atom = caf::atom_constant<caf::atom("update")>;
 using metald_atom = caf::atom_constant<caf::atom("metald")>;
 using locate_atom = caf::atom_constant<caf::atom("locate")>;
+using import_atom = caf::atom_constant<caf::atom("import")>;
 
 // Receives a customer's live usage updates (one per StreamLiveUsage call).
 using subscriber_actor = caf::typed_actor<caf::reacts_to<update_atom, model::usage_update>>;
@@ -60,7 +62,11 @@ using directory_actor = caf::typed_actor<
     caf::replies_to<subscribe_atom, std::string, subscriber_actor>::with<model::usage_update>,
     caf::replies_to<metald_atom, model::metald_op>::with<uint32_t>,
     // The customer of a metald VM (from the vm index), "" when unknown here.
-    caf::replies_to<locate_atom, std::string>::with<std::string>>;
+    caf::replies_to<locate_atom, std::string>::with<std::string>,
+    // Shard hand-over: stores a customer's records copied from its previous
+    // owner, each only where no record with its key exists; answers how many
+    // were stored.
+    caf::replies_to<import_atom, storage::customer_records>::with<uint32_t>>;
 
 // Announces every type above to the actor system (required for remote actors).
 void add_message_types(caf::actor_system_config& config);
@@ -192,3 +198,17 @@ typename Inspector::result_type inspect(Inspector& f, usage_update& x) {
 }
 
 }  // namespace billing::model
+
+namespace billing::storage {
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, stored_record& x) {
+  return f(caf::meta::type_name("stored_record"), x.family, x.key, x.value);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, customer_records& x) {
+  return f(caf::meta::type_name("customer_records"), x.customer_id, x.records);
+}
+
+}  // namespace billing::storage

@@ -12,6 +12,7 @@
 #include "actors/directory.hpp"
 #include "app/config.hpp"
 #include "app/dump.hpp"
+#include "cluster/handover.hpp"
 #include "cluster/node_router.hpp"
 #include "gateway/services/admin_service.hpp"
 #include "gateway/services/collector_service.hpp"
@@ -55,15 +56,19 @@ bool names_config_file(const std::vector<std::string>& args) {
   return false;
 }
 
+struct started_directory {
+  actors::directory_actor directory;
+  caf::actor handover;  // in a cluster: moves customers this node no longer owns
+};
+
 // The directory the gateway talks to: the node's own, or in a cluster the
 // node router (which owns the local directory and publishes it to peers).
-result<actors::directory_actor> start_directory(
-    caf::actor_system& system, const billingd_config& config,
-    const std::optional<cluster::membership>& members,
-    const cluster::local_directory_factory& make_local,
-    const std::shared_ptr<storage::ledger_store>& store,
-    const std::shared_ptr<cluster::cluster_gauges>& gauges) {
-  if (!members) return make_local({});
+result<started_directory> start_directory(caf::actor_system& system, const billingd_config& config,
+                                          const std::optional<cluster::membership>& members,
+                                          const cluster::local_directory_factory& make_local,
+                                          const std::shared_ptr<storage::ledger_store>& store,
+                                          const std::shared_ptr<cluster::cluster_gauges>& gauges) {
+  if (!members) return started_directory{make_local({}), {}};
   const auto settings = config.router_settings();
   auto node = cluster::spawn_cluster_node(system, *members, settings, make_local, store, gauges);
   if (!node.ok()) return node.error();
@@ -77,7 +82,8 @@ result<actors::directory_actor> start_directory(
   }
   log_info("cluster node {} of {} members; peers reach it on {}:{}{}", members->self().node_id,
            members->members().size(), bind, port.value(), settings.tls ? " (TLS)" : "");
-  return node->router;
+  auto handover = cluster::spawn_handover(system, *members, node->router, store, gauges);
+  return started_directory{node->router, std::move(handover)};
 }
 
 int run_server(billingd_config& config, const sigset_t& stop_signals) {
@@ -137,7 +143,7 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
       return 1;
     }
     auto instances = actors::spawn_metald_instances(system, config.instances_settings(),
-                                                    directory.value(), store.value());
+                                                    directory->directory, store.value());
 
     gateway::connect_router router;
     router.set_call_observer([metrics](std::string_view path, status_code code,
@@ -149,15 +155,15 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
     auto collector_settings = config.collector_settings();
     collector_settings.metrics = metrics;
     collector_settings.auth = auth;
-    gateway::add_collector_service(router, system, directory.value(),
+    gateway::add_collector_service(router, system, directory->directory,
                                    std::move(collector_settings));
     auto metald_settings = config.metald_settings();
     metald_settings.auth = auth;
-    gateway::add_metald_service(router, system, directory.value(), instances,
+    gateway::add_metald_service(router, system, directory->directory, instances,
                                 std::move(metald_settings));
-    gateway::add_query_service(router, system, directory.value(),
+    gateway::add_query_service(router, system, directory->directory,
                                {config.ingest_settings().limits, auth});
-    gateway::add_live_usage_stream(router, system, directory.value(),
+    gateway::add_live_usage_stream(router, system, directory->directory,
                                    {config.ingest_settings().limits, auth});
     gateway::add_admin_service(router, system, store.value(),
                                {config.backup_dir, config.raw_retention_days, auth});
@@ -189,7 +195,8 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
       if (cluster_gauges) {
         gauges.cluster = observability::scrape_gauges::cluster_figures{
             cluster_gauges->peers_connected.load(), cluster_gauges->handoff_pending.load(),
-            cluster_gauges->handoff_held.load(), cluster_gauges->handoff_delivered.load()};
+            cluster_gauges->handoff_held.load(), cluster_gauges->handoff_delivered.load(),
+            cluster_gauges->handover_customers.load()};
       }
       return gauges;
     });
@@ -218,7 +225,9 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
     // The scrape source refers to the server and the ledger: drop it with them.
     metrics->set_scrape_source(nullptr);
     caf::anon_send_exit(instances, caf::exit_reason::user_shutdown);
-    caf::anon_send_exit(directory.value(), caf::exit_reason::user_shutdown);
+    if (directory->handover)
+      caf::anon_send_exit(directory->handover, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(directory->directory, caf::exit_reason::user_shutdown);
   }                       // the actor system waits for every actor; the last ledger reference goes
   store.value().reset();  // closes RocksDB after the committer drained
   log_info("billingd stopped");

@@ -428,6 +428,9 @@ router_actor::behavior_type node_router(router_pointer self, membership members,
                   });
         return promise;
       },
+      [self](actors::import_atom atom, storage::customer_records& moved) -> caf::result<uint32_t> {
+        return route_read<uint32_t>(self, atom, moved);
+      },
       [self](actors::locate_atom atom, std::string& vm_id) -> caf::result<std::string> {
         // The vm index lives where the VM's customer is owned: ask here, then
         // every peer; the first that knows the VM answers.

@@ -37,6 +37,7 @@ struct cluster_gauges {
   std::atomic<uint64_t> handoff_held{0};       // writes held since start
   std::atomic<uint64_t> handoff_delivered{0};  // held writes the owner stored since start
   std::atomic<int64_t> peers_connected{0};
+  std::atomic<uint64_t> handover_customers{0};  // customers handed over to a new owner
 };
 
 // Makes this node's own directory, whose regional ingest actors send each

@@ -99,7 +99,7 @@ struct service_metrics::families {
         cluster(prometheus::BuildGauge()
                     .Name("billing_cluster")
                     .Help("Cluster: peers connected; writes held for unreachable owners "
-                          "(pending now, held and delivered since start)")
+                          "(pending now, held and delivered since start); customers handed over")
                     .Register(registry)) {}
 
   prometheus::Family<prometheus::Counter>& calls;
@@ -189,6 +189,8 @@ std::string service_metrics::render() const {
             .Set(static_cast<double>(now.cluster->handoff_held));
         families_->cluster.Add({{"kind", "handoff_delivered"}})
             .Set(static_cast<double>(now.cluster->handoff_delivered));
+        families_->cluster.Add({{"kind", "handover_customers"}})
+            .Set(static_cast<double>(now.cluster->handover_customers));
       }
     }
   }

@@ -38,6 +38,7 @@ struct scrape_gauges {
     int64_t handoff_pending = 0;  // writes held for unreachable owners, not yet delivered
     uint64_t handoff_held = 0;    // since start
     uint64_t handoff_delivered = 0;
+    uint64_t handover_customers = 0;  // customers moved to a new owner since start
   };
   std::optional<cluster_figures> cluster;  // only when running as a cluster
 };

@@ -7,11 +7,13 @@
 #include <atomic>
 #include <chrono>
 #include <mutex>
+#include <set>
 #include <shared_mutex>
 #include <utility>
 
 #include "model/calendar.hpp"
 #include "storage/audit_chain.hpp"
+#include "storage/bytes.hpp"
 #include "storage/codec.hpp"
 #include "storage/database.hpp"
 #include "storage/group_committer.hpp"
@@ -85,6 +87,30 @@ void write_set::erase_handoff(std::string_view node_id, uint64_t sequence) {
   const size_t before = mutations_.size();
   put(handoff_family, keys::handoff_key(node_id, sequence), {});
   if (mutations_.size() > before) mutations_.back().erase = true;
+}
+
+void write_set::put_record(const stored_record& record) {
+  mutations_.push_back({record.family, record.key, record.value, false});
+}
+
+void write_set::erase_customer(std::string_view customer_id, uint32_t which) {
+  auto prefix = keys::customer_prefix(customer_id);
+  if (!prefix) {
+    if (encode_status_.ok()) encode_status_ = prefix.error();
+    return;
+  }
+  // Ids are at most 255 bytes and never all 0xff in practice; a prefix
+  // without a successor is refused rather than left half-deleted.
+  auto end = keys::prefix_successor(*prefix);
+  if (!end) {
+    if (encode_status_.ok()) {
+      encode_status_ = status{status_code::invalid_argument, "customer id has no key range end"};
+    }
+    return;
+  }
+  mutation range{which, std::move(*prefix), std::move(*end), false};
+  range.erase_range = true;
+  mutations_.push_back(std::move(range));
 }
 
 void write_set::put_vm_state(std::string_view customer_id, std::string_view vm_id,
@@ -214,6 +240,8 @@ status ledger_store::impl::add_to_batch(rocksdb::WriteBatch& batch, const write_
       added = batch.Merge(handle, mutation.key, mutation.value);
     } else if (mutation.erase) {
       added = batch.Delete(handle, mutation.key);
+    } else if (mutation.erase_range) {
+      added = batch.DeleteRange(handle, mutation.key, mutation.value);
     } else if (mutation.append_audit_sequence) {
       // Audit entries are chained in commit order, here where that order is made.
       std::string key = mutation.key;
@@ -682,6 +710,56 @@ result<audit_chain_report> ledger_store::verify_audit_chain() const {
   return audit_chain_report{v.intact,         v.entries_verified,
                             v.chain.sequence, security::to_hex(v.chain.hash),
                             v.problem,        v.first_bad_sequence};
+}
+
+result<std::vector<std::string>> ledger_store::list_customers() const {
+  std::set<std::string> customers;
+  for (auto which : {windows_family, plans_family, invoices_family, vm_state_family}) {
+    std::string lower;
+    for (;;) {
+      std::optional<std::string> customer;
+      auto scanned =
+          scan_range(which, lower, std::nullopt, [&](std::string_view key, std::string_view) {
+            bytes::reader in(key);
+            if (auto length = in.u8(); length && in.remaining() >= *length) {
+              customer = std::string(key.substr(1, *length));
+            }
+            return false;
+          });
+      if (!scanned.ok()) return scanned;
+      if (!customer) break;
+      if (!customer->empty()) customers.insert(*customer);
+      auto prefix = keys::customer_prefix(*customer);
+      if (!prefix) return prefix.error();
+      auto next = keys::prefix_successor(*prefix);
+      if (!next) break;
+      lower = std::move(*next);
+    }
+  }
+  return std::vector<std::string>(customers.begin(), customers.end());
+}
+
+result<std::vector<stored_record>> ledger_store::export_customer_records(
+    const std::string& customer_id) const {
+  auto prefix = keys::customer_prefix(customer_id);
+  if (!prefix) return prefix.error();
+  std::vector<stored_record> records;
+  for (auto which : {plans_family, invoices_family, vm_state_family, metald_gaps_family}) {
+    auto scanned = scan_range(which, *prefix, keys::prefix_successor(*prefix),
+                              [&](std::string_view key, std::string_view value) {
+                                records.push_back({which, std::string(key), std::string(value)});
+                                return true;
+                              });
+    if (!scanned.ok()) return scanned;
+  }
+  // vm_state keys are lp(customer) | lp(vm_id); each VM's index entry goes along.
+  const size_t states = records.size();
+  for (size_t i = 0; i < states; ++i) {
+    if (records[i].family != vm_state_family) continue;
+    auto vm_key = std::string_view(records[i].key).substr(prefix->size());
+    records.push_back({vm_index_family, std::string(vm_key), codec::encode_vm_index(customer_id)});
+  }
+  return records;
 }
 
 }  // namespace billing::storage

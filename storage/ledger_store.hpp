@@ -77,6 +77,20 @@ struct audit_chain_report {
   uint64_t first_bad_sequence = 0;  // the entry where the chain breaks, when it is one entry
 };
 
+// One key-value pair of a column family, as stored: what a shard hand-over
+// copies between nodes for the families it copies verbatim.
+struct stored_record {
+  uint32_t family = 0;
+  std::string key;
+  std::string value;
+};
+
+// A customer's records as a shard hand-over moves them.
+struct customer_records {
+  std::string customer_id;
+  std::vector<stored_record> records;
+};
+
 // The writes one customer actor wants made atomically. Built on the actor's
 // thread, then handed to ledger_store::commit.
 class write_set {
@@ -122,6 +136,12 @@ class write_set {
   void put_handoff(std::string_view node_id, uint64_t sequence, std::string value);
   void erase_handoff(std::string_view node_id, uint64_t sequence);
 
+  // Shard hand-over (cluster/handover): a record copied from the previous
+  // owner as it was stored there, and the removal of every key of
+  // `customer_id` in `which` (a RocksDB DeleteRange over its prefix).
+  void put_record(const stored_record& record);
+  void erase_customer(std::string_view customer_id, uint32_t which);
+
   // ok unless a put_* was refused because an id does not fit a key (longer
   // than keys::max_part_bytes); commit() then fails the whole write_set with
   // this status and writes none of it.
@@ -141,6 +161,8 @@ class write_set {
     bool merge = false;
     // A Delete of `key` (value unused) rather than a Put.
     bool erase = false;
+    // A DeleteRange of [key, value) rather than a Put.
+    bool erase_range = false;
   };
   const std::vector<mutation>& mutations() const { return mutations_; }
 
@@ -272,6 +294,14 @@ class ledger_store {
                                                    const model::metald_gap&)>& visit) const;
 
   commit_stats stats() const;
+
+  // Every customer with keys in the windows, plans, invoices or vm_state
+  // families (the default plan's "" excluded), in order.
+  result<std::vector<std::string>> list_customers() const;
+  // What a shard hand-over copies verbatim (raw windows are re-ingested
+  // instead): the customer's plans, invoices, metald VM states and gaps,
+  // and the vm index entries of those VMs.
+  result<std::vector<stored_record>> export_customer_records(const std::string& customer_id) const;
 
   // Takes an online backup into `backup_dir` (see storage/backup.hpp) while
   // commits continue. Blocks the calling thread for the copy, so call it off

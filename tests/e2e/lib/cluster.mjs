@@ -43,23 +43,32 @@ export async function planCluster(count, { args = [], nodeArgs = () => [] } = {}
   for (let i = 0; i < count; i++) {
     nodes.push({ id: `n${i + 1}`, clusterPort: await freePort(), dataDir: makeTempDir("billingd-cluster-"), server: undefined });
   }
-  const members = nodes.map((n) => `${n.id}@127.0.0.1:${n.clusterPort}`).join(",");
+  const membersOf = (indices) => indices.map((j) => `${nodes[j].id}@127.0.0.1:${nodes[j].clusterPort}`).join(",");
+  const everyNode = nodes.map((_, j) => j);
   const cluster = {
     nodes,
     nodeIds: nodes.map((n) => n.id),
-    async start(i) {
+    // `members`: the indices of the nodes in this node's member list (all by
+    // default), to run a smaller cluster first and grow it later.
+    async start(i, { members = everyNode } = {}) {
       const node = nodes[i];
       node.server = await startServer({
         dataDir: node.dataDir,
-        args: [`--node-id=${node.id}`, `--cluster-members=${members}`, "--cluster-retry-interval-ms=200", "--cluster-peer-timeout-ms=3000", ...args, ...nodeArgs(i)],
+        args: [`--node-id=${node.id}`, `--cluster-members=${membersOf(members)}`, "--cluster-retry-interval-ms=200", "--cluster-peer-timeout-ms=3000", ...args, ...nodeArgs(i)],
       });
       return node.server;
     },
-    async startAll() {
-      for (let i = 0; i < count; i++) await cluster.start(i);
+    async startAll({ members = everyNode } = {}) {
+      for (const i of members) await cluster.start(i, { members });
     },
     async stopAll() {
       for (const node of nodes) if (node.server?.running) await node.server.stop();
+    },
+    // The sum of a billing_cluster gauge over the running nodes.
+    async gaugeSum(kind) {
+      let sum = 0;
+      for (const [i, node] of nodes.entries()) if (node.server?.running) sum += (await cluster.gauge(i, kind)) ?? 0;
+      return sum;
     },
     // The node's /metrics value of billing_cluster{kind="KIND"}.
     async gauge(i, kind) {

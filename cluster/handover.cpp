@@ -1,0 +1,153 @@
+#include "cluster/handover.hpp"
+
+#include <fmt/format.h>
+#include <caf/all.hpp>
+
+#include <future>
+#include <limits>
+
+#include "actors/errors.hpp"
+#include "model/calendar.hpp"
+#include "observability/log.hpp"
+#include "storage/keys.hpp"
+
+namespace billing::cluster {
+namespace {
+
+// The key ranges a customer owns here, deleted once it is handed over. The
+// audit family stays: its entries are links of this node's hash chain.
+constexpr std::array kMovedFamilies = {storage::windows_family,    storage::dedup_family,
+                                       storage::rollups_family,    storage::plans_family,
+                                       storage::invoices_family,   storage::vm_state_family,
+                                       storage::metald_gaps_family};
+
+class customer_mover {
+ public:
+  customer_mover(caf::blocking_actor* self, const membership& members,
+                 const actors::directory_actor& router, storage::ledger_store& store,
+                 const handover_settings& settings)
+      : self_(self), members_(members), router_(router), store_(store), settings_(settings) {}
+
+  status move(const std::string& customer_id) {
+    if (status replayed = replay_windows(customer_id); !replayed.ok()) return replayed;
+    if (status copied = copy_records(customer_id); !copied.ok()) return copied;
+    return erase_here(customer_id);
+  }
+
+ private:
+  status send_part(const std::string& customer_id, std::vector<model::usage_window> windows) {
+    model::customer_part part;
+    part.customer_id = customer_id;
+    part.meta.batch_id = fmt::format("handover/{}/{}", members_.self().node_id, ++parts_sent_);
+    part.meta.instance_id = "handover";
+    part.meta.received_at_ns = model::unix_now_ns();
+    part.meta.caller = "handover:" + members_.self().node_id;
+    part.indices.resize(windows.size());
+    for (uint32_t i = 0; i < part.indices.size(); ++i) part.indices[i] = i;
+    part.windows = std::move(windows);
+    status outcome;
+    self_
+        ->request(router_, caf::duration{settings_.request_timeout}, actors::append_atom::value,
+                  std::move(part))
+        .receive([](std::vector<model::item_outcome>&) {},
+                 [&](caf::error& error) { outcome = actors::to_status(error); });
+    return outcome;
+  }
+
+  status replay_windows(const std::string& customer_id) {
+    std::vector<model::usage_window> chunk;
+    status sent;
+    const status scanned =
+        store_.scan_windows(customer_id, std::numeric_limits<int64_t>::min(),
+                            std::numeric_limits<int64_t>::max(), [&](model::usage_window& window) {
+                              chunk.push_back(std::move(window));
+                              if (chunk.size() < settings_.windows_per_part) return true;
+                              sent = send_part(customer_id, std::exchange(chunk, {}));
+                              return sent.ok();
+                            });
+    if (!scanned.ok()) return scanned;
+    if (!sent.ok()) return sent;
+    return chunk.empty() ? status::ok_status() : send_part(customer_id, std::move(chunk));
+  }
+
+  status copy_records(const std::string& customer_id) {
+    auto records = store_.export_customer_records(customer_id);
+    if (!records.ok()) return records.error();
+    if (records.value().empty()) return status::ok_status();
+    status outcome;
+    self_
+        ->request(router_, caf::duration{settings_.request_timeout}, actors::import_atom::value,
+                  storage::customer_records{customer_id, std::move(records).value()})
+        .receive([](uint32_t) {}, [&](caf::error& error) { outcome = actors::to_status(error); });
+    return outcome;
+  }
+
+  status erase_here(const std::string& customer_id) {
+    storage::write_set erase;
+    for (auto which : kMovedFamilies) erase.erase_customer(customer_id, which);
+    std::promise<status> committed;
+    auto done = committed.get_future();
+    store_.commit(std::move(erase), [&committed](status s) { committed.set_value(std::move(s)); });
+    return done.get();
+  }
+
+  caf::blocking_actor* self_;
+  const membership& members_;
+  const actors::directory_actor& router_;
+  storage::ledger_store& store_;
+  const handover_settings& settings_;
+  uint64_t parts_sent_ = 0;
+};
+
+// One pass over the customers stored here; true when none is left to move.
+bool hand_over_once(caf::blocking_actor* self, const membership& members,
+                    const actors::directory_actor& router, storage::ledger_store& store,
+                    cluster_gauges& gauges, const handover_settings& settings) {
+  auto customers = store.list_customers();
+  if (!customers.ok()) {
+    observability::log_error("hand-over: cannot list customers: {}", customers.error().message());
+    return false;
+  }
+  customer_mover mover{self, members, router, store, settings};
+  bool all_moved = true;
+  for (const auto& customer_id : customers.value()) {
+    if (members.is_local(customer_id)) continue;
+    const auto& owner = members.owner_of(customer_id);
+    if (status moved = mover.move(customer_id); !moved.ok()) {
+      observability::log_warn("hand-over of customer '{}' to node '{}' failed, retried later: {}",
+                              customer_id, owner.node_id, moved.message());
+      all_moved = false;
+      continue;
+    }
+    gauges.handover_customers++;
+    observability::log_info("hand-over: customer '{}' moved to node '{}'", customer_id,
+                            owner.node_id);
+  }
+  return all_moved;
+}
+
+}  // namespace
+
+caf::actor spawn_handover(caf::actor_system& system, membership members,
+                          actors::directory_actor router,
+                          std::shared_ptr<storage::ledger_store> store,
+                          std::shared_ptr<cluster_gauges> gauges, handover_settings settings) {
+  return system.spawn<caf::detached>([members = std::move(members), router = std::move(router),
+                                      store = std::move(store), gauges = std::move(gauges),
+                                      settings](caf::blocking_actor* self) {
+    bool running = true;
+    auto delay = settings.first_delay;
+    while (running) {
+      self->receive([&](caf::exit_msg&) { running = false; },
+                    caf::after(delay) >>
+                        [&] {
+                          if (hand_over_once(self, members, router, *store, *gauges, settings)) {
+                            running = false;
+                          }
+                          delay = settings.retry_interval;
+                        });
+    }
+  });
+}
+
+}  // namespace billing::cluster

@@ -1,0 +1,43 @@
+// Shard hand-over after a membership change. A node that starts with a new
+// member list may hold ledgers of customers another node now owns. For each
+// such customer it copies the ledger to the new owner, then deletes it here:
+//   1. every raw window is re-ingested through the router (so the owner's
+//      dedup index, rollups and audit trail are built by its normal ingest
+//      path, exactly once; an unreachable owner gets them by hinted handoff);
+//   2. plans, finalized invoices, metald VM states and gaps are copied
+//      verbatim where the owner has no record under the same key;
+//   3. only when both are acknowledged, the customer's key ranges here are
+//      deleted (its audit entries stay: they are links of this node's chain).
+// Until a customer is handed over, queries for it (routed to the new owner)
+// may miss usage that has not been copied yet.
+#pragma once
+
+#include <caf/fwd.hpp>
+
+#include <chrono>
+#include <memory>
+
+#include "actors/messages.hpp"
+#include "cluster/membership.hpp"
+#include "cluster/node_router.hpp"
+#include "storage/ledger_store.hpp"
+
+namespace billing::cluster {
+
+struct handover_settings {
+  // Wait before the first pass (peers are usually starting too), and between
+  // passes while some customer could not be handed over.
+  std::chrono::milliseconds first_delay{1000};
+  std::chrono::milliseconds retry_interval{10000};
+  size_t windows_per_part = 1000;
+  std::chrono::seconds request_timeout{60};
+};
+
+// Starts the hand-over on a thread of its own; it ends once nothing is left
+// to hand over, or on an exit message.
+caf::actor spawn_handover(caf::actor_system& system, membership members,
+                          actors::directory_actor router,
+                          std::shared_ptr<storage::ledger_store> store,
+                          std::shared_ptr<cluster_gauges> gauges, handover_settings settings = {});
+
+}  // namespace billing::cluster
