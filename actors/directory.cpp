@@ -20,6 +20,7 @@ struct directory_state {
   std::map<std::string, customer_actor> ledger_by_customer;
   std::shared_ptr<actor_gauges> gauges;
   directory_actor parts_router;
+  std::shared_ptr<const call_executor> calls;
   static inline const char* name = "directory";
 };
 
@@ -70,11 +71,29 @@ importer_actor::behavior_type record_importer(importer_actor::pointer self,
   };
 }
 
+using call_runner_actor =
+    caf::typed_actor<caf::replies_to<call_atom, forwarded_call>::with<std::vector<std::string>>>;
+
+// Runs one forwarded call, answers and ends.
+call_runner_actor::behavior_type call_runner(call_runner_actor::pointer self,
+                                             std::shared_ptr<const call_executor> calls) {
+  return {
+      [self, calls](call_atom,
+                    const forwarded_call& call) -> caf::result<std::vector<std::string>> {
+        self->quit();
+        auto response = (*calls)(call);
+        if (!response.ok()) return to_error(response.error());
+        return std::vector<std::string>{std::move(response).value()};
+      },
+  };
+}
+
 directory_actor::behavior_type directory(directory_pointer self, ingest_settings settings,
                                          query_settings queries,
                                          std::shared_ptr<storage::ledger_store> store,
                                          std::shared_ptr<actor_gauges> gauges,
-                                         directory_actor parts_router) {
+                                         directory_actor parts_router, call_executor calls) {
+  if (calls) self->state.calls = std::make_shared<const call_executor>(std::move(calls));
   self->state.gauges = std::move(gauges);
   self->state.parts_router =
       parts_router ? std::move(parts_router) : caf::actor_cast<directory_actor>(self);
@@ -160,6 +179,14 @@ directory_actor::behavior_type directory(directory_pointer self, ingest_settings
         auto importer = self->system().spawn<caf::detached>(record_importer, self->state.store);
         return self->delegate(importer, atom, std::move(moved));
       },
+      [self](call_atom atom, forwarded_call& call) -> caf::result<std::vector<std::string>> {
+        if (!self->state.calls) {
+          return to_error(status{status_code::unimplemented, "no such call: " + call.method});
+        }
+        // Calls block on RocksDB: on a thread of their own.
+        auto runner = self->system().spawn<caf::detached>(call_runner, self->state.calls);
+        return self->delegate(runner, atom, std::move(call));
+      },
       [self](locate_atom, const std::string& vm_id) -> caf::result<std::string> {
         auto customer = self->state.store->find_vm_customer(vm_id);
         if (!customer.ok()) return to_error(customer.error());
@@ -173,10 +200,10 @@ directory_actor::behavior_type directory(directory_pointer self, ingest_settings
 directory_actor spawn_directory(caf::actor_system& system, ingest_settings settings,
                                 query_settings queries,
                                 std::shared_ptr<storage::ledger_store> store,
-                                std::shared_ptr<actor_gauges> gauges,
-                                directory_actor parts_router) {
+                                std::shared_ptr<actor_gauges> gauges, directory_actor parts_router,
+                                call_executor calls) {
   return system.spawn(directory, std::move(settings), std::move(queries), std::move(store),
-                      std::move(gauges), std::move(parts_router));
+                      std::move(gauges), std::move(parts_router), std::move(calls));
 }
 
 }  // namespace billing::actors

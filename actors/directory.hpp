@@ -16,11 +16,12 @@ namespace billing::actors {
 // `gauges` (may be null) counts the customer ledgers and their queued parts.
 // The regional ingest actors send each customer's part to `parts_router`
 // (in a cluster, the node router that knows which node owns the customer);
-// an invalid handle sends them to this directory's own ledgers.
+// an invalid handle sends them to this directory's own ledgers. `calls`
+// runs forwarded calls (call_atom); without it they are unimplemented.
 directory_actor spawn_directory(caf::actor_system& system, ingest_settings settings,
                                 query_settings queries,
                                 std::shared_ptr<storage::ledger_store> store,
                                 std::shared_ptr<actor_gauges> gauges = nullptr,
-                                directory_actor parts_router = {});
+                                directory_actor parts_router = {}, call_executor calls = {});
 
 }  // namespace billing::actors

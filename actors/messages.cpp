@@ -21,6 +21,7 @@ void add_message_types(caf::actor_system_config& config) {
       .add_message_type<storage::stored_record>("billing.stored_record")
       .add_message_type<std::vector<storage::stored_record>>("billing.stored_records")
       .add_message_type<storage::customer_records>("billing.customer_records")
+      .add_message_type<forwarded_call>("billing.forwarded_call")
       .add_message_type<customer_actor>("billing.customer_actor")
       .add_message_type<subscriber_actor>("billing.subscriber_actor")
       .add_message_type<query_actor>("billing.query_actor")

@@ -4,6 +4,7 @@
 
 #include <caf/all.hpp>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,21 @@ using update_atom = caf::atom_constant<caf::atom("update")>;
 using metald_atom = caf::atom_constant<caf::atom("metald")>;
 using locate_atom = caf::atom_constant<caf::atom("locate")>;
 using import_atom = caf::atom_constant<caf::atom("import")>;
+using call_atom = caf::atom_constant<caf::atom("call")>;
+
+// A unary call the receiving node has authorized, run on the node that owns
+// `customer_id` ("" runs it on every node): the request's protobuf bytes and
+// the authenticated caller, as the owner's call_executor takes them.
+struct forwarded_call {
+  std::string customer_id;
+  std::string method;
+  std::string request;
+  std::string caller;
+};
+
+// Runs a forwarded call on this node's ledger (blocking: called on a thread of
+// its own) and answers the response's protobuf bytes.
+using call_executor = std::function<result<std::string>(const forwarded_call&)>;
 
 // Receives a customer's live usage updates (one per StreamLiveUsage call).
 using subscriber_actor = caf::typed_actor<caf::reacts_to<update_atom, model::usage_update>>;
@@ -66,10 +82,18 @@ using directory_actor = caf::typed_actor<
     // Shard hand-over: stores a customer's records copied from its previous
     // owner, each only where no record with its key exists; answers how many
     // were stored.
-    caf::replies_to<import_atom, storage::customer_records>::with<uint32_t>>;
+    caf::replies_to<import_atom, storage::customer_records>::with<uint32_t>,
+    // Runs a forwarded call on the owner (on every node for customer ""); one
+    // response per node that ran it.
+    caf::replies_to<call_atom, forwarded_call>::with<std::vector<std::string>>>;
 
 // Announces every type above to the actor system (required for remote actors).
 void add_message_types(caf::actor_system_config& config);
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, forwarded_call& x) {
+  return f(caf::meta::type_name("forwarded_call"), x.customer_id, x.method, x.request, x.caller);
+}
 
 }  // namespace billing::actors
 

@@ -131,9 +131,13 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
   auto actor_gauges = std::make_shared<actors::actor_gauges>();
   {
     caf::actor_system system{config};
+    auto invoicing = std::make_shared<actors::invoicing>(
+        store.value(), actors::invoicing_settings{config.query_settings().max_window_ns, {}});
     auto make_local_directory = [&](actors::directory_actor parts_router) {
-      return actors::spawn_directory(system, config.ingest_settings(), config.query_settings(),
-                                     store.value(), actor_gauges, std::move(parts_router));
+      return actors::spawn_directory(
+          system, config.ingest_settings(), config.query_settings(), store.value(), actor_gauges,
+          std::move(parts_router),
+          gateway::invoice_call_executor(invoicing, config.ingest_settings().limits));
     };
     auto cluster_gauges = members.value() ? std::make_shared<cluster::cluster_gauges>() : nullptr;
     auto directory = start_directory(system, config, members.value(), make_local_directory,
@@ -167,9 +171,8 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
                                    {config.ingest_settings().limits, auth});
     gateway::add_admin_service(router, system, store.value(),
                                {config.backup_dir, config.raw_retention_days, auth});
-    auto invoicing = std::make_shared<actors::invoicing>(
-        store.value(), actors::invoicing_settings{config.query_settings().max_window_ns, {}});
-    gateway::add_invoice_service(router, system, invoicing, config.ingest_settings().limits, auth);
+    gateway::add_invoice_service(router, system, directory->directory, invoicing,
+                                 config.ingest_settings().limits, auth);
     router.add_get("/healthz", [] { return gateway::http_reply{200, "text/plain", "ok\n"}; });
     router.add_get("/readyz", [] { return gateway::http_reply{200, "text/plain", "ready\n"}; });
     router.add_get("/metrics", [metrics] {

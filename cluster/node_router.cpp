@@ -250,6 +250,54 @@ caf::result<Answer> route_read(router_pointer self, Atom atom, Query& query) {
   return promise;
 }
 
+// Runs a forwarded call with no customer on every node (e.g. the default
+// plan, finalizing every customer of a period); fails if any node fails or
+// cannot be reached, naming it.
+caf::result<std::vector<std::string>> broadcast_call(router_pointer self, actors::call_atom atom,
+                                                     actors::forwarded_call& call) {
+  struct gathered {
+    std::vector<std::string> answers;
+    size_t remaining = 0;
+    bool failed = false;
+  };
+  auto promise = self->make_response_promise<std::vector<std::string>>();
+  auto state = std::make_shared<gathered>();
+  state->remaining = 1 + self->state.peers.size();
+  auto answer = [state, promise](std::vector<std::string>& answers) mutable {
+    if (state->failed) return;
+    for (auto& one : answers) state->answers.push_back(std::move(one));
+    if (--state->remaining == 0) promise.deliver(std::move(state->answers));
+  };
+  auto fail = [state, promise](caf::error error) mutable {
+    if (state->failed) return;
+    state->failed = true;
+    promise.deliver(std::move(error));
+  };
+  self->request(self->state.local, caf::infinite, atom, call).then(answer, fail);
+  for (auto& [node, link] : self->state.peers) {
+    auto unreachable_node = [node = node, &link = link] {
+      return actors::to_error(status{
+          status_code::unavailable,
+          fmt::format("{} must run on every node, and node '{}' ({}:{}) is unreachable; retry "
+                      "later",
+                      "this call", node, link.info.host, link.info.port)});
+    };
+    with_peer(
+        self, link,
+        [self, atom, call, answer, fail, unreachable_node](const directory_actor* remote) mutable {
+          if (remote == nullptr) {
+            fail(unreachable_node());
+            return;
+          }
+          self->request(*remote, caf::duration{self->state.settings.call_timeout}, atom, call)
+              .then(answer, [fail, unreachable_node](caf::error& error) mutable {
+                fail(is_transport_error(error) ? unreachable_node() : std::move(error));
+              });
+        });
+  }
+  return promise;
+}
+
 void deliver_held(router_pointer self, peer_link& link);
 
 // Sends up to delivery_batch held writes to `link`'s node (connected) and
@@ -430,6 +478,11 @@ router_actor::behavior_type node_router(router_pointer self, membership members,
       },
       [self](actors::import_atom atom, storage::customer_records& moved) -> caf::result<uint32_t> {
         return route_read<uint32_t>(self, atom, moved);
+      },
+      [self](actors::call_atom atom,
+             actors::forwarded_call& call) -> caf::result<std::vector<std::string>> {
+        if (call.customer_id.empty()) return broadcast_call(self, atom, call);
+        return route_read<std::vector<std::string>>(self, atom, call);
       },
       [self](actors::locate_atom atom, std::string& vm_id) -> caf::result<std::string> {
         // The vm index lives where the VM's customer is owned: ask here, then

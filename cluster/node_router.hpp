@@ -25,6 +25,8 @@ struct router_settings {
   // A peer found unreachable is not tried again for this long (requests for
   // it are held or refused at once), and held writes are retried this often.
   std::chrono::milliseconds retry_interval{1000};
+  // How long a forwarded call (invoices, plans) may take on a peer.
+  std::chrono::milliseconds call_timeout{60000};
   // Held writes delivered to a returning peer at once.
   size_t delivery_batch = 64;
   // Connect to peers with caf-openssl (the openssl module must be loaded).

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -81,5 +82,13 @@ class [[nodiscard]] result {
  private:
   std::variant<T, status> state_;
 };
+
+// The first failed check, or ok.
+inline status first_error(std::initializer_list<status> checks) {
+  for (const auto& check : checks) {
+    if (!check.ok()) return check;
+  }
+  return status::ok_status();
+}
 
 }  // namespace billing

@@ -5,6 +5,7 @@
 #include <caf/all.hpp>
 
 #include <fstream>
+#include <mutex>
 #include <sstream>
 
 #include "billing/v1/invoice.pb.h"
@@ -35,27 +36,106 @@ result<int64_t> period_start(bool present, const google::protobuf::Timestamp& ts
   return start;
 }
 
-// The blocking part of a call, run on a detached actor once the request
-// passed the handler's cheap checks.
-template <class Response>
-using blocking_work = std::function<result<Response>()>;
+// The runners of the invoice calls, by method name, on this node's ledger.
+using invoice_executors =
+    std::map<std::string, std::function<result<std::string>(const actors::forwarded_call&)>>;
 
-// Binds `path` to `prepare`, which checks a request on the io thread and
-// returns the work to run off it (blocking on RocksDB) or the error to answer.
-template <class Request, class Response, class Prepare>
-void add_blocking(connect_router& router, caf::actor_system& system, std::string_view method,
-                  Prepare prepare) {
+// One invoice RPC, split where a cluster splits it: `admit` authorizes and
+// checks the request on the node that received it (answering the caller's
+// name), `split` names the customers whose owners must run it (one request
+// each; "" runs it on every node), `execute` runs it on such a node, and
+// `merge` joins the answers of several nodes or customers into one response.
+template <class Request, class Response>
+struct routed_method {
+  std::string_view name;
+  std::function<result<std::string>(const call_context&, const Request&)> admit;
+  std::function<std::vector<std::pair<std::string, Request>>(const Request&)> split;
+  std::function<result<Response>(const Request&, const std::string& who)> execute;
+  std::function<Response(std::vector<Response>)> merge;
+};
+
+template <class Response>
+Response first_answer(std::vector<Response> answers) {
+  return answers.empty() ? Response{} : std::move(answers.front());
+}
+
+// Adds the runner of `method` (on the node that runs it) to `executors`.
+template <class Request, class Response>
+void add_executor(invoice_executors& executors, const routed_method<Request, Response>& method) {
+  executors.emplace(
+      std::string{method.name},
+      [execute = method.execute](const actors::forwarded_call& call) -> result<std::string> {
+        Request request;
+        if (!request.ParseFromString(call.request)) {
+          return status{status_code::invalid_argument,
+                        "forwarded " + call.method + " request does not parse"};
+        }
+        auto response = execute(request, call.caller);
+        if (!response.ok()) return response.error();
+        return response.value().SerializeAsString();
+      });
+}
+
+// Binds `method` on the gateway: admit, then one forwarded call per split
+// part through the directory, then merge.
+template <class Request, class Response>
+void add_route(connect_router& router, caf::actor_system& system,
+               const actors::directory_actor& directory, routed_method<Request, Response> method) {
   router.add_unary<Request, Response>(
-      std::string{kInvoicePrefix} + std::string{method},
-      [&system, prepare = std::move(prepare)](const call_context& context, Request request,
-                                              responder<Response> respond) {
-        result<blocking_work<Response>> work = prepare(context, request);
-        if (!work.ok()) {
-          respond(work.error());
+      std::string{kInvoicePrefix} + std::string{method.name},
+      [&system, directory, method](const call_context& context, Request request,
+                                   responder<Response> respond) {
+        auto who = method.admit(context, request);
+        if (!who.ok()) {
+          respond(who.error());
           return;
         }
-        run_detached<Response>(system, std::move(respond), std::move(work).value());
+        auto parts = method.split(request);
+        struct gathered {
+          std::vector<Response> answers;
+          size_t remaining = 0;
+          bool failed = false;
+          std::mutex mutex;
+        };
+        auto state = std::make_shared<gathered>();
+        state->remaining = parts.size();
+        if (parts.empty()) {
+          respond(method.merge({}));
+          return;
+        }
+        for (auto& [customer, part] : parts) {
+          actors::forwarded_call call{customer, std::string{method.name}, part.SerializeAsString(),
+                                      who.value()};
+          ask<std::vector<std::string>>(
+              system, directory, time_left(context),
+              [state, respond, merge = method.merge](result<std::vector<std::string>> answers) {
+                std::lock_guard lock(state->mutex);
+                if (state->failed) return;
+                if (!answers.ok()) {
+                  state->failed = true;
+                  respond(answers.error());
+                  return;
+                }
+                for (const auto& bytes : answers.value()) {
+                  Response response;
+                  if (!response.ParseFromString(bytes)) {
+                    state->failed = true;
+                    respond(status{status_code::internal, "a node answered a malformed response"});
+                    return;
+                  }
+                  state->answers.push_back(std::move(response));
+                }
+                if (--state->remaining == 0) respond(merge(std::move(state->answers)));
+              },
+              actors::call_atom::value, std::move(call));
+        }
       });
+}
+
+// Routed by the request's customer_id.
+template <class Request>
+std::vector<std::pair<std::string, Request>> by_customer(const Request& request) {
+  return {{request.customer_id(), request}};
 }
 
 // The answer of a model call as a response.
@@ -112,105 +192,169 @@ status apply_plans_file(const std::string& path, actors::invoicing& invoicing) {
   return status::ok_status();
 }
 
+namespace {
+
+// Calls `visit` with the description of every invoice RPC.
+template <class Visit>
+void visit_invoice_methods(const std::shared_ptr<actors::invoicing>& invoicing,
+                           const model::validation_limits& limits,
+                           const std::shared_ptr<const security::authenticator>& auth,
+                           Visit&& visit) {
+  auto admitted = [](const result<security::principal>& caller,
+                     status checked) -> result<std::string> {
+    if (!caller.ok()) return caller.error();
+    if (!checked.ok()) return checked;
+    return caller->name;
+  };
+
+  using v1::SetCustomerPlanRequest;
+  using v1::SetCustomerPlanResponse;
+  visit(routed_method<SetCustomerPlanRequest, SetCustomerPlanResponse>{
+      "SetCustomerPlan",
+      [auth, limits, admitted](const call_context& context, const SetCustomerPlanRequest& request) {
+        auto version = to_plan_version(request.version());
+        return admitted(authorize(auth.get(), context, security::require_admin()),
+                        first_error({check_customer(request.customer_id(), limits, true),
+                                     version.ok() ? status::ok_status() : version.error()}));
+      },
+      // The default plan ("") is every node's: set on all of them.
+      by_customer<SetCustomerPlanRequest>,
+      [invoicing](const SetCustomerPlanRequest& request, const std::string& who) {
+        auto version = to_plan_version(request.version());
+        if (!version.ok()) return result<SetCustomerPlanResponse>{version.error()};
+        return converted<SetCustomerPlanResponse>(
+            invoicing->set_plan(request.customer_id(), version.value(), who),
+            plan_response<SetCustomerPlanResponse>);
+      },
+      first_answer<SetCustomerPlanResponse>});
+
+  using v1::GetCustomerPlanRequest;
+  using v1::GetCustomerPlanResponse;
+  visit(routed_method<GetCustomerPlanRequest, GetCustomerPlanResponse>{
+      "GetCustomerPlan",
+      [auth, limits, admitted](const call_context& context, const GetCustomerPlanRequest& request) {
+        // The default plan ("") is the price list every customer may see.
+        return admitted(authorize(auth.get(), context,
+                                  request.customer_id().empty()
+                                      ? security::require_admin()
+                                      : security::require_customer(request.customer_id())),
+                        check_customer(request.customer_id(), limits, true));
+      },
+      by_customer<GetCustomerPlanRequest>,
+      [invoicing](const GetCustomerPlanRequest& request, const std::string&) {
+        return converted<GetCustomerPlanResponse>(invoicing->plan(request.customer_id()),
+                                                  plan_response<GetCustomerPlanResponse>);
+      },
+      first_answer<GetCustomerPlanResponse>});
+
+  using v1::GetInvoiceRequest;
+  using v1::GetInvoiceResponse;
+  visit(routed_method<GetInvoiceRequest, GetInvoiceResponse>{
+      "GetInvoice",
+      [auth, limits, admitted](const call_context& context, const GetInvoiceRequest& request) {
+        auto start = period_start(request.has_period_start(), request.period_start());
+        return admitted(
+            authorize(auth.get(), context, security::require_customer(request.customer_id())),
+            first_error({check_customer(request.customer_id(), limits, false),
+                         start.ok() ? status::ok_status() : start.error()}));
+      },
+      by_customer<GetInvoiceRequest>,
+      [invoicing](const GetInvoiceRequest& request, const std::string& who) {
+        auto start = period_start(request.has_period_start(), request.period_start());
+        if (!start.ok()) return result<GetInvoiceResponse>{start.error()};
+        return converted<GetInvoiceResponse>(
+            invoicing->get_invoice(request.customer_id(), start.value(), who), invoice_response);
+      },
+      first_answer<GetInvoiceResponse>});
+
+  using v1::ListInvoicesRequest;
+  using v1::ListInvoicesResponse;
+  visit(routed_method<ListInvoicesRequest, ListInvoicesResponse>{
+      "ListInvoices",
+      [auth, limits, admitted](const call_context& context, const ListInvoicesRequest& request) {
+        return admitted(
+            authorize(auth.get(), context, security::require_customer(request.customer_id())),
+            check_customer(request.customer_id(), limits, false));
+      },
+      by_customer<ListInvoicesRequest>,
+      [invoicing](const ListInvoicesRequest& request, const std::string&) {
+        return converted<ListInvoicesResponse>(invoicing->list_invoices(request.customer_id()),
+                                               invoices_response<ListInvoicesResponse>);
+      },
+      first_answer<ListInvoicesResponse>});
+
+  using v1::FinalizeInvoicesRequest;
+  using v1::FinalizeInvoicesResponse;
+  visit(routed_method<FinalizeInvoicesRequest, FinalizeInvoicesResponse>{
+      "FinalizeInvoices",
+      [auth, limits, admitted](const call_context& context,
+                               const FinalizeInvoicesRequest& request) {
+        status checked = status::ok_status();
+        for (const auto& customer : request.customer_ids()) {
+          if (checked.ok()) checked = check_customer(customer, limits, false);
+        }
+        auto start = period_start(request.has_period_start(), request.period_start());
+        if (checked.ok() && !start.ok()) checked = start.error();
+        return admitted(authorize(auth.get(), context, security::require_admin()), checked);
+      },
+      // Every customer with usage: each node finalizes its own. Named
+      // customers: each on its owner.
+      [](const FinalizeInvoicesRequest& request) {
+        std::vector<std::pair<std::string, FinalizeInvoicesRequest>> parts;
+        if (request.customer_ids().empty()) return decltype(parts){{"", request}};
+        for (const auto& customer : request.customer_ids()) {
+          FinalizeInvoicesRequest one = request;
+          one.clear_customer_ids();
+          one.add_customer_ids(customer);
+          parts.emplace_back(customer, std::move(one));
+        }
+        return parts;
+      },
+      [invoicing](const FinalizeInvoicesRequest& request, const std::string& who) {
+        auto start = period_start(request.has_period_start(), request.period_start());
+        if (!start.ok()) return result<FinalizeInvoicesResponse>{start.error()};
+        std::vector<std::string> customers(request.customer_ids().begin(),
+                                           request.customer_ids().end());
+        return converted<FinalizeInvoicesResponse>(
+            invoicing->finalize(start.value(), std::move(customers), who),
+            invoices_response<FinalizeInvoicesResponse>);
+      },
+      [](std::vector<FinalizeInvoicesResponse> answers) {
+        FinalizeInvoicesResponse merged;
+        for (auto& answer : answers) {
+          for (auto& invoice : *answer.mutable_invoices()) {
+            *merged.add_invoices() = std::move(invoice);
+          }
+        }
+        return merged;
+      }});
+}
+
+}  // namespace
+
 void add_invoice_service(connect_router& router, caf::actor_system& system,
+                         actors::directory_actor directory,
                          std::shared_ptr<actors::invoicing> invoicing,
                          model::validation_limits limits,
                          std::shared_ptr<const security::authenticator> auth) {
-  using v1::SetCustomerPlanResponse;
-  add_blocking<v1::SetCustomerPlanRequest, SetCustomerPlanResponse>(
-      router, system, "SetCustomerPlan",
-      [invoicing, limits, auth](const call_context& context,
-                                const v1::SetCustomerPlanRequest& request)
-          -> result<blocking_work<SetCustomerPlanResponse>> {
-        auto caller = authorize(auth.get(), context, security::require_admin());
-        if (!caller.ok()) return caller.error();
-        if (status bad = check_customer(request.customer_id(), limits, true); !bad.ok()) return bad;
-        auto version = to_plan_version(request.version());
-        if (!version.ok()) return version.error();
-        return blocking_work<SetCustomerPlanResponse>([invoicing, customer = request.customer_id(),
-                                                       version = std::move(version).value(),
-                                                       who = caller->name] {
-          return converted<SetCustomerPlanResponse>(invoicing->set_plan(customer, version, who),
-                                                    plan_response<SetCustomerPlanResponse>);
-        });
-      });
+  visit_invoice_methods(invoicing, limits, auth, [&](auto method) {
+    add_route(router, system, directory, std::move(method));
+  });
+}
 
-  using v1::GetCustomerPlanResponse;
-  add_blocking<v1::GetCustomerPlanRequest, GetCustomerPlanResponse>(
-      router, system, "GetCustomerPlan",
-      [invoicing, limits, auth](const call_context& context,
-                                const v1::GetCustomerPlanRequest& request)
-          -> result<blocking_work<GetCustomerPlanResponse>> {
-        // The default plan ("") is the price list every customer may see.
-        auto caller = authorize(auth.get(), context,
-                                request.customer_id().empty()
-                                    ? security::require_admin()
-                                    : security::require_customer(request.customer_id()));
-        if (!caller.ok()) return caller.error();
-        if (status bad = check_customer(request.customer_id(), limits, true); !bad.ok()) return bad;
-        return blocking_work<GetCustomerPlanResponse>(
-            [invoicing, customer = request.customer_id()] {
-              return converted<GetCustomerPlanResponse>(invoicing->plan(customer),
-                                                        plan_response<GetCustomerPlanResponse>);
-            });
-      });
-
-  using v1::GetInvoiceResponse;
-  add_blocking<v1::GetInvoiceRequest, GetInvoiceResponse>(
-      router, system, "GetInvoice",
-      [invoicing, limits, auth](const call_context& context, const v1::GetInvoiceRequest& request)
-          -> result<blocking_work<GetInvoiceResponse>> {
-        auto caller =
-            authorize(auth.get(), context, security::require_customer(request.customer_id()));
-        if (!caller.ok()) return caller.error();
-        if (status bad = check_customer(request.customer_id(), limits, false); !bad.ok())
-          return bad;
-        auto start = period_start(request.has_period_start(), request.period_start());
-        if (!start.ok()) return start.error();
-        return blocking_work<GetInvoiceResponse>([invoicing, customer = request.customer_id(),
-                                                  start = start.value(), who = caller->name] {
-          return converted<GetInvoiceResponse>(invoicing->get_invoice(customer, start, who),
-                                               invoice_response);
-        });
-      });
-
-  using v1::ListInvoicesResponse;
-  add_blocking<v1::ListInvoicesRequest, ListInvoicesResponse>(
-      router, system, "ListInvoices",
-      [invoicing, limits, auth](const call_context& context, const v1::ListInvoicesRequest& request)
-          -> result<blocking_work<ListInvoicesResponse>> {
-        auto caller =
-            authorize(auth.get(), context, security::require_customer(request.customer_id()));
-        if (!caller.ok()) return caller.error();
-        if (status bad = check_customer(request.customer_id(), limits, false); !bad.ok())
-          return bad;
-        return blocking_work<ListInvoicesResponse>([invoicing, customer = request.customer_id()] {
-          return converted<ListInvoicesResponse>(invoicing->list_invoices(customer),
-                                                 invoices_response<ListInvoicesResponse>);
-        });
-      });
-
-  using v1::FinalizeInvoicesResponse;
-  add_blocking<v1::FinalizeInvoicesRequest, FinalizeInvoicesResponse>(
-      router, system, "FinalizeInvoices",
-      [invoicing, limits, auth](const call_context& context,
-                                const v1::FinalizeInvoicesRequest& request)
-          -> result<blocking_work<FinalizeInvoicesResponse>> {
-        auto caller = authorize(auth.get(), context, security::require_admin());
-        if (!caller.ok()) return caller.error();
-        std::vector<std::string> customers;
-        for (const auto& customer : request.customer_ids()) {
-          if (status bad = check_customer(customer, limits, false); !bad.ok()) return bad;
-          customers.push_back(customer);
-        }
-        auto start = period_start(request.has_period_start(), request.period_start());
-        if (!start.ok()) return start.error();
-        return blocking_work<FinalizeInvoicesResponse>([invoicing, customers = std::move(customers),
-                                                        start = start.value(), who = caller->name] {
-          return converted<FinalizeInvoicesResponse>(invoicing->finalize(start, customers, who),
-                                                     invoices_response<FinalizeInvoicesResponse>);
-        });
-      });
+actors::call_executor invoice_call_executor(std::shared_ptr<actors::invoicing> invoicing,
+                                            model::validation_limits limits) {
+  invoice_executors runners;
+  visit_invoice_methods(invoicing, limits, nullptr,
+                        [&](const auto& method) { add_executor(runners, method); });
+  return [executors = std::make_shared<const invoice_executors>(std::move(runners))](
+             const actors::forwarded_call& call) -> result<std::string> {
+    auto it = executors->find(call.method);
+    if (it == executors->end()) {
+      return status{status_code::unimplemented, "no such forwarded call: " + call.method};
+    }
+    return it->second(call);
+  };
 }
 
 }  // namespace billing::gateway

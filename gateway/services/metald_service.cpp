@@ -65,14 +65,6 @@ void add_authorized(connect_router& router, std::string_view method,
       });
 }
 
-// The first failed check, or ok.
-status first_error(std::initializer_list<status> checks) {
-  for (const auto& check : checks) {
-    if (!check.ok()) return check;
-  }
-  return status::ok_status();
-}
-
 // A lifecycle op about `vm_id` at `at_ns`; the customer is set by the caller.
 model::metald_op lifecycle_op(model::metald_op_kind kind, const std::string& vm_id, int64_t at_ns) {
   model::metald_op op;

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
 import { batchRequest } from "./lib/batch.mjs";
-import { Code, ConnectError, collectorClients, queryClient } from "./lib/clients.mjs";
+import { Code, ConnectError, collectorClients, invoiceClient, queryClient } from "./lib/clients.mjs";
 import { ownerOf, planCluster } from "./lib/cluster.mjs";
 import { makeMetric, uniqueId, ts } from "./lib/metrics.mjs";
 import { dumpWindows, removeTempDir } from "./lib/server.mjs";
@@ -134,6 +134,35 @@ test("a live-usage stream on a node that does not own the customer gets the owne
   } finally {
     abort.abort();
   }
+});
+
+test("plans and invoices from any node: the default plan on every node, a customer's on its owner", async () => {
+  const invoices = (i) => invoiceClient(cluster.nodes[i].server.baseUrl);
+  const effectiveFrom = ts(Date.UTC(2026, 0, 1));
+  const cpu = { dimension: 1, tiers: [{ price: "0.04" }] };
+  // The default plan, set through n1, is every node's.
+  await invoices(0).setCustomerPlan({ customerId: "", version: { effectiveFrom, prices: [cpu], monthlyBaseFee: "5" } });
+  for (const i of [0, 1, 2]) {
+    const plan = await invoices(i).getCustomerPlan({ customerId: "" });
+    assert.equal(plan.versions.at(-1).monthlyBaseFee, "5", `default plan on node ${i + 1}`);
+  }
+  // A customer's plan set through a node that does not own it lands on its owner.
+  const customerId = CUSTOMERS.find((c) => ownerOf(c, cluster.nodeIds) === "n3");
+  await invoices(0).setCustomerPlan({ customerId, version: { effectiveFrom, prices: [cpu], monthlyBaseFee: "7" } });
+  const plan = await invoices(1).getCustomerPlan({ customerId });
+  assert.equal(plan.versions.at(-1).monthlyBaseFee, "7");
+  // Its draft invoice, asked through another node, prices the owner's usage.
+  const now = new Date();
+  const periodStart = ts(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1));
+  const { invoice } = await invoices(1).getInvoice({ customerId, periodStart });
+  assert.equal(invoice.customerId, customerId);
+  // One usage line per region: their quantities add up to the cpu time.
+  const cpuBilled = invoice.lines.filter((line) => line.kind === 1 && line.dimension === 1).reduce((sum, line) => sum + BigInt(line.quantityBaseUnits), 0n);
+  const cpuNanos = expectedTotals(acknowledged.get(customerId).filter((m) => Number(m.windowStart.seconds) * 1000 >= Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1))).cpuTimeNanos;
+  assert.equal(cpuBilled, cpuNanos, "the invoice counts the owner's cpu time");
+  // Finalizing every customer of a past period runs on every node (none has usage there).
+  const finalized = await invoices(2).finalizeInvoices({ periodStart: ts(Date.UTC(2026, 0, 1)) });
+  assert.equal(finalized.invoices.length, 0);
 });
 
 test("SIGKILL of a node mid-ingest: writes for it are held and delivered; totals equal what was acknowledged", async () => {
