@@ -183,71 +183,60 @@ void hold(router_pointer self, peer_link& link, Write write,
                    });
 }
 
-// Sends a write to the customer's owner; holds it if the owner is unreachable.
-template <class Answer, class Atom, class Write>
-caf::result<Answer> route_write(router_pointer self, Atom atom, Write& write) {
+// Sends `message` to its customer's owner: this node's directory, or the
+// owner's through the middleman. When the owner cannot be reached (now, or
+// by a transport error of this request), `unreachable_owner(peer, message,
+// promise)` answers; the owner's own errors are passed on.
+template <class Answer, class Atom, class Message, class Unreachable>
+caf::result<Answer> route_to_owner(router_pointer self, Atom atom, Message& message,
+                                   Unreachable unreachable_owner) {
   auto& st = self->state;
-  const auto& owner = st.members->owner_of(write.customer_id);
+  const auto& owner = st.members->owner_of(message.customer_id);
   if (owner.node_id == st.members->self().node_id) {
-    return self->delegate(st.local, atom, std::move(write));
+    return self->delegate(st.local, atom, std::move(message));
   }
   auto promise = self->make_response_promise<Answer>();
-  auto& link = st.peers.at(owner.node_id);
-  with_peer(self, link,
-            [self, atom, promise, node = owner.node_id,
-             write = std::move(write)](const directory_actor* remote) mutable {
-              auto& peer = self->state.peers.at(node);
-              if (remote == nullptr) {
-                hold(self, peer, std::move(write), promise);
-                return;
-              }
-              self->request(*remote, caf::duration{self->state.settings.peer_timeout}, atom, write)
-                  .then([promise](Answer& answer) mutable { promise.deliver(std::move(answer)); },
-                        [self, promise, node, write](caf::error& error) mutable {
-                          if (!is_transport_error(error)) {
-                            promise.deliver(std::move(error));
-                            return;
-                          }
-                          auto& peer = self->state.peers.at(node);
-                          mark_unreachable(self, peer, caf::to_string(error));
-                          hold(self, peer, std::move(write), promise);
-                        });
-            });
-  return promise;
-}
-
-// Sends a read to the customer's owner; unavailable if it is unreachable.
-template <class Answer, class Atom, class Query>
-caf::result<Answer> route_read(router_pointer self, Atom atom, Query& query) {
-  auto& st = self->state;
-  const auto& owner = st.members->owner_of(query.customer_id);
-  if (owner.node_id == st.members->self().node_id) {
-    return self->delegate(st.local, atom, std::move(query));
-  }
-  auto promise = self->make_response_promise<Answer>();
-  auto& link = st.peers.at(owner.node_id);
   with_peer(
-      self, link,
-      [self, atom, promise, node = owner.node_id,
-       query = std::move(query)](const directory_actor* remote) mutable {
-        auto& peer = self->state.peers.at(node);
+      self, st.peers.at(owner.node_id),
+      [self, atom, promise, unreachable_owner, node = owner.node_id,
+       message = std::move(message)](const directory_actor* remote) mutable {
         if (remote == nullptr) {
-          promise.deliver(actors::to_error(unreachable(peer, query.customer_id)));
+          unreachable_owner(self->state.peers.at(node), std::move(message), promise);
           return;
         }
-        self->request(*remote, caf::duration{self->state.settings.peer_timeout}, atom, query)
+        self->request(*remote, caf::duration{self->state.settings.peer_timeout}, atom, message)
             .then([promise](Answer& answer) mutable { promise.deliver(std::move(answer)); },
-                  [self, promise, node, customer = query.customer_id](caf::error& error) mutable {
+                  [self, promise, unreachable_owner, node, message](caf::error& error) mutable {
                     if (!is_transport_error(error)) {
                       promise.deliver(std::move(error));
                       return;
                     }
                     auto& peer = self->state.peers.at(node);
                     mark_unreachable(self, peer, caf::to_string(error));
-                    promise.deliver(actors::to_error(unreachable(peer, customer)));
+                    unreachable_owner(peer, std::move(message), promise);
                   });
       });
   return promise;
+}
+
+// A write for an unreachable owner is held (and acknowledged once durable).
+template <class Answer, class Atom, class Write>
+caf::result<Answer> route_write(router_pointer self, Atom atom, Write& write) {
+  return route_to_owner<Answer>(
+      self, atom, write,
+      [self](peer_link& peer, Write held, caf::typed_response_promise<Answer> promise) {
+        hold(self, peer, std::move(held), promise);
+      });
+}
+
+// A read for an unreachable owner is unavailable.
+template <class Answer, class Atom, class Query>
+caf::result<Answer> route_read(router_pointer self, Atom atom, Query& query) {
+  return route_to_owner<Answer>(
+      self, atom, query,
+      [](peer_link& peer, Query unanswered, caf::typed_response_promise<Answer> promise) {
+        promise.deliver(actors::to_error(unreachable(peer, unanswered.customer_id)));
+      });
 }
 
 // Runs a forwarded call with no customer on every node (e.g. the default
