@@ -29,12 +29,17 @@ struct handover_settings {
   // passes while some customer could not be handed over.
   std::chrono::milliseconds first_delay{1000};
   std::chrono::milliseconds retry_interval{10000};
+  // Between passes after one that moved everything: during a rolling
+  // membership change, peers still on the old list may send this node
+  // customers it does not own; a later pass moves those too.
+  std::chrono::milliseconds idle_interval{60000};
   size_t windows_per_part = 1000;
   std::chrono::seconds request_timeout{60};
 };
 
-// Starts the hand-over on a thread of its own; it ends once nothing is left
-// to hand over, or on an exit message.
+// Starts the hand-over on a thread of its own; it runs a pass after
+// first_delay, then every retry_interval while a customer could not be moved
+// and every idle_interval otherwise, until an exit message.
 caf::actor spawn_handover(caf::actor_system& system, membership members,
                           actors::directory_actor router,
                           std::shared_ptr<storage::ledger_store> store,
