@@ -5,6 +5,7 @@
 #include <limits>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "model/calendar.hpp"
@@ -37,6 +38,29 @@ struct rollup_id {
   friend auto operator<=>(const rollup_id&, const rollup_id&) = default;
 };
 
+// A rollup_id's fields without owning them: finding a bucket per window then
+// copies no strings.
+struct rollup_id_view {
+  granularity grain = granularity::hour;
+  int64_t bucket_start_ns = 0;
+  std::string_view region;
+  std::string_view vm_id;
+  friend auto operator<=>(const rollup_id_view&, const rollup_id_view&) = default;
+};
+
+// Orders rollup_ids and their views together (std::map's heterogeneous lookup).
+struct rollup_id_less {
+  using is_transparent = void;
+  static rollup_id_view view(const rollup_id& id) {
+    return {id.grain, id.bucket_start_ns, id.region, id.vm_id};
+  }
+  static const rollup_id_view& view(const rollup_id_view& id) { return id; }
+  template <class A, class B>
+  bool operator()(const A& a, const B& b) const {
+    return view(a) < view(b);
+  }
+};
+
 // What a rollup bucket holds: exact sums (peak: maximum) and the earliest and
 // latest instants the VM was active inside the bucket, clipped to it, which
 // give exact first/last-seen times without reading raw windows.
@@ -62,14 +86,15 @@ struct rollup_value {
 // granularity agrees exactly with the hours it covers.
 class rollup_accumulator {
  public:
+  using bucket_map = std::map<rollup_id, rollup_value, rollup_id_less>;
   // Adds a valid window; out_of_range if a sum would overflow (nothing of the
   // window is added then).
   status add(const usage_window& window);
-  const std::map<rollup_id, rollup_value>& buckets() const { return buckets_; }
+  const bucket_map& buckets() const { return buckets_; }
   bool empty() const { return buckets_.empty(); }
 
  private:
-  std::map<rollup_id, rollup_value> buckets_;
+  bucket_map buckets_;
 };
 
 // Divides `total` over `weights` (which sum to a positive value) by the
