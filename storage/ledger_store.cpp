@@ -23,17 +23,15 @@ namespace billing::storage {
 
 void write_set::put_window(const model::usage_window& window) {
   if (!encode_status_.ok()) return;
-  const auto id = model::window_identity::of(window);
-  auto window_key = keys::window_key(id);
-  auto dedup_key = keys::dedup_key(id);
-  if (!window_key || !dedup_key) {
-    encode_status_ = window_key ? dedup_key.error() : window_key.error();
+  // The windows key is the window's whole identity: the dedup lookups read it
+  // (find_stored), so a window costs one key, not a window and a dedup entry.
+  auto key = keys::window_key(window);
+  if (!key) {
+    encode_status_ = key.error();
     return;
   }
   mutations_.push_back(
-      {windows_family, std::move(*window_key), codec::encode_window_value(window), false});
-  mutations_.push_back(
-      {dedup_family, std::move(*dedup_key), codec::encode_billed_values(window), false});
+      {windows_family, std::move(*key), codec::encode_window_value(window), false});
 }
 
 void write_set::put_audit(std::string_view customer_id, int64_t recorded_at_ns, std::string value) {
@@ -392,7 +390,7 @@ result<std::vector<std::optional<model::usage_window>>> ledger_store::find_store
   std::vector<std::string> keys;
   keys.reserve(identities.size());
   for (const auto& id : identities) {
-    auto key = keys::dedup_key(id);
+    auto key = keys::window_key(id);
     if (!key) return key.error();
     keys.push_back(std::move(*key));
   }
@@ -400,7 +398,7 @@ result<std::vector<std::optional<model::usage_window>>> ledger_store::find_store
   std::vector<rocksdb::PinnableSlice> values(keys.size());
   std::vector<rocksdb::Status> statuses(keys.size());
   const status read = impl_->read_db([&](database& db) {
-    db.db().MultiGet(rocksdb::ReadOptions{}, db.handle(dedup_family), keys.size(),
+    db.db().MultiGet(rocksdb::ReadOptions{}, db.handle(windows_family), keys.size(),
                      key_slices.data(), values.data(), statuses.data());
     return status::ok_status();
   });
@@ -412,8 +410,8 @@ result<std::vector<std::optional<model::usage_window>>> ledger_store::find_store
       found.emplace_back(std::nullopt);
       continue;
     }
-    if (!statuses[i].ok()) return from_rocksdb(statuses[i], "reading the dedup index");
-    auto stored = codec::decode_billed_values(identities[i], values[i].ToStringView());
+    if (!statuses[i].ok()) return from_rocksdb(statuses[i], "looking up stored windows");
+    auto stored = codec::decode_window_value(identities[i], values[i].ToStringView());
     if (!stored) return stored.error();
     found.emplace_back(std::move(*stored));
   }

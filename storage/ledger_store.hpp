@@ -81,7 +81,7 @@ struct audit_chain_report {
 // thread, then handed to ledger_store::commit.
 class write_set {
  public:
-  // Raw window (windows family) and its dedup entry (dedup family).
+  // Raw window (windows family); its key is its identity, what find_stored reads.
   void put_window(const model::usage_window& window);
   // Audit entry for a refused conflicting re-send, recorded at the current
   // wall-clock time.
@@ -184,9 +184,10 @@ class ledger_store {
   ledger_store(const ledger_store&) = delete;
   ledger_store& operator=(const ledger_store&) = delete;
 
-  // For each identity (all of one customer), the billed values stored under it
-  // (identity fields and billed values set; informational fields zero), or
-  // nullopt if none is stored. Reads the dedup family.
+  // For each identity (all of one customer), the window stored under it, or
+  // nullopt if none is stored: point lookups (MultiGet) of the windows
+  // family, whose key is the identity (the memtable and SST bloom filters
+  // answer most lookups of new windows without a search).
   result<std::vector<std::optional<model::usage_window>>> find_stored(
       const std::vector<model::window_identity>& identities) const;
 
