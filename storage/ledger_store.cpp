@@ -166,6 +166,9 @@ struct ledger_store::impl {
     std::shared_lock lock(db_mutex);
     using answer = decltype(read(*db));
     if (!db) {
+      // Reopening failed after a write error: an empty commit makes the
+      // committer try again, so reads recover without waiting for a write.
+      if (committer) committer->submit(write_set{}, nullptr);
       return answer{status{status_code::unavailable,
                            "the ledger is closed after a storage error; it is reopened on the "
                            "next write"}};
@@ -244,18 +247,19 @@ void ledger_store::impl::write_group(std::span<pending_commit> group) {
     (void)batch.PopSavePoint();
     in_batch.push_back(&commit);
   }
-  if (in_batch.empty()) return;
   if (needs_reopen) {
-    // The disk failed before (I/O error, disk full): reopen now and build
-    // the batch again on what the reopened database holds. Until that
-    // works, nothing is acknowledged.
+    // The disk failed before (I/O error, disk full) and reopening failed
+    // then: try again now and build the batch again on what the reopened
+    // database holds. Until that works, nothing is acknowledged. (Any
+    // commit retries, even an empty one: read_db asks for one.)
     if (status reopened = reopen(); !reopened.ok()) {
       for (auto* commit : in_batch) commit->outcome = reopened;
       return;
     }
-    write_group(group);
+    if (!in_batch.empty()) write_group(group);
     return;
   }
+  if (in_batch.empty()) return;
   if (chain_after.entries != chain.entries) {
     auto put = batch.Put(db->handle(meta_family), audit_chain::head_key,
                          audit_chain::encode_head(chain_after));
@@ -277,7 +281,14 @@ void ledger_store::impl::write_group(std::span<pending_commit> group) {
     next_audit_sequence = sequence;
     chain = chain_after;
   } else {
+    // Reopen before anyone learns of the failure. The failed write is not in
+    // the old database's memtables but may be in its WAL, which the reopen
+    // replays: a caller that retries must judge its retry against what the
+    // reopened database holds, or a replayed write and its retry would both
+    // count (rollup merges add up). If reopening fails, readers get
+    // unavailable until a later commit reopens it.
     needs_reopen = true;
+    (void)reopen();
   }
   for (auto* commit : in_batch) commit->outcome = outcome;
 }
