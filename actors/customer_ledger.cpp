@@ -2,8 +2,12 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <deque>
 #include <map>
+#include <numeric>
+#include <unordered_map>
 
 #include "actors/errors.hpp"
 #include "model/calendar.hpp"
@@ -58,6 +62,16 @@ struct ledger_state {
   std::deque<pending_metald> waiting_metald;
   std::vector<pending_metald> committing_metald;
   std::vector<result<uint32_t>> committing_metald_outcomes;
+  // metald VM states exactly as durably stored. This ledger is the only
+  // writer of its customer's vm_state keys, so a state read once (or written
+  // by a commit that succeeded) stays true until this ledger changes it: a
+  // group reads RocksDB only for VMs it has not seen since it was spawned.
+  // Passivation drops it with the actor; a respawn starts empty.
+  std::unordered_map<std::string, model::vm_state> vm_states;
+  // The states of the VMs the committing group applied ops to, as the group
+  // leaves them: into vm_states once durable, and dropped from vm_states if
+  // the write fails (it may or may not reappear from the WAL on reopen).
+  std::unordered_map<std::string, model::vm_state> committing_vm_states;
   uint64_t commit_id = 0;
   bool in_flight = false;
 
@@ -125,19 +139,40 @@ status accept_window(ledger_state& st, const model::usage_window& window,
 // dedup entries, the rollups they add (into `rollups`) and one audit entry
 // per part, all in one write_set (so the record exists exactly when the
 // part's windows do). Returns the outcomes per part, in the parts' order.
+// For each window (flat over the group), the flat index of the first earlier
+// window with the same identity, or `none`. Sorting indices is cheaper than a
+// map of identities per window, and repeats within a group are rare.
+std::vector<size_t> earlier_repeats(const std::vector<model::window_identity>& identities) {
+  constexpr size_t none = SIZE_MAX;
+  std::vector<size_t> order(identities.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return identities[a] < identities[b]; });
+  std::vector<size_t> first_of(identities.size(), none);
+  for (size_t i = 1; i < order.size(); ++i) {
+    if (identities[order[i]] != identities[order[i - 1]]) continue;
+    const size_t first = first_of[order[i - 1]];
+    first_of[order[i]] = first == none ? order[i - 1] : first;
+  }
+  return first_of;
+}
+
 result<std::vector<outcomes>> judge_group(ledger_state& st, storage::write_set& writes,
                                           model::rollup_accumulator& rollups) {
   std::vector<model::window_identity> identities;
+  std::vector<const model::usage_window*> flat_windows;
   for (const auto& pending : st.committing) {
     for (const auto& window : pending.part.windows) {
       identities.push_back(model::window_identity::of(window));
+      flat_windows.push_back(&window);
     }
   }
   auto stored = st.store->find_stored(identities);
   if (!stored.ok()) return stored.error();
+  // A repeat of a window that is not stored is judged against the first
+  // one, which this group accepts (or the whole group fails).
+  const auto repeats = earlier_repeats(identities);
 
-  // Windows accepted earlier in this same group, by identity.
-  std::map<model::window_identity, const model::usage_window*> accepted_in_group;
   std::vector<outcomes> group_outcomes;
   st.committing_usage.assign(st.committing.size(), {});
   size_t flat = 0;
@@ -152,15 +187,13 @@ result<std::vector<outcomes>> judge_group(ledger_state& st, storage::write_set& 
       const model::usage_window* existing = nullptr;
       if (stored.value()[flat]) {
         existing = &*stored.value()[flat];
-      } else if (auto it = accepted_in_group.find(identities[flat]);
-                 it != accepted_in_group.end()) {
-        existing = it->second;
+      } else if (repeats[flat] != SIZE_MAX) {
+        existing = flat_windows[repeats[flat]];
       }
       if (existing == nullptr) {
         if (status added = accept_window(st, window, writes, rollups, usage); !added.ok()) {
           return added;
         }
-        accepted_in_group.emplace(identities[flat], &window);
         part_outcomes.push_back(model::item_outcome::accepted(index));
       } else if (existing->same_billed_values(window)) {
         part_outcomes.push_back(model::item_outcome::duplicate(index));
@@ -181,17 +214,26 @@ result<std::vector<outcomes>> judge_group(ledger_state& st, storage::write_set& 
 // Each op's derived window (cut at hours) and new state go into `writes`, so
 // usage and watermark become durable together. An op that cannot be applied
 // (a sum past 2^64-1) fails alone.
+// The durable state of `vm_id`: from the cache, else read from the store.
+result<model::vm_state> durable_vm_state(ledger_state& st, const std::string& vm_id) {
+  if (auto cached = st.vm_states.find(vm_id); cached != st.vm_states.end()) return cached->second;
+  auto stored = st.store->find_vm_state(st.customer_id, vm_id);
+  if (!stored.ok()) return stored.error();
+  return stored.value().value_or(model::vm_state{});
+}
+
 result<std::vector<result<uint32_t>>> judge_metald(ledger_state& st, storage::write_set& writes,
                                                    model::rollup_accumulator& rollups) {
-  std::map<std::string, model::vm_state> states;
+  auto& states = st.committing_vm_states;
+  states.clear();
   std::vector<result<uint32_t>> op_outcomes;
   for (const auto& pending : st.committing_metald) {
     const auto& op = pending.op;
     auto found = states.find(op.vm_id);
     if (found == states.end()) {
-      auto stored = st.store->find_vm_state(st.customer_id, op.vm_id);
-      if (!stored.ok()) return stored.error();
-      found = states.emplace(op.vm_id, stored.value().value_or(model::vm_state{})).first;
+      auto durable = durable_vm_state(st, op.vm_id);
+      if (!durable.ok()) return durable.error();
+      found = states.emplace(op.vm_id, std::move(durable).value()).first;
     }
     model::vm_state next = found->second;
     auto applied = model::apply_op(next, op);
@@ -295,7 +337,16 @@ void publish_committed(ledger_pointer self) {
   }
 }
 
+// The committing group's VM states are durable now: they are what is stored.
+void cache_committed_vm_states(ledger_state& st) {
+  for (auto& [vm_id, state] : st.committing_vm_states) st.vm_states[vm_id] = std::move(state);
+}
+
 void finish_group(ledger_state& st) {
+  // Whatever is left (a failed group's states) is not known to be stored:
+  // forget those VMs, so the next group reads them from the store.
+  for (const auto& [vm_id, state] : st.committing_vm_states) st.vm_states.erase(vm_id);
+  st.committing_vm_states.clear();
   st.committing.clear();
   st.committing_outcomes.clear();
   st.committing_usage.clear();
@@ -391,6 +442,8 @@ customer_actor::behavior_type customer_ledger(ledger_pointer self, std::string c
         st.in_flight = false;
         const status done{static_cast<status_code>(code), std::move(message)};
         if (done.ok()) {
+          cache_committed_vm_states(st);
+          st.committing_vm_states.clear();
           deliver_committed(st);
           publish_committed(self);
           finish_group(st);
