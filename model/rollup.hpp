@@ -30,23 +30,18 @@ struct hour_share {
 std::vector<hour_share> split_into_hours(const usage_window& window);
 
 // Which rollup bucket: one (region, vm) in one UTC hour, day or month.
-struct rollup_id {
+// rollup_id owns its strings; rollup_id_view only refers to them, so that
+// finding a bucket per window copies no strings.
+template <class Text>
+struct basic_rollup_id {
   granularity grain = granularity::hour;
   int64_t bucket_start_ns = 0;
-  std::string region;
-  std::string vm_id;
-  friend auto operator<=>(const rollup_id&, const rollup_id&) = default;
+  Text region;
+  Text vm_id;
+  friend auto operator<=>(const basic_rollup_id&, const basic_rollup_id&) = default;
 };
-
-// A rollup_id's fields without owning them: finding a bucket per window then
-// copies no strings.
-struct rollup_id_view {
-  granularity grain = granularity::hour;
-  int64_t bucket_start_ns = 0;
-  std::string_view region;
-  std::string_view vm_id;
-  friend auto operator<=>(const rollup_id_view&, const rollup_id_view&) = default;
-};
+using rollup_id = basic_rollup_id<std::string>;
+using rollup_id_view = basic_rollup_id<std::string_view>;
 
 // Orders rollup_ids and their views together (std::map's heterogeneous lookup).
 struct rollup_id_less {
