@@ -40,6 +40,34 @@ struct pending_subscriber {
   caf::typed_response_promise<model::usage_update> promise;
 };
 
+// Values of keys only this ledger writes, exactly as durably stored: a value
+// read once (no commit of this ledger is in flight while a group is judged),
+// or written by a group that became durable, stays true until this ledger
+// changes it. A group stages the values it writes: once durable they replace
+// the cached ones; if the write fails they are dropped, since it may or may
+// not reappear from the WAL, and the next group reads them from the store.
+// Passivation drops the cache with the actor; a respawn starts empty.
+template <class Map>
+struct durable_cache {
+  Map values;
+  Map staged;
+
+  // Past `cap` values, only the group just written stays cached.
+  void commit_staged(size_t cap = SIZE_MAX) {
+    if (values.size() + staged.size() > cap) values.clear();
+    for (auto& [key, value] : staged) values.insert_or_assign(key, std::move(value));
+    staged.clear();
+  }
+  void discard_staged() {
+    for (const auto& [key, value] : staged) values.erase(key);
+    staged.clear();
+  }
+};
+
+// At most this many rollup totals stay cached per customer (about 250 bytes
+// each): the current hour, day and month of 1,300 VMs.
+constexpr size_t max_cached_rollups = 4096;
+
 // Parts are committed in groups: while one group's write is in flight, new
 // parts wait; when it is durable, all waiting parts form the next group. So a
 // busy customer costs one store commit per group, and the dedup check of a
@@ -62,16 +90,10 @@ struct ledger_state {
   std::deque<pending_metald> waiting_metald;
   std::vector<pending_metald> committing_metald;
   std::vector<result<uint32_t>> committing_metald_outcomes;
-  // metald VM states exactly as durably stored. This ledger is the only
-  // writer of its customer's vm_state keys, so a state read once (or written
-  // by a commit that succeeded) stays true until this ledger changes it: a
-  // group reads RocksDB only for VMs it has not seen since it was spawned.
-  // Passivation drops it with the actor; a respawn starts empty.
-  std::unordered_map<std::string, model::vm_state> vm_states;
-  // The states of the VMs the committing group applied ops to, as the group
-  // leaves them: into vm_states once durable, and dropped from vm_states if
-  // the write fails (it may or may not reappear from the WAL on reopen).
-  std::unordered_map<std::string, model::vm_state> committing_vm_states;
+  // metald VM states (the vm_state keys) and rollup totals of this customer,
+  // so that a group reads RocksDB only for VMs and buckets it has not seen.
+  durable_cache<std::unordered_map<std::string, model::vm_state>> vm_states;
+  durable_cache<model::rollup_accumulator::bucket_map> rollup_totals;
   uint64_t commit_id = 0;
   bool in_flight = false;
 
@@ -216,7 +238,9 @@ result<std::vector<outcomes>> judge_group(ledger_state& st, storage::write_set& 
 // (a sum past 2^64-1) fails alone.
 // The durable state of `vm_id`: from the cache, else read from the store.
 result<model::vm_state> durable_vm_state(ledger_state& st, const std::string& vm_id) {
-  if (auto cached = st.vm_states.find(vm_id); cached != st.vm_states.end()) return cached->second;
+  if (auto cached = st.vm_states.values.find(vm_id); cached != st.vm_states.values.end()) {
+    return cached->second;
+  }
   auto stored = st.store->find_vm_state(st.customer_id, vm_id);
   if (!stored.ok()) return stored.error();
   return stored.value().value_or(model::vm_state{});
@@ -224,8 +248,7 @@ result<model::vm_state> durable_vm_state(ledger_state& st, const std::string& vm
 
 result<std::vector<result<uint32_t>>> judge_metald(ledger_state& st, storage::write_set& writes,
                                                    model::rollup_accumulator& rollups) {
-  auto& states = st.committing_vm_states;
-  states.clear();
+  auto& states = st.vm_states.staged;
   std::vector<result<uint32_t>> op_outcomes;
   for (const auto& pending : st.committing_metald) {
     const auto& op = pending.op;
@@ -337,16 +360,37 @@ void publish_committed(ledger_pointer self) {
   }
 }
 
-// The committing group's VM states are durable now: they are what is stored.
-void cache_committed_vm_states(ledger_state& st) {
-  for (auto& [vm_id, state] : st.committing_vm_states) st.vm_states[vm_id] = std::move(state);
+// Writes the group's rollup additions as the buckets' new totals: Puts, not
+// Merges, since this ledger is the only writer of its customer's rollups and
+// so knows their stored totals (read once per bucket, then cached). A Merge
+// made RocksDB count the key's operands in the memtable on every write
+// (max_successive_merges), the largest single cost of ingest. out_of_range
+// (the group fails) if a total would pass 2^64-1.
+status put_rollup_totals(ledger_state& st, const model::rollup_accumulator& added,
+                         storage::write_set& writes) {
+  auto& cache = st.rollup_totals;
+  std::vector<model::rollup_id> unread;
+  for (const auto& [id, value] : added.buckets()) {
+    if (!cache.values.contains(id)) unread.push_back(id);
+  }
+  auto stored = st.store->find_rollups(st.customer_id, unread);
+  if (!stored.ok()) return stored.error();
+  for (size_t i = 0; i < unread.size(); ++i) {
+    cache.values.emplace(unread[i], stored.value()[i].value_or(model::rollup_value{}));
+  }
+  for (const auto& [id, value] : added.buckets()) {
+    model::rollup_value total = cache.values.find(id)->second;
+    if (status merged = total.merge(value); !merged.ok()) return merged;
+    writes.put_rollup(st.customer_id, id, total);
+    cache.staged.emplace(id, total);
+  }
+  return status::ok_status();
 }
 
 void finish_group(ledger_state& st) {
-  // Whatever is left (a failed group's states) is not known to be stored:
-  // forget those VMs, so the next group reads them from the store.
-  for (const auto& [vm_id, state] : st.committing_vm_states) st.vm_states.erase(vm_id);
-  st.committing_vm_states.clear();
+  // Whatever is still staged belongs to a group that failed.
+  st.vm_states.discard_staged();
+  st.rollup_totals.discard_staged();
   st.committing.clear();
   st.committing_outcomes.clear();
   st.committing_usage.clear();
@@ -399,7 +443,10 @@ void start_commit(ledger_pointer self) {
     return;
   }
   st.committing_metald_outcomes = std::move(metald.value());
-  writes.merge_rollups(st.customer_id, rollups);
+  if (status put = put_rollup_totals(st, rollups, writes); !put.ok()) {
+    fail_committing(st, put);
+    return;
+  }
   st.in_flight = true;
   const uint64_t id = ++st.commit_id;
   customer_actor me = caf::actor_cast<customer_actor>(self);
@@ -442,8 +489,8 @@ customer_actor::behavior_type customer_ledger(ledger_pointer self, std::string c
         st.in_flight = false;
         const status done{static_cast<status_code>(code), std::move(message)};
         if (done.ok()) {
-          cache_committed_vm_states(st);
-          st.committing_vm_states.clear();
+          st.vm_states.commit_staged();
+          st.rollup_totals.commit_staged(max_cached_rollups);
           deliver_committed(st);
           publish_committed(self);
           finish_group(st);

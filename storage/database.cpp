@@ -83,9 +83,10 @@ rocksdb::ColumnFamilyOptions make_family_options(family which, const store_optio
   table.pin_l0_filter_and_index_blocks_in_cache = true;
   // Bloom filters only help point lookups: every ingest looks up its windows'
   // identities in `windows` (mostly windows not yet stored, which the filter
-  // answers without I/O), and open reads the schema version. The other
+  // answers without I/O), a customer ledger reads each rollup bucket's total
+  // once (mostly new buckets), and open reads the schema version. The other
   // families are only range-scanned, where a whole-key filter is never consulted.
-  if (which == windows_family || which == meta_family) {
+  if (which == windows_family || which == rollups_family || which == meta_family) {
     table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   }
   options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));

@@ -66,6 +66,11 @@ void write_set::merge_rollups(std::string_view customer_id,
   }
 }
 
+void write_set::put_rollup(std::string_view customer_id, const model::rollup_id& id,
+                           const model::rollup_value& total) {
+  put(rollups_family, keys::rollup_key(customer_id, id), codec::encode_rollup_value(total));
+}
+
 void write_set::put(uint32_t family, result<std::string> key, std::string value) {
   if (!encode_status_.ok()) return;
   if (!key) {
@@ -393,11 +398,38 @@ commit_stats ledger_store::stats() const {
   return stats;
 }
 
+template <class T, class Decode>
+result<std::vector<std::optional<T>>> ledger_store::multi_get(uint32_t which,
+                                                              const std::vector<std::string>& keys,
+                                                              std::string_view context,
+                                                              Decode&& decode) const {
+  std::vector<std::optional<T>> found;
+  if (keys.empty()) return found;
+  std::vector<rocksdb::Slice> key_slices(keys.begin(), keys.end());
+  std::vector<rocksdb::PinnableSlice> values(keys.size());
+  std::vector<rocksdb::Status> statuses(keys.size());
+  const status read = impl_->read_db([&](database& db) {
+    db.db().MultiGet(rocksdb::ReadOptions{}, db.handle(static_cast<family>(which)), keys.size(),
+                     key_slices.data(), values.data(), statuses.data());
+    return status::ok_status();
+  });
+  if (!read.ok()) return read;
+  found.reserve(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (statuses[i].IsNotFound()) {
+      found.emplace_back(std::nullopt);
+      continue;
+    }
+    if (!statuses[i].ok()) return from_rocksdb(statuses[i], context);
+    result<T> value = decode(i, values[i].ToStringView());
+    if (!value) return value.error();
+    found.emplace_back(std::move(*value));
+  }
+  return found;
+}
+
 result<std::vector<std::optional<model::usage_window>>> ledger_store::find_stored(
     const std::vector<model::window_identity>& identities) const {
-  std::vector<std::optional<model::usage_window>> found;
-  if (identities.empty()) return found;
-
   std::vector<std::string> keys;
   keys.reserve(identities.size());
   for (const auto& id : identities) {
@@ -405,28 +437,24 @@ result<std::vector<std::optional<model::usage_window>>> ledger_store::find_store
     if (!key) return key.error();
     keys.push_back(std::move(*key));
   }
-  std::vector<rocksdb::Slice> key_slices(keys.begin(), keys.end());
-  std::vector<rocksdb::PinnableSlice> values(keys.size());
-  std::vector<rocksdb::Status> statuses(keys.size());
-  const status read = impl_->read_db([&](database& db) {
-    db.db().MultiGet(rocksdb::ReadOptions{}, db.handle(windows_family), keys.size(),
-                     key_slices.data(), values.data(), statuses.data());
-    return status::ok_status();
-  });
-  if (!read.ok()) return read;
+  return multi_get<model::usage_window>(windows_family, keys, "looking up stored windows",
+                                        [&](size_t i, std::string_view value) {
+                                          return codec::decode_window_value(identities[i], value);
+                                        });
+}
 
-  found.reserve(identities.size());
-  for (size_t i = 0; i < identities.size(); ++i) {
-    if (statuses[i].IsNotFound()) {
-      found.emplace_back(std::nullopt);
-      continue;
-    }
-    if (!statuses[i].ok()) return from_rocksdb(statuses[i], "looking up stored windows");
-    auto stored = codec::decode_window_value(identities[i], values[i].ToStringView());
-    if (!stored) return stored.error();
-    found.emplace_back(std::move(*stored));
+result<std::vector<std::optional<model::rollup_value>>> ledger_store::find_rollups(
+    std::string_view customer_id, const std::vector<model::rollup_id>& ids) const {
+  std::vector<std::string> keys;
+  keys.reserve(ids.size());
+  for (const auto& id : ids) {
+    auto key = keys::rollup_key(customer_id, id);
+    if (!key) return key.error();
+    keys.push_back(std::move(*key));
   }
-  return found;
+  return multi_get<model::rollup_value>(
+      rollups_family, keys, "reading rollup totals",
+      [](size_t, std::string_view value) { return codec::decode_rollup_value(value); });
 }
 
 status ledger_store::with_snapshot(const std::function<status(const snapshot_view&)>& reads) const {

@@ -105,6 +105,10 @@ class write_set {
   // Adds every bucket of `rollups` to the customer's stored rollups (a RocksDB
   // Merge per bucket, combined by storage/rollup_merge).
   void merge_rollups(std::string_view customer_id, const model::rollup_accumulator& rollups);
+  // Sets a rollup bucket's stored total (a Put): for the customer's ledger,
+  // which knows the stored total (find_rollups) since it is its only writer.
+  void put_rollup(std::string_view customer_id, const model::rollup_id& id,
+                  const model::rollup_value& total);
 
   // A VM's metald state (vm_state family) and its vm -> customer entry
   // (vm_index family), so a later NotifyVmStopped finds the customer.
@@ -191,6 +195,11 @@ class ledger_store {
   result<std::vector<std::optional<model::usage_window>>> find_stored(
       const std::vector<model::window_identity>& identities) const;
 
+  // The stored total of each of `customer_id`'s rollup buckets `ids` (merge
+  // operands folded), or nullopt when the bucket holds nothing.
+  result<std::vector<std::optional<model::rollup_value>>> find_rollups(
+      std::string_view customer_id, const std::vector<model::rollup_id>& ids) const;
+
   // Queues `writes` for the next group commit: all write_sets pending at that
   // moment go to RocksDB as one WriteBatch with one WAL sync. `on_done` runs
   // on the committer thread once that write returned: ok means durable.
@@ -276,6 +285,12 @@ class ledger_store {
   explicit ledger_store(std::unique_ptr<impl> impl);
   template <class Scan>
   status read_at(const snapshot_view* at, Scan&& scan) const;
+  // One MultiGet of `keys` in family `which`; each found value decoded by
+  // decode(index, bytes) -> result<T>.
+  template <class T, class Decode>
+  result<std::vector<std::optional<T>>> multi_get(uint32_t which,
+                                                  const std::vector<std::string>& keys,
+                                                  std::string_view context, Decode&& decode) const;
   // Calls `visit` with every audit value of `customer_id`, oldest first.
   status scan_audit(const std::string& customer_id,
                     const std::function<status(std::string_view value, bool& go_on)>& visit) const;

@@ -124,3 +124,58 @@ TEST_CASE("a respawned ledger (passivation, restart) continues from the stored V
   CHECK(stored_cpu(*store) == 15 * 1000);
   caf::anon_send_exit(respawned, caf::exit_reason::user_shutdown);
 }
+
+TEST_CASE(
+    "rollup totals written as Puts add up across groups, respawns and Merge-written buckets") {
+  temp_dir dir;
+  auto store = open_store(options_for(dir));
+  // A bucket as earlier builds wrote it: a Merge operand.
+  {
+    storage::write_set writes;
+    model::rollup_accumulator rollups;
+    auto window = sample_window("acme", "eu", "vm-1", t0);
+    window.cpu_time_nanos = 7;
+    window.network_tx_bytes = 1;  // sample_window's is near 2^64: no two would add up
+    REQUIRE(rollups.add(window).ok());
+    writes.merge_rollups("acme", rollups);
+    REQUIRE(commit_and_wait(*store, std::move(writes)).ok());
+  }
+  actor_config config;
+  caf::actor_system system{config};
+  auto append = [&](const actors::customer_actor& ledger, int64_t start, uint64_t cpu) {
+    model::customer_part part;
+    part.customer_id = "acme";
+    part.meta = {"batch", "metald-1", "eu", t0, ""};
+    auto window = sample_window("acme", "eu", "vm-1", start);
+    window.cpu_time_nanos = cpu;
+    window.network_tx_bytes = 1;
+    part.windows.push_back(window);
+    part.indices.push_back(0);
+    caf::scoped_actor self{system};
+    bool stored = false;
+    self->request(ledger, std::chrono::seconds{10}, actors::append_atom::value, std::move(part))
+        .receive(
+            [&](std::vector<model::item_outcome>& outcomes) {
+              stored = outcomes.at(0).status == model::item_status::accepted;
+            },
+            [&](caf::error& error) { FAIL_CHECK(actors::to_status(error).message()); });
+    CHECK(stored);
+  };
+  auto ledger = actors::spawn_customer_ledger(system, "acme", store);
+  append(ledger, t0 + minute, 100);
+  append(ledger, t0 + 2 * minute, 1000);  // from the cached total
+  caf::anon_send_exit(ledger, caf::exit_reason::user_shutdown);
+  auto respawned = actors::spawn_customer_ledger(system, "acme", store);
+  append(respawned, t0 + 3 * minute, 10'000);  // read again from the store
+  CHECK(stored_cpu(*store) == 11'107);
+  uint64_t month_windows = 0;
+  REQUIRE(store
+              ->scan_rollups("acme", model::granularity::month, 0, INT64_MAX,
+                             [&](const model::rollup_id&, const model::rollup_value& value) {
+                               month_windows += value.totals.window_count;
+                               return true;
+                             })
+              .ok());
+  CHECK(month_windows == 4);
+  caf::anon_send_exit(respawned, caf::exit_reason::user_shutdown);
+}
