@@ -2,8 +2,12 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <deque>
 #include <map>
+#include <numeric>
+#include <unordered_map>
 
 #include "actors/errors.hpp"
 #include "model/calendar.hpp"
@@ -36,6 +40,34 @@ struct pending_subscriber {
   caf::typed_response_promise<model::usage_update> promise;
 };
 
+// Values of keys only this ledger writes, exactly as durably stored: a value
+// read once (no commit of this ledger is in flight while a group is judged),
+// or written by a group that became durable, stays true until this ledger
+// changes it. A group stages the values it writes: once durable they replace
+// the cached ones; if the write fails they are dropped, since it may or may
+// not reappear from the WAL, and the next group reads them from the store.
+// Passivation drops the cache with the actor; a respawn starts empty.
+template <class Map>
+struct durable_cache {
+  Map values;
+  Map staged;
+
+  // Past `cap` values, only the group just written stays cached.
+  void commit_staged(size_t cap = SIZE_MAX) {
+    if (values.size() + staged.size() > cap) values.clear();
+    for (auto& [key, value] : staged) values.insert_or_assign(key, std::move(value));
+    staged.clear();
+  }
+  void discard_staged() {
+    for (const auto& [key, value] : staged) values.erase(key);
+    staged.clear();
+  }
+};
+
+// At most this many rollup totals stay cached per customer (about 250 bytes
+// each): the current hour, day and month of 1,300 VMs.
+constexpr size_t max_cached_rollups = 4096;
+
 // Parts are committed in groups: while one group's write is in flight, new
 // parts wait; when it is durable, all waiting parts form the next group. So a
 // busy customer costs one store commit per group, and the dedup check of a
@@ -58,6 +90,10 @@ struct ledger_state {
   std::deque<pending_metald> waiting_metald;
   std::vector<pending_metald> committing_metald;
   std::vector<result<uint32_t>> committing_metald_outcomes;
+  // metald VM states (the vm_state keys) and rollup totals of this customer,
+  // so that a group reads RocksDB only for VMs and buckets it has not seen.
+  durable_cache<std::unordered_map<std::string, model::vm_state>> vm_states;
+  durable_cache<model::rollup_accumulator::bucket_map> rollup_totals;
   uint64_t commit_id = 0;
   bool in_flight = false;
 
@@ -125,19 +161,40 @@ status accept_window(ledger_state& st, const model::usage_window& window,
 // dedup entries, the rollups they add (into `rollups`) and one audit entry
 // per part, all in one write_set (so the record exists exactly when the
 // part's windows do). Returns the outcomes per part, in the parts' order.
+// For each window (flat over the group), the flat index of the first earlier
+// window with the same identity, or `none`. Sorting indices is cheaper than a
+// map of identities per window, and repeats within a group are rare.
+std::vector<size_t> earlier_repeats(const std::vector<model::window_identity>& identities) {
+  constexpr size_t none = SIZE_MAX;
+  std::vector<size_t> order(identities.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return identities[a] < identities[b]; });
+  std::vector<size_t> first_of(identities.size(), none);
+  for (size_t i = 1; i < order.size(); ++i) {
+    if (identities[order[i]] != identities[order[i - 1]]) continue;
+    const size_t first = first_of[order[i - 1]];
+    first_of[order[i]] = first == none ? order[i - 1] : first;
+  }
+  return first_of;
+}
+
 result<std::vector<outcomes>> judge_group(ledger_state& st, storage::write_set& writes,
                                           model::rollup_accumulator& rollups) {
   std::vector<model::window_identity> identities;
+  std::vector<const model::usage_window*> flat_windows;
   for (const auto& pending : st.committing) {
     for (const auto& window : pending.part.windows) {
       identities.push_back(model::window_identity::of(window));
+      flat_windows.push_back(&window);
     }
   }
   auto stored = st.store->find_stored(identities);
   if (!stored.ok()) return stored.error();
+  // A repeat of a window that is not stored is judged against the first
+  // one, which this group accepts (or the whole group fails).
+  const auto repeats = earlier_repeats(identities);
 
-  // Windows accepted earlier in this same group, by identity.
-  std::map<model::window_identity, const model::usage_window*> accepted_in_group;
   std::vector<outcomes> group_outcomes;
   st.committing_usage.assign(st.committing.size(), {});
   size_t flat = 0;
@@ -152,15 +209,13 @@ result<std::vector<outcomes>> judge_group(ledger_state& st, storage::write_set& 
       const model::usage_window* existing = nullptr;
       if (stored.value()[flat]) {
         existing = &*stored.value()[flat];
-      } else if (auto it = accepted_in_group.find(identities[flat]);
-                 it != accepted_in_group.end()) {
-        existing = it->second;
+      } else if (repeats[flat] != SIZE_MAX) {
+        existing = flat_windows[repeats[flat]];
       }
       if (existing == nullptr) {
         if (status added = accept_window(st, window, writes, rollups, usage); !added.ok()) {
           return added;
         }
-        accepted_in_group.emplace(identities[flat], &window);
         part_outcomes.push_back(model::item_outcome::accepted(index));
       } else if (existing->same_billed_values(window)) {
         part_outcomes.push_back(model::item_outcome::duplicate(index));
@@ -181,17 +236,27 @@ result<std::vector<outcomes>> judge_group(ledger_state& st, storage::write_set& 
 // Each op's derived window (cut at hours) and new state go into `writes`, so
 // usage and watermark become durable together. An op that cannot be applied
 // (a sum past 2^64-1) fails alone.
+// The durable state of `vm_id`: from the cache, else read from the store.
+result<model::vm_state> durable_vm_state(ledger_state& st, const std::string& vm_id) {
+  if (auto cached = st.vm_states.values.find(vm_id); cached != st.vm_states.values.end()) {
+    return cached->second;
+  }
+  auto stored = st.store->find_vm_state(st.customer_id, vm_id);
+  if (!stored.ok()) return stored.error();
+  return stored.value().value_or(model::vm_state{});
+}
+
 result<std::vector<result<uint32_t>>> judge_metald(ledger_state& st, storage::write_set& writes,
                                                    model::rollup_accumulator& rollups) {
-  std::map<std::string, model::vm_state> states;
+  auto& states = st.vm_states.staged;
   std::vector<result<uint32_t>> op_outcomes;
   for (const auto& pending : st.committing_metald) {
     const auto& op = pending.op;
     auto found = states.find(op.vm_id);
     if (found == states.end()) {
-      auto stored = st.store->find_vm_state(st.customer_id, op.vm_id);
-      if (!stored.ok()) return stored.error();
-      found = states.emplace(op.vm_id, stored.value().value_or(model::vm_state{})).first;
+      auto durable = durable_vm_state(st, op.vm_id);
+      if (!durable.ok()) return durable.error();
+      found = states.emplace(op.vm_id, std::move(durable).value()).first;
     }
     model::vm_state next = found->second;
     auto applied = model::apply_op(next, op);
@@ -295,7 +360,37 @@ void publish_committed(ledger_pointer self) {
   }
 }
 
+// Writes the group's rollup additions as the buckets' new totals: Puts, not
+// Merges, since this ledger is the only writer of its customer's rollups and
+// so knows their stored totals (read once per bucket, then cached). A Merge
+// made RocksDB count the key's operands in the memtable on every write
+// (max_successive_merges), the largest single cost of ingest. out_of_range
+// (the group fails) if a total would pass 2^64-1.
+status put_rollup_totals(ledger_state& st, const model::rollup_accumulator& added,
+                         storage::write_set& writes) {
+  auto& cache = st.rollup_totals;
+  std::vector<model::rollup_id> unread;
+  for (const auto& [id, value] : added.buckets()) {
+    if (!cache.values.contains(id)) unread.push_back(id);
+  }
+  auto stored = st.store->find_rollups(st.customer_id, unread);
+  if (!stored.ok()) return stored.error();
+  for (size_t i = 0; i < unread.size(); ++i) {
+    cache.values.emplace(unread[i], stored.value()[i].value_or(model::rollup_value{}));
+  }
+  for (const auto& [id, value] : added.buckets()) {
+    model::rollup_value total = cache.values.find(id)->second;
+    if (status merged = total.merge(value); !merged.ok()) return merged;
+    writes.put_rollup(st.customer_id, id, total);
+    cache.staged.emplace(id, total);
+  }
+  return status::ok_status();
+}
+
 void finish_group(ledger_state& st) {
+  // Whatever is still staged belongs to a group that failed.
+  st.vm_states.discard_staged();
+  st.rollup_totals.discard_staged();
   st.committing.clear();
   st.committing_outcomes.clear();
   st.committing_usage.clear();
@@ -348,7 +443,10 @@ void start_commit(ledger_pointer self) {
     return;
   }
   st.committing_metald_outcomes = std::move(metald.value());
-  writes.merge_rollups(st.customer_id, rollups);
+  if (status put = put_rollup_totals(st, rollups, writes); !put.ok()) {
+    fail_committing(st, put);
+    return;
+  }
   st.in_flight = true;
   const uint64_t id = ++st.commit_id;
   customer_actor me = caf::actor_cast<customer_actor>(self);
@@ -391,6 +489,8 @@ customer_actor::behavior_type customer_ledger(ledger_pointer self, std::string c
         st.in_flight = false;
         const status done{static_cast<status_code>(code), std::move(message)};
         if (done.ok()) {
+          st.vm_states.commit_staged();
+          st.rollup_totals.commit_staged(max_cached_rollups);
           deliver_committed(st);
           publish_committed(self);
           finish_group(st);

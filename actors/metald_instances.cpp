@@ -21,6 +21,13 @@ struct instances_state {
   std::map<std::string, model::metald_instance> instances;
   // Instances whose VMs' sessions are being ended right now.
   std::set<std::string> expiring;
+  // VMs listed as active that we have never seen: which instance listed them
+  // and its first heartbeat that did.
+  struct unknown_vm {
+    std::string instance_id;
+    int64_t first_listed_ns = 0;
+  };
+  std::map<std::string, unknown_vm> unknown_listed;
   std::map<uint64_t, std::function<void(status)>> pending_commits;
   uint64_t next_commit = 0;
   // When this actor started: silence is counted from here at the earliest,
@@ -115,6 +122,67 @@ std::chrono::milliseconds sweep_interval(const instances_settings& settings) {
   return std::clamp(quarter, std::chrono::milliseconds{50}, std::chrono::milliseconds{5000});
 }
 
+// Records the gap of a VM listed before it was known, now that it is: from
+// the first heartbeat that listed it to its session start.
+void record_listed_gap(instances_pointer self, const std::string& vm, const std::string& customer,
+                       int64_t first_listed_ns) {
+  auto& st = self->state;
+  auto state = st.store->find_vm_state(customer, vm);
+  if (!state.ok() || !state.value()) return;
+  const int64_t start = state.value()->session_start_ns;
+  if (start == model::kNoTimestamp || start - first_listed_ns < st.settings.gap_after_ns) return;
+  model::metald_op op;
+  op.kind = model::metald_op_kind::gap;
+  op.customer_id = customer;
+  op.region = st.settings.region;
+  op.vm_id = vm;
+  op.at_ns = first_listed_ns;
+  op.until_ns = start;
+  self->request(st.directory, std::chrono::seconds{30}, metald_atom::value, std::move(op))
+      .then([](uint32_t) {},
+            [vm](caf::error& error) {
+              observability::log_error("cannot record the gap of listed vm {}: {}", vm,
+                                       to_status(error).message());
+            });
+}
+
+// After instance `id`'s heartbeat: remembers the listed VMs we have never
+// seen, and records the gap of those that became known since.
+void track_unknown_vms(instances_pointer self, const std::string& id,
+                       const model::metald_instance& inst) {
+  auto& st = self->state;
+  const std::set<std::string> listed(inst.active_vms.begin(), inst.active_vms.end());
+  for (const auto& vm : listed) {
+    if (st.unknown_listed.contains(vm)) continue;
+    auto customer = st.store->find_vm_customer(vm);
+    if (!customer.ok() || customer.value()) continue;
+    observability::log_warn(
+        "metald instance {} lists vm {} as active, but no start or samples were received for "
+        "it: it has no customer yet, so its gap is recorded once it is known",
+        id, vm);
+    st.unknown_listed.emplace(vm, instances_state::unknown_vm{id, inst.last_heartbeat_ns});
+  }
+  for (auto it = st.unknown_listed.begin(); it != st.unknown_listed.end();) {
+    const auto& [vm, unknown] = *it;
+    if (unknown.instance_id != id || unknown.first_listed_ns == inst.last_heartbeat_ns) {
+      ++it;
+      continue;
+    }
+    auto customer = st.store->find_vm_customer(vm);
+    if (!customer.ok()) {
+      ++it;
+      continue;
+    }
+    if (customer.value()) {
+      record_listed_gap(self, vm, *customer.value(), unknown.first_listed_ns);
+    } else if (listed.contains(vm)) {
+      ++it;
+      continue;
+    }
+    it = st.unknown_listed.erase(it);
+  }
+}
+
 void sweep(instances_pointer self) {
   auto& st = self->state;
   const int64_t now = model::unix_now_ns();
@@ -175,6 +243,7 @@ instances_actor::behavior_type metald_instances(instances_pointer self, instance
             return;
           }
           self->state.instances[id] = inst;
+          track_unknown_vms(self, id, inst);
           promise.deliver(true);
         });
         return promise;

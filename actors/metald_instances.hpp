@@ -9,6 +9,15 @@
 // and applying it twice changes nothing); after a restart, silence counts
 // from the restart at the earliest (metald could not reach us before), while
 // sessions still end at the last heartbeat received.
+//
+// A VM a heartbeat lists that we have never seen (no start, no samples) has no
+// customer yet, so no customer's GetBillingWindow can show it: it is logged
+// and remembered (in memory) with the first heartbeat that listed it. Once it
+// is known (its vm_index entry exists at a later heartbeat of the instance),
+// the stretch from that heartbeat to its session start (start notification or
+// first sample) is recorded as a gap of the VM, if it is at least
+// gap_after_ns. A VM the instance stops listing before it is known is
+// forgotten; after a billingd restart, listings count from the next heartbeat.
 #pragma once
 
 #include <caf/all.hpp>
@@ -41,6 +50,9 @@ struct instances_settings {
   int64_t heartbeat_timeout_ns = int64_t{120} * 1'000'000'000;
   // The region of metald's VMs (op.region of the timeout ops).
   std::string region = "default";
+  // --expected-cadence-seconds: a VM listed as active this long before its
+  // first sample (or start) has that stretch recorded as a gap.
+  int64_t gap_after_ns = int64_t{60} * 1'000'000'000;
 };
 
 instances_actor spawn_metald_instances(caf::actor_system& system, instances_settings settings,

@@ -223,7 +223,8 @@ gateway::metald_settings billingd_config::metald_settings() const {
 }
 
 actors::instances_settings billingd_config::instances_settings() const {
-  return {int64_t{heartbeat_timeout_seconds} * model::kNanosPerSecond, metald_region};
+  return {int64_t{heartbeat_timeout_seconds} * model::kNanosPerSecond, metald_region,
+          int64_t{expected_cadence_seconds} * model::kNanosPerSecond};
 }
 
 actors::query_settings billingd_config::query_settings() const {

@@ -3,7 +3,9 @@
 #  - billing-loadgen against a fresh billingd (durable acks), and
 #  - billing-ledger-limit: the same records written straight to the ledger,
 # plus their ratio. Usage: bench/ingest_figures.sh [BATCH_SIZE] (default 1000).
-# Expects a build in ./build (scripts/build.sh).
+# Expects a build in ./build (scripts/build.sh), or BUILD=DIR with billingd and
+# bench/ from another build (e.g. a copy of the previous commit's, to compare
+# before/after under the same machine load).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 batch_size=${1:-1000}
@@ -11,14 +13,15 @@ runs=${RUNS:-5}
 connections=${CONNECTIONS:-4}
 windows_per_connection=${WINDOWS_PER_CONNECTION:-50000}
 batches=$(( (windows_per_connection + batch_size - 1) / batch_size ))
+build=${BUILD:-build}
 source bench/lib.sh
 use_scratch_dir
-start_billingd build/billingd "$work/billingd.log" --data-dir="$work/data"
+start_billingd "$build/billingd" "$work/billingd.log" --data-dir="$work/data"
 
 for run in $(seq 1 "$runs"); do
-  build/bench/billing-loadgen --target="$address" --connections="$connections" --batches="$batches" \
+  "$build/bench/billing-loadgen" --target="$address" --connections="$connections" --batches="$batches" \
     --batch-size="$batch_size" --vms=100 --customers=1000 --run-tag="r$run" >"$work/server.$run"
-  build/bench/billing-ledger-limit --data-dir="$work/limit" --writers="$connections" \
+  "$build/bench/billing-ledger-limit" --data-dir="$work/limit" --writers="$connections" \
     --batches="$batches" --batch-size="$batch_size" >"$work/limit.$run"
 done
 server=$(awk '/^metrics_per_second/ {print $2}' "$work"/server.* | median)

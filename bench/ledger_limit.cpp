@@ -1,7 +1,7 @@
 // billing-ledger-limit: the ceiling for durable ingest on this machine. Writes
-// the records a loadgen run would send straight into the ledger store (raw
-// window + dedup entry each, and each customer's hourly/daily/monthly rollup
-// merges, in synced, group-committed WriteBatches), from
+// the records a loadgen run would send straight into the ledger store (a raw
+// window each, and each customer's hourly/daily/monthly rollup totals as Puts,
+// in synced, group-committed WriteBatches), from
 // `--writers` threads that each wait for durability before the next batch, as
 // connections do. Dividing the server's figure by this one shows what the
 // network, Connect, validation and the actors cost.
@@ -38,7 +38,8 @@ model::usage_window window_for(const limit_options& options, int writer, uint64_
   const uint64_t minute = index / static_cast<uint64_t>(options.vms);
   const uint64_t global_vm = static_cast<uint64_t>(writer) * options.vms + vm;
   model::usage_window window;
-  window.customer_id = fmt::format("cust-{}", global_vm % options.customers);
+  // Each writer owns its customers, as each customer actor owns its rollups.
+  window.customer_id = fmt::format("cust-{}-{}", writer, global_vm % options.customers);
   window.region = fmt::format("region-{}", writer % 2);
   window.vm_id = fmt::format("vm-{}-{}", writer, vm);
   window.window_start_ns =
@@ -67,10 +68,12 @@ int run(const limit_options& options) {
   const auto started = std::chrono::steady_clock::now();
   for (int w = 0; w < options.writers; ++w) {
     writers.emplace_back([&, w] {
+      // Each customer's bucket totals so far, as a customer actor keeps them.
+      std::map<std::string, model::rollup_accumulator::bucket_map> totals;
       for (int batch = 0; batch < options.batches; ++batch) {
         storage::write_set writes;
-        // As the customer actors write them: each customer's rollups with
-        // its windows, in the same WriteBatch.
+        // As the customer actors write them: each customer's new rollup
+        // totals with its windows, in the same WriteBatch.
         std::map<std::string, model::rollup_accumulator> rollups;
         for (int i = 0; i < options.batch_size; ++i) {
           const auto window =
@@ -78,7 +81,13 @@ int run(const limit_options& options) {
           writes.put_window(window);
           if (!rollups[window.customer_id].add(window).ok()) ++failures;
         }
-        for (const auto& [customer, buckets] : rollups) writes.merge_rollups(customer, buckets);
+        for (const auto& [customer, added] : rollups) {
+          for (const auto& [id, value] : added.buckets()) {
+            auto& total = totals[customer][id];
+            if (!total.merge(value).ok()) ++failures;
+            writes.put_rollup(customer, id, total);
+          }
+        }
         std::promise<status> done;
         store->commit(std::move(writes), [&done](status outcome) { done.set_value(outcome); });
         if (!done.get_future().get().ok()) ++failures;

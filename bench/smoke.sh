@@ -5,7 +5,7 @@
 # and a small ledger-limit run. Measures nothing; keeps the tools working.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
-billingd=$1 loadgen=$2 ledger_limit=$3 query_bench=$4
+billingd=$1 loadgen=$2 ledger_limit=$3 query_bench=$4 metald_loadgen=$5
 use_scratch_dir
 start_billingd "$billingd" "$work/billingd.log" --data-dir="$work/data"
 
@@ -26,6 +26,13 @@ grep -qx 'duplicates 1000' <<<"$second"
 grep -qx 'errors 0' <<<"$second"
 # The ledger still holds each window once: the totals match the first run's.
 grep -qx 'verify ok' <<<"$second"
+
+# metald's 100 ms samples: every batch acknowledged, the ledger's CPU and VM
+# time exactly what the counters carried.
+"$metald_loadgen" --target="$address" --connections=2 --vms=3 --minutes=2 --customers=2 \
+  --run-tag=smoke | tee "$work/metald.out"
+grep -qx 'samples_acknowledged 7200' "$work/metald.out"
+grep -qx 'verify ok' "$work/metald.out"
 
 "$ledger_limit" --data-dir="$work/limit" --writers=2 --batches=5 --batch-size=100 | tee "$work/limit.out"
 grep -qx 'failures 0' "$work/limit.out"

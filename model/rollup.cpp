@@ -9,6 +9,7 @@
 namespace billing::model {
 
 std::vector<uint64_t> apportion(uint64_t total, const std::vector<uint64_t>& weights) {
+  if (weights.size() == 1) return {total};
   using u128 = unsigned __int128;
   const u128 weight_sum = std::accumulate(weights.begin(), weights.end(), u128{0});
   std::vector<uint64_t> shares(weights.size());
@@ -41,6 +42,12 @@ std::vector<hour_share> split_into_hours(const usage_window& w) {
     overlaps.push_back(static_cast<uint64_t>(to - from));
   }
   const usage_totals whole = usage_totals::of(w);
+  if (hours.size() == 1) {  // most windows: the whole window is its hour's share
+    hours.front().totals = whole;
+    hours.front().totals.vm_active_nanos = overlaps.front();
+    hours.front().totals.window_count = 1;
+    return hours;
+  }
   auto spread = [&](uint64_t total, uint64_t usage_totals::*field) {
     const auto shares = apportion(total, overlaps);
     for (size_t i = 0; i < hours.size(); ++i) hours[i].totals.*field = shares[i];
@@ -70,29 +77,51 @@ status rollup_value::merge(const rollup_value& other) {
 }
 
 status rollup_accumulator::add(const usage_window& window) {
-  std::vector<std::pair<rollup_id, rollup_value>> shares;
-  for (const auto& hour : split_into_hours(window)) {
+  // The window's share of each bucket it touches. Hours come in order, so
+  // the hours of one day (or month) are consecutive and fold into one share:
+  // every bucket appears once, and checking each against its stored value
+  // checks the whole window.
+  struct bucket_share {
+    rollup_id_view id;
     rollup_value value;
-    value.totals = hour.totals;
-    value.first_active_ns = std::max(hour.hour_start_ns, window.window_start_ns);
-    value.last_active_ns = std::min(hour.hour_start_ns + kNanosPerHour, window.window_end_ns);
-    value.longest_window_ns = window.duration_ns();
-    for (auto grain : {granularity::hour, granularity::day, granularity::month}) {
-      shares.push_back(
-          {{grain, bucket_start(grain, hour.hour_start_ns), window.region, window.vm_id}, value});
+    bucket_map::iterator stored;
+  };
+  std::vector<bucket_share> shares;
+  const auto hours = split_into_hours(window);
+  shares.reserve(hours.size() * 3);
+  for (auto grain : {granularity::hour, granularity::day, granularity::month}) {
+    const size_t first_of_grain = shares.size();
+    for (const auto& hour : hours) {
+      rollup_value value;
+      value.totals = hour.totals;
+      value.first_active_ns = std::max(hour.hour_start_ns, window.window_start_ns);
+      value.last_active_ns = std::min(hour.hour_start_ns + kNanosPerHour, window.window_end_ns);
+      value.longest_window_ns = window.duration_ns();
+      const int64_t bucket = bucket_start(grain, hour.hour_start_ns);
+      if (shares.size() > first_of_grain && shares.back().id.bucket_start_ns == bucket) {
+        if (status merged = shares.back().value.merge(value); !merged.ok()) return merged;
+        continue;
+      }
+      shares.push_back({{grain, bucket, window.region, window.vm_id}, value, buckets_.end()});
     }
   }
-  // Check every share against a copy first, so a failure adds nothing.
-  std::map<rollup_id, rollup_value> touched;
-  for (const auto& [id, value] : shares) {
-    auto [it, inserted] = touched.try_emplace(id);
-    if (inserted) {
-      if (auto existing = buckets_.find(id); existing != buckets_.end())
-        it->second = existing->second;
-    }
-    if (status merged = it->second.merge(value); !merged.ok()) return merged;
+  // Check every share against the stored bucket first, so a failure adds nothing.
+  for (auto& share : shares) {
+    share.stored = buckets_.find(share.id);
+    if (share.stored == buckets_.end()) continue;
+    rollup_value sum = share.stored->second;
+    if (status merged = sum.merge(share.value); !merged.ok()) return merged;
+    share.value = sum;
   }
-  for (auto& [id, value] : touched) buckets_[id] = std::move(value);
+  for (auto& share : shares) {
+    if (share.stored != buckets_.end()) {
+      share.stored->second = share.value;
+    } else {
+      buckets_.emplace(rollup_id{share.id.grain, share.id.bucket_start_ns,
+                                 std::string(share.id.region), std::string(share.id.vm_id)},
+                       share.value);
+    }
+  }
   return status::ok_status();
 }
 

@@ -5,6 +5,7 @@
 #include <limits>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "model/calendar.hpp"
@@ -29,12 +30,30 @@ struct hour_share {
 std::vector<hour_share> split_into_hours(const usage_window& window);
 
 // Which rollup bucket: one (region, vm) in one UTC hour, day or month.
-struct rollup_id {
+// rollup_id owns its strings; rollup_id_view only refers to them, so that
+// finding a bucket per window copies no strings.
+template <class Text>
+struct basic_rollup_id {
   granularity grain = granularity::hour;
   int64_t bucket_start_ns = 0;
-  std::string region;
-  std::string vm_id;
-  friend auto operator<=>(const rollup_id&, const rollup_id&) = default;
+  Text region;
+  Text vm_id;
+  friend auto operator<=>(const basic_rollup_id&, const basic_rollup_id&) = default;
+};
+using rollup_id = basic_rollup_id<std::string>;
+using rollup_id_view = basic_rollup_id<std::string_view>;
+
+// Orders rollup_ids and their views together (std::map's heterogeneous lookup).
+struct rollup_id_less {
+  using is_transparent = void;
+  static rollup_id_view view(const rollup_id& id) {
+    return {id.grain, id.bucket_start_ns, id.region, id.vm_id};
+  }
+  static const rollup_id_view& view(const rollup_id_view& id) { return id; }
+  template <class A, class B>
+  bool operator()(const A& a, const B& b) const {
+    return view(a) < view(b);
+  }
 };
 
 // What a rollup bucket holds: exact sums (peak: maximum) and the earliest and
@@ -62,14 +81,15 @@ struct rollup_value {
 // granularity agrees exactly with the hours it covers.
 class rollup_accumulator {
  public:
+  using bucket_map = std::map<rollup_id, rollup_value, rollup_id_less>;
   // Adds a valid window; out_of_range if a sum would overflow (nothing of the
   // window is added then).
   status add(const usage_window& window);
-  const std::map<rollup_id, rollup_value>& buckets() const { return buckets_; }
+  const bucket_map& buckets() const { return buckets_; }
   bool empty() const { return buckets_.empty(); }
 
  private:
-  std::map<rollup_id, rollup_value> buckets_;
+  bucket_map buckets_;
 };
 
 // Divides `total` over `weights` (which sum to a positive value) by the

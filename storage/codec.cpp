@@ -140,25 +140,6 @@ bool read_full_window(bytes::reader& in, model::usage_window& window) {
 
 }  // namespace
 
-std::string encode_billed_values(const model::usage_window& window) {
-  std::string out;
-  out.reserve(1 + 8 * billed_value_count);
-  bytes::append_u8(out, billed_values_format);
-  append_billed_values(out, window);
-  return out;
-}
-
-result<model::usage_window> decode_billed_values(const model::window_identity& id,
-                                                 std::string_view value) {
-  constexpr std::string_view what = "dedup value";
-  bytes::reader in(value);
-  if (auto format = check_format(in, what, billed_values_format); !format.ok()) return format;
-  auto window = window_with_identity(id);
-  if (!read_billed_values(in, window)) return corrupt(what, "truncated");
-  if (!in.at_end()) return corrupt(what, fmt::format("{} trailing bytes", in.remaining()));
-  return window;
-}
-
 std::string encode_window_value(const model::usage_window& window) {
   std::string out;
   out.reserve(1 + 8 * (3 + billed_value_count));

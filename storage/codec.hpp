@@ -15,7 +15,6 @@
 
 namespace billing::storage::codec {
 
-inline constexpr uint8_t billed_values_format = 1;
 inline constexpr uint8_t window_value_format = 1;
 inline constexpr uint8_t conflict_format = 1;
 // Format 2 added longest_window; format 1 values still decode (length unknown).
@@ -32,14 +31,6 @@ inline constexpr uint8_t metald_gap_format = 1;
 // Version 2 added the rollups (rebuilt from the raw windows when a version 1
 // ledger is opened).
 inline constexpr uint32_t current_schema_version = 2;
-
-// dedup value: version | the 10 billed values, u64 big-endian each (81 bytes).
-// Stored values are compared exactly, never by hash.
-std::string encode_billed_values(const model::usage_window& window);
-// The identity fields come from `id`, the billed values from `value`; the
-// informational fields stay zero.
-result<model::usage_window> decode_billed_values(const model::window_identity& id,
-                                                 std::string_view value);
 
 // windows value: version | every field not already in the windows key.
 std::string encode_window_value(const model::usage_window& window);

@@ -65,14 +65,28 @@ std::optional<std::string> prefix_successor(std::string_view prefix) {
   return successor;
 }
 
-result<std::string> window_key(const model::window_identity& id) {
-  auto key = customer_prefix(id.customer_id);
-  if (!key) return key;
-  append_timestamp(*key, id.window_start_ns);
-  if (auto appended = append_part(*key, "region", id.region); !appended.ok()) return appended;
-  if (auto appended = append_part(*key, "vm_id", id.vm_id); !appended.ok()) return appended;
-  append_timestamp(*key, id.window_end_ns);
+result<std::string> window_key(std::string_view customer_id, int64_t window_start_ns,
+                               std::string_view region, std::string_view vm_id,
+                               int64_t window_end_ns) {
+  std::string key;
+  key.reserve(3 + customer_id.size() + region.size() + vm_id.size() + 16);
+  if (auto appended = append_part(key, "customer_id", customer_id); !appended.ok()) {
+    return appended;
+  }
+  append_timestamp(key, window_start_ns);
+  if (auto appended = append_part(key, "region", region); !appended.ok()) return appended;
+  if (auto appended = append_part(key, "vm_id", vm_id); !appended.ok()) return appended;
+  append_timestamp(key, window_end_ns);
   return key;
+}
+
+result<std::string> window_key(const model::window_identity& id) {
+  return window_key(id.customer_id, id.window_start_ns, id.region, id.vm_id, id.window_end_ns);
+}
+
+result<std::string> window_key(const model::usage_window& window) {
+  return window_key(window.customer_id, window.window_start_ns, window.region, window.vm_id,
+                    window.window_end_ns);
 }
 
 result<std::string> window_scan_bound(std::string_view customer_id, int64_t ns) {

@@ -66,14 +66,20 @@ result<std::string> customer_prefix(std::string_view customer_id);
 // so every greater key starts with it and no bound is needed).
 std::optional<std::string> prefix_successor(std::string_view prefix);
 
-// windows: lp(customer) | ts(window_start) | lp(region) | lp(vm_id) | ts(window_end)
+// windows: lp(customer) | ts(window_start) | lp(region) | lp(vm_id) | ts(window_end).
+// It holds the whole identity, so it is also the dedup index's key.
+result<std::string> window_key(std::string_view customer_id, int64_t window_start_ns,
+                               std::string_view region, std::string_view vm_id,
+                               int64_t window_end_ns);
 result<std::string> window_key(const model::window_identity& id);
+result<std::string> window_key(const model::usage_window& window);
 // The windows-family key bound for a scan starting (or ending) at `ns`.
 result<std::string> window_scan_bound(std::string_view customer_id, int64_t ns);
 // Parses a windows-family key; data_loss if it is not exactly one.
 result<model::window_identity> decode_window_key(std::string_view key);
 
-// dedup: lp(customer) | lp(region) | lp(vm_id) | ts(window_start) | ts(window_end)
+// dedup (legacy, no longer written; retention still drops old entries):
+// lp(customer) | lp(region) | lp(vm_id) | ts(window_start) | ts(window_end)
 result<std::string> dedup_key(const model::window_identity& id);
 
 // rollups: lp(customer) | u8(granularity) | ts(bucket_start) | lp(region) | lp(vm_id)

@@ -25,17 +25,15 @@ namespace billing::storage {
 
 void write_set::put_window(const model::usage_window& window) {
   if (!encode_status_.ok()) return;
-  const auto id = model::window_identity::of(window);
-  auto window_key = keys::window_key(id);
-  auto dedup_key = keys::dedup_key(id);
-  if (!window_key || !dedup_key) {
-    encode_status_ = window_key ? dedup_key.error() : window_key.error();
+  // The windows key is the window's whole identity: the dedup lookups read it
+  // (find_stored), so a window costs one key, not a window and a dedup entry.
+  auto key = keys::window_key(window);
+  if (!key) {
+    encode_status_ = key.error();
     return;
   }
   mutations_.push_back(
-      {windows_family, std::move(*window_key), codec::encode_window_value(window), false});
-  mutations_.push_back(
-      {dedup_family, std::move(*dedup_key), codec::encode_billed_values(window), false});
+      {windows_family, std::move(*key), codec::encode_window_value(window), false});
 }
 
 void write_set::put_audit(std::string_view customer_id, int64_t recorded_at_ns, std::string value) {
@@ -68,6 +66,11 @@ void write_set::merge_rollups(std::string_view customer_id,
     mutations_.push_back(
         {rollups_family, std::move(*key), codec::encode_rollup_value(value), false, true});
   }
+}
+
+void write_set::put_rollup(std::string_view customer_id, const model::rollup_id& id,
+                           const model::rollup_value& total) {
+  put(rollups_family, keys::rollup_key(customer_id, id), codec::encode_rollup_value(total));
 }
 
 void write_set::put(uint32_t family, result<std::string> key, std::string value) {
@@ -204,6 +207,9 @@ struct ledger_store::impl {
     std::shared_lock lock(db_mutex);
     using answer = decltype(read(*db));
     if (!db) {
+      // Reopening failed after a write error: an empty commit makes the
+      // committer try again, so reads recover without waiting for a write.
+      if (committer) committer->submit(write_set{}, nullptr);
       return answer{status{status_code::unavailable,
                            "the ledger is closed after a storage error; it is reopened on the "
                            "next write"}};
@@ -286,18 +292,19 @@ void ledger_store::impl::write_group(std::span<pending_commit> group) {
     (void)batch.PopSavePoint();
     in_batch.push_back(&commit);
   }
-  if (in_batch.empty()) return;
   if (needs_reopen) {
-    // The disk failed before (I/O error, disk full): reopen now and build
-    // the batch again on what the reopened database holds. Until that
-    // works, nothing is acknowledged.
+    // The disk failed before (I/O error, disk full) and reopening failed
+    // then: try again now and build the batch again on what the reopened
+    // database holds. Until that works, nothing is acknowledged. (Any
+    // commit retries, even an empty one: read_db asks for one.)
     if (status reopened = reopen(); !reopened.ok()) {
       for (auto* commit : in_batch) commit->outcome = reopened;
       return;
     }
-    write_group(group);
+    if (!in_batch.empty()) write_group(group);
     return;
   }
+  if (in_batch.empty()) return;
   if (chain_after.entries != chain.entries) {
     auto put = batch.Put(db->handle(meta_family), audit_chain::head_key,
                          audit_chain::encode_head(chain_after));
@@ -319,7 +326,14 @@ void ledger_store::impl::write_group(std::span<pending_commit> group) {
     next_audit_sequence = sequence;
     chain = chain_after;
   } else {
+    // Reopen before anyone learns of the failure. The failed write is not in
+    // the old database's memtables but may be in its WAL, which the reopen
+    // replays: a caller that retries must judge its retry against what the
+    // reopened database holds, or a replayed write and its retry would both
+    // count (rollup merges add up). If reopening fails, readers get
+    // unavailable until a later commit reopens it.
     needs_reopen = true;
+    (void)reopen();
   }
   for (auto* commit : in_batch) commit->outcome = outcome;
 }
@@ -424,40 +438,63 @@ commit_stats ledger_store::stats() const {
   return stats;
 }
 
-result<std::vector<std::optional<model::usage_window>>> ledger_store::find_stored(
-    const std::vector<model::window_identity>& identities) const {
-  std::vector<std::optional<model::usage_window>> found;
-  if (identities.empty()) return found;
-
-  std::vector<std::string> keys;
-  keys.reserve(identities.size());
-  for (const auto& id : identities) {
-    auto key = keys::dedup_key(id);
-    if (!key) return key.error();
-    keys.push_back(std::move(*key));
-  }
+template <class T, class Decode>
+result<std::vector<std::optional<T>>> ledger_store::multi_get(uint32_t which,
+                                                              const std::vector<std::string>& keys,
+                                                              std::string_view context,
+                                                              Decode&& decode) const {
+  std::vector<std::optional<T>> found;
+  if (keys.empty()) return found;
   std::vector<rocksdb::Slice> key_slices(keys.begin(), keys.end());
   std::vector<rocksdb::PinnableSlice> values(keys.size());
   std::vector<rocksdb::Status> statuses(keys.size());
   const status read = impl_->read_db([&](database& db) {
-    db.db().MultiGet(rocksdb::ReadOptions{}, db.handle(dedup_family), keys.size(),
+    db.db().MultiGet(rocksdb::ReadOptions{}, db.handle(static_cast<family>(which)), keys.size(),
                      key_slices.data(), values.data(), statuses.data());
     return status::ok_status();
   });
   if (!read.ok()) return read;
-
-  found.reserve(identities.size());
-  for (size_t i = 0; i < identities.size(); ++i) {
+  found.reserve(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
     if (statuses[i].IsNotFound()) {
       found.emplace_back(std::nullopt);
       continue;
     }
-    if (!statuses[i].ok()) return from_rocksdb(statuses[i], "reading the dedup index");
-    auto stored = codec::decode_billed_values(identities[i], values[i].ToStringView());
-    if (!stored) return stored.error();
-    found.emplace_back(std::move(*stored));
+    if (!statuses[i].ok()) return from_rocksdb(statuses[i], context);
+    result<T> value = decode(i, values[i].ToStringView());
+    if (!value) return value.error();
+    found.emplace_back(std::move(*value));
   }
   return found;
+}
+
+result<std::vector<std::optional<model::usage_window>>> ledger_store::find_stored(
+    const std::vector<model::window_identity>& identities) const {
+  std::vector<std::string> keys;
+  keys.reserve(identities.size());
+  for (const auto& id : identities) {
+    auto key = keys::window_key(id);
+    if (!key) return key.error();
+    keys.push_back(std::move(*key));
+  }
+  return multi_get<model::usage_window>(windows_family, keys, "looking up stored windows",
+                                        [&](size_t i, std::string_view value) {
+                                          return codec::decode_window_value(identities[i], value);
+                                        });
+}
+
+result<std::vector<std::optional<model::rollup_value>>> ledger_store::find_rollups(
+    std::string_view customer_id, const std::vector<model::rollup_id>& ids) const {
+  std::vector<std::string> keys;
+  keys.reserve(ids.size());
+  for (const auto& id : ids) {
+    auto key = keys::rollup_key(customer_id, id);
+    if (!key) return key.error();
+    keys.push_back(std::move(*key));
+  }
+  return multi_get<model::rollup_value>(
+      rollups_family, keys, "reading rollup totals",
+      [](size_t, std::string_view value) { return codec::decode_rollup_value(value); });
 }
 
 status ledger_store::with_snapshot(const std::function<status(const snapshot_view&)>& reads) const {

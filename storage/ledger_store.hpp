@@ -95,7 +95,7 @@ struct customer_records {
 // thread, then handed to ledger_store::commit.
 class write_set {
  public:
-  // Raw window (windows family) and its dedup entry (dedup family).
+  // Raw window (windows family); its key is its identity, what find_stored reads.
   void put_window(const model::usage_window& window);
   // Audit entry for a refused conflicting re-send, recorded at the current
   // wall-clock time.
@@ -119,6 +119,10 @@ class write_set {
   // Adds every bucket of `rollups` to the customer's stored rollups (a RocksDB
   // Merge per bucket, combined by storage/rollup_merge).
   void merge_rollups(std::string_view customer_id, const model::rollup_accumulator& rollups);
+  // Sets a rollup bucket's stored total (a Put): for the customer's ledger,
+  // which knows the stored total (find_rollups) since it is its only writer.
+  void put_rollup(std::string_view customer_id, const model::rollup_id& id,
+                  const model::rollup_value& total);
 
   // A VM's metald state (vm_state family) and its vm -> customer entry
   // (vm_index family), so a later NotifyVmStopped finds the customer.
@@ -214,11 +218,17 @@ class ledger_store {
   ledger_store(const ledger_store&) = delete;
   ledger_store& operator=(const ledger_store&) = delete;
 
-  // For each identity (all of one customer), the billed values stored under it
-  // (identity fields and billed values set; informational fields zero), or
-  // nullopt if none is stored. Reads the dedup family.
+  // For each identity (all of one customer), the window stored under it, or
+  // nullopt if none is stored: point lookups (MultiGet) of the windows
+  // family, whose key is the identity (the memtable and SST bloom filters
+  // answer most lookups of new windows without a search).
   result<std::vector<std::optional<model::usage_window>>> find_stored(
       const std::vector<model::window_identity>& identities) const;
+
+  // The stored total of each of `customer_id`'s rollup buckets `ids` (merge
+  // operands folded), or nullopt when the bucket holds nothing.
+  result<std::vector<std::optional<model::rollup_value>>> find_rollups(
+      std::string_view customer_id, const std::vector<model::rollup_id>& ids) const;
 
   // Queues `writes` for the next group commit: all write_sets pending at that
   // moment go to RocksDB as one WriteBatch with one WAL sync. `on_done` runs
@@ -313,6 +323,12 @@ class ledger_store {
   explicit ledger_store(std::unique_ptr<impl> impl);
   template <class Scan>
   status read_at(const snapshot_view* at, Scan&& scan) const;
+  // One MultiGet of `keys` in family `which`; each found value decoded by
+  // decode(index, bytes) -> result<T>.
+  template <class T, class Decode>
+  result<std::vector<std::optional<T>>> multi_get(uint32_t which,
+                                                  const std::vector<std::string>& keys,
+                                                  std::string_view context, Decode&& decode) const;
   // Calls `visit` with every audit value of `customer_id`, oldest first.
   status scan_audit(const std::string& customer_id,
                     const std::function<status(std::string_view value, bool& go_on)>& visit) const;

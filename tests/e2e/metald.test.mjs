@@ -352,3 +352,41 @@ test("gaps: NotifyPossibleGap and a hole in a VM's samples appear in GetBillingW
   assert.equal(toNs(open[0].startTime), last[2].at);
   assert.ok(toNs(open[0].endTime) >= queriedAt, "the open gap runs until the query");
 });
+
+test("a VM listed in heartbeats before it was ever started shows that stretch as a gap once it is known", async () => {
+  const node = await startServer({ args: ["--expected-cadence-seconds=1"] });
+  servers.push(node);
+  const { binary } = metaldClients(node.baseUrl);
+  const instance = uniqueId("metald-listed");
+  const customer = uniqueId("metald-listed");
+  const vm = uniqueId("vm-listed");
+  const known = uniqueId("vm-known");
+  await binary.notifyVmStarted({ vmId: known, customerId: customer, startTime: BigInt(Date.now()) * MS });
+
+  const beforeListing = BigInt(Date.now()) * MS;
+  // metald lists a VM we have never heard of: no customer, so nothing to show yet.
+  assert.equal((await binary.sendHeartbeat({ instanceId: instance, activeVms: [vm, known] })).success, true);
+  const afterListing = BigInt(Date.now()) * MS;
+  assert.deepEqual((await binary.getActiveBillingSessions({ instanceId: instance })).sessions.map((s) => s.vmId), [known]);
+
+  // Its session starts 3 s later (ahead of our clock is fine within the skew).
+  const start = afterListing + 3n * SECOND;
+  await binary.notifyVmStarted({ vmId: vm, customerId: customer, startTime: start });
+  // The next heartbeat finds it known and records the stretch it was listed without a session.
+  assert.equal((await binary.sendHeartbeat({ instanceId: instance, activeVms: [vm, known] })).success, true);
+
+  const hour = Math.floor(Date.now() / HOUR_MS) * HOUR_MS;
+  const toNs = (t) => t.seconds * SECOND + BigInt(t.nanos);
+  let listed = [];
+  for (let attempt = 0; attempt < 50 && listed.length === 0; ++attempt) {
+    const report = await queryClient(node.baseUrl).getBillingWindow({ customerId: customer, startTime: ts(hour - HOUR_MS), endTime: ts(hour + HOUR_MS) });
+    listed = report.gaps.filter((g) => g.vmId === vm && toNs(g.endTime) === start);
+    if (listed.length === 0) await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  assert.equal(listed.length, 1, "the listed-before-start gap was not recorded");
+  const gapStart = toNs(listed[0].startTime);
+  assert.ok(gapStart >= beforeListing && gapStart <= afterListing, `the gap starts at the first heartbeat that listed the VM (${gapStart})`);
+  // The VM already known when listed got no such gap.
+  const report = await queryClient(node.baseUrl).getBillingWindow({ customerId: customer, startTime: ts(hour - HOUR_MS), endTime: ts(hour + HOUR_MS) });
+  assert.equal(report.gaps.filter((g) => g.vmId === known && toNs(g.endTime) <= afterListing).length, 0);
+});

@@ -71,4 +71,5 @@ TEST_CASE("metald settings derived from flags") {
   const auto instances = config.instances_settings();
   CHECK(instances.heartbeat_timeout_ns == int64_t{7} * 1'000'000'000);
   CHECK(instances.region == "eu-test");
+  CHECK(instances.gap_after_ns == int64_t{30} * 1'000'000'000);
 }

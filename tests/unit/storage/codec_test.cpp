@@ -46,35 +46,10 @@ void check_every_truncation_fails(const std::string& encoded, Decode decode) {
 
 }  // namespace
 
-TEST_CASE("billed values round trip, max uint64 included; informational fields stay zero") {
-  auto window = sample_window("c", "r", "v", 0);
-  window.cpu_time_nanos = max_u64;
-  window.disk_write_ops = 0;
-  const auto id = model::window_identity::of(window);
-  auto decoded = codec::decode_billed_values(id, codec::encode_billed_values(window));
-  REQUIRE_MESSAGE(decoded.ok(), decoded.error().message());
-  CHECK(model::window_identity::of(decoded.value()) == id);
-  CHECK(decoded.value().billed_values() == window.billed_values());
-  CHECK(decoded.value().sampled_at_ns == 0);
-  CHECK(decoded.value().cpu_utilization_pct == 0);
-  CHECK(decoded.value().cpu_cores_used == 0);
-}
-
-TEST_CASE("billed values layout: version byte then 10 big-endian u64 in billed_values order") {
-  model::usage_window window;
-  window.cpu_time_nanos = 0x0102030405060708;
-  window.network_tx_bytes = max_u64;
-  auto encoded = codec::encode_billed_values(window);
-  REQUIRE(encoded.size() == 81);
-  CHECK(encoded[0] == codec::billed_values_format);
-  CHECK(encoded.substr(1, 8) == "\x01\x02\x03\x04\x05\x06\x07\x08");
-  CHECK(encoded.substr(9, 64) == std::string(64, '\0'));
-  CHECK(encoded.substr(73, 8) == std::string(8, '\xff'));
-}
-
-TEST_CASE("billed values that differ in any single field encode differently") {
+// The dedup check compares the billed values decoded from the stored window.
+TEST_CASE("window values that differ in any single billed field encode differently") {
   const auto base = sample_window("c", "r", "v", 0);
-  const auto base_encoded = codec::encode_billed_values(base);
+  const auto base_encoded = codec::encode_window_value(base);
   for (int field = 0; field < 10; ++field) {
     auto changed = base;
     uint64_t* fields[] = {&changed.cpu_time_nanos,    &changed.memory_bytes_used,
@@ -83,9 +58,9 @@ TEST_CASE("billed values that differ in any single field encode differently") {
                           &changed.disk_read_ops,     &changed.disk_write_ops,
                           &changed.network_rx_bytes,  &changed.network_tx_bytes};
     *fields[field] ^= 1;
-    CHECK(codec::encode_billed_values(changed) != base_encoded);
-    auto decoded = codec::decode_billed_values(model::window_identity::of(changed),
-                                               codec::encode_billed_values(changed));
+    CHECK(codec::encode_window_value(changed) != base_encoded);
+    auto decoded = codec::decode_window_value(model::window_identity::of(changed),
+                                              codec::encode_window_value(changed));
     REQUIRE(decoded.ok());
     CHECK(decoded.value().same_billed_values(changed));
     CHECK_FALSE(decoded.value().same_billed_values(base));
@@ -143,11 +118,6 @@ TEST_CASE("conflict records with empty strings round trip") {
 TEST_CASE("every truncation, padding or unknown version decodes to data_loss") {
   const auto window = sample_window("c", "r", "v", 0);
   const auto id = model::window_identity::of(window);
-  SUBCASE("dedup value") {
-    check_every_truncation_fails(codec::encode_billed_values(window), [&](std::string_view v) {
-      return codec::decode_billed_values(id, v);
-    });
-  }
   SUBCASE("windows value") {
     check_every_truncation_fails(codec::encode_window_value(window), [&](std::string_view v) {
       return codec::decode_window_value(id, v);
@@ -217,8 +187,6 @@ TEST_CASE("random bytes never crash the value decoders; what decodes is canonica
       noise.resize(round % 2 == 0 ? 81 : 105);
       noise[0] = 1;
     }
-    check_canonical(noise, codec::decode_billed_values(id, noise),
-                    [](const auto& w) { return codec::encode_billed_values(w); });
     check_canonical(noise, codec::decode_window_value(id, noise),
                     [](const auto& w) { return codec::encode_window_value(w); });
     check_canonical(noise, codec::decode_conflict(noise),

@@ -171,7 +171,7 @@ TEST_CASE("destroying the store completes every pending commit first") {
   CHECK(scan_all_windows(*reopened, "c", t0, t0 + pending * minute).size() == pending);
 }
 
-TEST_CASE("a failed write fails every commit of its group and makes none of them visible") {
+TEST_CASE("a failed write fails every commit of its group; only a replay from the WAL shows it") {
   for (auto fault : {wal_fault::append, wal_fault::sync}) {
     CAPTURE(static_cast<int>(fault));
     temp_dir dir;
@@ -210,13 +210,21 @@ TEST_CASE("a failed write fails every commit of its group and makes none of them
         CHECK(outcome.code() == status_code::unavailable);
         CHECK(outcome.message().find("injected WAL fault") != std::string::npos);
       }
+      // The store reopened at once, replaying whatever of the failed write
+      // reached the WAL: nothing after a failed append; after a failed sync
+      // the whole group or none of it (never acknowledged, so a retry is
+      // judged against it and finds duplicates, never counts it twice).
       auto scanned = scan_all_windows(*store, "c", t0 - minute, t0 + group * minute);
-      REQUIRE(scanned.size() == 1);
+      if (fault == wal_fault::append) {
+        REQUIRE(scanned.size() == 1);
+      } else {
+        REQUIRE((scanned.size() == 1 || scanned.size() == 1 + group));
+      }
       CHECK(scanned[0].window_start_ns == kept.window_start_ns);
       auto found =
           store->find_stored({model::window_identity::of(sample_window("c", "r", "vm", t0))});
       REQUIRE(found.ok());
-      CHECK_FALSE(found.value()[0].has_value());
+      CHECK(found.value()[0].has_value() == (scanned.size() > 1));
     }
     failing->store(false);
     // What was acknowledged before the failure is still there after it.

@@ -53,13 +53,32 @@ TEST_CASE("a committed window is found by find_stored and by scan_windows") {
   REQUIRE(found.value()[0].has_value());
   const auto& stored = *found.value()[0];
   CHECK(model::window_identity::of(stored) == model::window_identity::of(window));
-  CHECK(stored.same_billed_values(window));
-  CHECK(stored.sampled_at_ns == 0);  // informational fields are not in the dedup index
-  CHECK(stored.cpu_utilization_pct == 0);
+  // The dedup lookup reads the stored window itself, informational fields included.
+  check_same_window(stored, window);
 
   auto scanned = scan_all_windows(*store, "cust-1", t0, t0 + 1);
   REQUIRE(scanned.size() == 1);
   check_same_window(scanned[0], window);
+}
+
+TEST_CASE("a window is one key: its windows key is the dedup index, nothing goes to dedup") {
+  temp_dir dir;
+  const auto options = options_for(dir);
+  const auto window = sample_window("cust-1", "eu-west-1", "vm-1", t0);
+  write_set writes;
+  writes.put_window(window);
+  CHECK(writes.mutation_count() == 1);
+  {
+    auto store = open_store(options);
+    REQUIRE(commit_and_wait(*store, std::move(writes)).ok());
+  }
+  raw_rocksdb raw(options.data_dir);
+  CHECK(raw.entries("dedup").empty());
+  const auto stored = raw.entries("windows");
+  REQUIRE(stored.size() == 1);
+  auto key = keys::window_key(model::window_identity::of(window));
+  REQUIRE(key.ok());
+  CHECK(stored[0].first == key.value());
 }
 
 TEST_CASE("find_stored answers each identity in request order, nullopt when not stored") {
