@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 #include <caf/all.hpp>
 
-#include <future>
 #include <limits>
 
 #include "actors/errors.hpp"
@@ -83,12 +82,8 @@ class customer_mover {
   }
 
   status erase_here(const std::string& customer_id) {
-    storage::write_set erase;
-    for (auto which : kMovedFamilies) erase.erase_customer(customer_id, which);
-    std::promise<status> committed;
-    auto done = committed.get_future();
-    store_.commit(std::move(erase), [&committed](status s) { committed.set_value(std::move(s)); });
-    return done.get();
+    return store_.erase_customer(
+        customer_id, std::vector<uint32_t>(kMovedFamilies.begin(), kMovedFamilies.end()));
   }
 
   caf::blocking_actor* self_;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <future>
 #include <mutex>
 #include <set>
 #include <shared_mutex>
@@ -96,24 +97,10 @@ void write_set::put_record(const stored_record& record) {
   mutations_.push_back({record.family, record.key, record.value, false});
 }
 
-void write_set::erase_customer(std::string_view customer_id, uint32_t which) {
-  auto prefix = keys::customer_prefix(customer_id);
-  if (!prefix) {
-    if (encode_status_.ok()) encode_status_ = prefix.error();
-    return;
-  }
-  // Ids are at most 255 bytes and never all 0xff in practice; a prefix
-  // without a successor is refused rather than left half-deleted.
-  auto end = keys::prefix_successor(*prefix);
-  if (!end) {
-    if (encode_status_.ok()) {
-      encode_status_ = status{status_code::invalid_argument, "customer id has no key range end"};
-    }
-    return;
-  }
-  mutation range{which, std::move(*prefix), std::move(*end), false};
-  range.erase_range = true;
-  mutations_.push_back(std::move(range));
+void write_set::erase_record(uint32_t which, std::string key) {
+  mutation erased{which, std::move(key), {}, false};
+  erased.erase = true;
+  mutations_.push_back(std::move(erased));
 }
 
 void write_set::put_vm_state(std::string_view customer_id, std::string_view vm_id,
@@ -246,8 +233,7 @@ status ledger_store::impl::add_to_batch(rocksdb::WriteBatch& batch, const write_
       added = batch.Merge(handle, mutation.key, mutation.value);
     } else if (mutation.erase) {
       added = batch.Delete(handle, mutation.key);
-    } else if (mutation.erase_range) {
-      added = batch.DeleteRange(handle, mutation.key, mutation.value);
+
     } else if (mutation.append_audit_sequence) {
       // Audit entries are chained in commit order, here where that order is made.
       std::string key = mutation.key;
@@ -797,6 +783,33 @@ result<std::vector<stored_record>> ledger_store::export_customer_records(
     records.push_back({vm_index_family, std::string(vm_key), codec::encode_vm_index(customer_id)});
   }
   return records;
+}
+
+status ledger_store::erase_customer(const std::string& customer_id,
+                                    const std::vector<uint32_t>& families, size_t per_commit) {
+  auto prefix = keys::customer_prefix(customer_id);
+  if (!prefix) return prefix.error();
+  auto commit_and_wait = [this](write_set writes) {
+    std::promise<status> committed;
+    auto done = committed.get_future();
+    commit(std::move(writes), [&committed](status s) { committed.set_value(std::move(s)); });
+    return done.get();
+  };
+  for (auto which : families) {
+    write_set erase;
+    status committed;
+    const status scanned = scan_range(which, *prefix, keys::prefix_successor(*prefix),
+                                      [&](std::string_view key, std::string_view) {
+                                        erase.erase_record(which, std::string(key));
+                                        if (erase.mutation_count() < per_commit) return true;
+                                        committed = commit_and_wait(std::exchange(erase, {}));
+                                        return committed.ok();
+                                      });
+    if (!scanned.ok()) return scanned;
+    if (!committed.ok()) return committed;
+    if (status rest = commit_and_wait(std::move(erase)); !rest.ok()) return rest;
+  }
+  return status::ok_status();
 }
 
 }  // namespace billing::storage

@@ -141,10 +141,11 @@ class write_set {
   void erase_handoff(std::string_view node_id, uint64_t sequence);
 
   // Shard hand-over (cluster/handover): a record copied from the previous
-  // owner as it was stored there, and the removal of every key of
-  // `customer_id` in `which` (a RocksDB DeleteRange over its prefix).
+  // owner as it was stored there, and the removal of one key. (Point
+  // deletes, not DeleteRange: RocksDB 7.8 asserts when a range tombstone
+  // meets the memtable insert hints the windows family uses.)
   void put_record(const stored_record& record);
-  void erase_customer(std::string_view customer_id, uint32_t which);
+  void erase_record(uint32_t which, std::string key);
 
   // ok unless a put_* was refused because an id does not fit a key (longer
   // than keys::max_part_bytes); commit() then fails the whole write_set with
@@ -165,8 +166,6 @@ class write_set {
     bool merge = false;
     // A Delete of `key` (value unused) rather than a Put.
     bool erase = false;
-    // A DeleteRange of [key, value) rather than a Put.
-    bool erase_range = false;
   };
   const std::vector<mutation>& mutations() const { return mutations_; }
 
@@ -312,6 +311,11 @@ class ledger_store {
   // instead): the customer's plans, invoices, metald VM states and gaps,
   // and the vm index entries of those VMs.
   result<std::vector<stored_record>> export_customer_records(const std::string& customer_id) const;
+  // Deletes every key of `customer_id` in the `families`, in synced commits
+  // of at most `per_commit` keys (a large ledger never becomes one huge
+  // write); blocks until they are durable: call it off the actors' scheduler.
+  status erase_customer(const std::string& customer_id, const std::vector<uint32_t>& families,
+                        size_t per_commit = 10'000);
 
   // Takes an online backup into `backup_dir` (see storage/backup.hpp) while
   // commits continue. Blocks the calling thread for the copy, so call it off
