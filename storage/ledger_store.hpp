@@ -157,6 +157,36 @@ struct commit_stats {
   uint64_t estimated_windows = 0;  // raw windows (RocksDB's estimate)
 };
 
+// One window during a scan: its identity from the key, its value decoded
+// only on demand, so a reader that needs bounds (or the memory gauge) skips
+// the rest. Views into RocksDB's buffers: valid only during the visit.
+class stored_window {
+ public:
+  stored_window(std::string_view customer_id, std::string_view region, std::string_view vm_id,
+                int64_t window_start_ns, int64_t window_end_ns, std::string_view value)
+      : region(region),
+        vm_id(vm_id),
+        window_start_ns(window_start_ns),
+        window_end_ns(window_end_ns),
+        customer_id_(customer_id),
+        value_(value) {}
+
+  std::string_view region;
+  std::string_view vm_id;
+  int64_t window_start_ns;
+  int64_t window_end_ns;
+
+  // The whole window; data_loss if the value does not decode.
+  result<model::usage_window> decode() const;
+  // memory_bytes_used alone, after the same checks of the value's format
+  // and length as decode().
+  result<uint64_t> memory_bytes_used() const;
+
+ private:
+  std::string_view customer_id_;
+  std::string_view value_;
+};
+
 class database;
 
 // A consistent point-in-time view for several reads (a RocksDB snapshot),
@@ -203,6 +233,11 @@ class ledger_store {
   status scan_windows(const std::string& customer_id, int64_t from_ns, int64_t to_ns,
                       const std::function<bool(model::usage_window&)>& visit,
                       const snapshot_view* at = nullptr) const;
+
+  // The same windows, undecoded (see stored_window).
+  status scan_stored_windows(const std::string& customer_id, int64_t from_ns, int64_t to_ns,
+                             const std::function<bool(const stored_window&)>& visit,
+                             const snapshot_view* at = nullptr) const;
 
   // Calls `visit` for every rollup bucket of `customer_id` at `grain` whose
   // bucket starts in [from_ns, to_ns), in (bucket_start, region, vm_id) order.
