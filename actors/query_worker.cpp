@@ -124,6 +124,15 @@ std::optional<model::billing_window> billing_window_from_rollups(const storage::
   model::rollup_window_builder builder(query, settings.limits, std::move(versions).value());
   // The windows and the rollups that stand in for them see the same commits.
   status scanned = store.with_snapshot([&](const storage::snapshot_view& view) {
+    status hours = store.scan_rollups(
+        query.customer_id, model::granularity::hour, builder.rollup_hours_from(),
+        builder.rollup_hours_to(),
+        [&](const model::rollup_id& id, const model::rollup_value& value) {
+          builder.add_hour(id, value);
+          return true;
+        },
+        &view);
+    if (!hours.ok()) return hours;
     auto scan_from = window_scan_start(store, query, settings, view);
     if (!scan_from.ok()) return scan_from.error();
     status decoded = status::ok_status();
@@ -146,16 +155,7 @@ std::optional<model::billing_window> billing_window_from_rollups(const storage::
           return true;
         },
         &view);
-    if (!windows.ok()) return windows;
-    if (!decoded.ok()) return decoded;
-    return store.scan_rollups(
-        query.customer_id, model::granularity::hour, builder.rollup_hours_from(),
-        builder.rollup_hours_to(),
-        [&](const model::rollup_id& id, const model::rollup_value& value) {
-          builder.add_hour(id, value);
-          return true;
-        },
-        &view);
+    return windows.ok() ? decoded : windows;
   });
   if (!scanned.ok()) return std::nullopt;
   if (!add_metald_gaps(store, query, settings, builder).ok()) return std::nullopt;

@@ -85,15 +85,27 @@ rollup_window_builder::vm_windows& rollup_window_builder::vm(std::string_view re
   return vms_[last_vm_];
 }
 
+namespace {
+
+void add_to(std::vector<window_bounds>& windows, uint64_t expected, const window_bounds& bounds) {
+  // Room for the windows the rollups count, a few edge windows and the
+  // cadence scanned before the range, instead of growing one by one.
+  if (windows.empty()) windows.reserve(expected + 8);
+  windows.push_back(bounds);
+}
+
+}  // namespace
+
 void rollup_window_builder::add_bounds(std::string_view region, std::string_view vm_id,
                                        const window_bounds& bounds) {
-  vm(region, vm_id).windows.push_back(bounds);
+  auto& target = vm(region, vm_id);
+  add_to(target.windows, target.windows_in_hours, bounds);
 }
 
 void rollup_window_builder::add_window(usage_window window) {
   auto& target = vm(window.region, window.vm_id);
-  target.windows.push_back(
-      {window.window_start_ns, window.window_end_ns, window.memory_bytes_used});
+  add_to(target.windows, target.windows_in_hours,
+         {window.window_start_ns, window.window_end_ns, window.memory_bytes_used});
   target.valued.push_back(std::move(window));
 }
 
@@ -102,7 +114,9 @@ void rollup_window_builder::add_hour(const rollup_id& id, const rollup_value& va
       id.bucket_start_ns >= rollup_to_) {
     return;
   }
-  vm(id.region, id.vm_id).hours.emplace_back(id.bucket_start_ns, value);
+  auto& target = vm(id.region, id.vm_id);
+  target.hours.emplace_back(id.bucket_start_ns, value);
+  target.windows_in_hours += value.totals.window_count;
 }
 
 void rollup_window_builder::add_gap(usage_gap gap) {

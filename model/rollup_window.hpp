@@ -51,6 +51,7 @@ class rollup_window_builder {
   bool needs_values(int64_t start_ns, int64_t end_ns) const;
 
   // A scanned window (also one that ends before the range), by its bounds.
+  // Cheapest after add_hour, whose counts size the per-VM buffers.
   void add_bounds(std::string_view region, std::string_view vm_id, const window_bounds& bounds);
   // A scanned window with its values.
   void add_window(usage_window window);
@@ -70,6 +71,7 @@ class rollup_window_builder {
     std::vector<window_bounds> windows;                   // every scanned window
     std::vector<usage_window> valued;                     // those in cut hours
     std::vector<std::pair<int64_t, rollup_value>> hours;  // rollup hours
+    uint64_t windows_in_hours = 0;  // as the rollups count them: room to reserve
   };
 
   vm_windows& vm(std::string_view region, std::string_view vm_id);
