@@ -139,7 +139,8 @@ std::optional<model::billing_window> billing_window_from_rollups(const storage::
     status windows = store.scan_stored_windows(
         query.customer_id, scan_from.value(), query.end_ns,
         [&](const storage::stored_window& stored) {
-          if (builder.needs_values(stored.window_start_ns, stored.window_end_ns)) {
+          const auto& id = stored.identity;
+          if (builder.needs_values(id.window_start_ns, id.window_end_ns)) {
             auto window = stored.decode();
             if (!window.ok()) decoded = window.error();
             if (window.ok()) builder.add_window(std::move(window).value());
@@ -150,8 +151,8 @@ std::optional<model::billing_window> billing_window_from_rollups(const storage::
             decoded = gauge.error();
             return false;
           }
-          builder.add_bounds(stored.region, stored.vm_id,
-                             {stored.window_start_ns, stored.window_end_ns, gauge.value()});
+          builder.add_bounds(id.region, id.vm_id,
+                             {id.window_start_ns, id.window_end_ns, gauge.value()});
           return true;
         },
         &view);

@@ -472,9 +472,10 @@ result<model::metald_instance> decode_metald_instance(std::string_view value) {
 namespace billing::storage {
 
 result<model::usage_window> stored_window::decode() const {
-  return codec::decode_window_value({std::string(customer_id_), std::string(region),
-                                     std::string(vm_id), window_start_ns, window_end_ns},
-                                    value_);
+  return codec::decode_window_value(
+      {std::string(identity.customer_id), std::string(identity.region), std::string(identity.vm_id),
+       identity.window_start_ns, identity.window_end_ns},
+      value_);
 }
 
 result<uint64_t> stored_window::memory_bytes_used() const {

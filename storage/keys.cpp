@@ -82,7 +82,7 @@ result<std::string> window_scan_bound(std::string_view customer_id, int64_t ns) 
   return key;
 }
 
-result<window_key_view> parse_window_key(std::string_view key) {
+result<model::window_identity_view> parse_window_key(std::string_view key) {
   bytes::reader in(key);
   auto customer = read_part(in);
   if (!customer) return corrupt_window_key("customer_id truncated");
@@ -95,7 +95,7 @@ result<window_key_view> parse_window_key(std::string_view key) {
   auto end = read_timestamp(in);
   if (!end) return corrupt_window_key("window_end truncated");
   if (!in.at_end()) return corrupt_window_key(fmt::format("{} trailing bytes", in.remaining()));
-  return window_key_view{*customer, *region, *vm, *start, *end};
+  return model::window_identity_view{*customer, *region, *vm, *start, *end};
 }
 
 result<model::window_identity> decode_window_key(std::string_view key) {

@@ -71,14 +71,7 @@ result<std::string> window_scan_bound(std::string_view customer_id, int64_t ns);
 // Parses a windows-family key; data_loss if it is not exactly one.
 result<model::window_identity> decode_window_key(std::string_view key);
 // The same, as views into `key` (nothing copied).
-struct window_key_view {
-  std::string_view customer_id;
-  std::string_view region;
-  std::string_view vm_id;
-  int64_t window_start_ns = 0;
-  int64_t window_end_ns = 0;
-};
-result<window_key_view> parse_window_key(std::string_view key);
+result<model::window_identity_view> parse_window_key(std::string_view key);
 
 // dedup: lp(customer) | lp(region) | lp(vm_id) | ts(window_start) | ts(window_end)
 result<std::string> dedup_key(const model::window_identity& id);

@@ -463,15 +463,13 @@ status ledger_store::scan_stored_windows(const std::string& customer_id, int64_t
   if (from_ns >= to_ns) return status::ok_status();
   // A window starting at to_ns has a key longer than, hence above, `upper`.
   return read_at(at, [&](database& db, const rocksdb::Snapshot* snapshot) {
-    return iterate_range(
-        db.db(), db.handle(windows_family), snapshot, *lower, *upper,
-        fmt::format("scanning the windows of '{}'", customer_id),
-        [&](std::string_view key, std::string_view value) -> result<bool> {
-          auto id = keys::parse_window_key(key);
-          if (!id) return id.error();
-          return visit(stored_window{id->customer_id, id->region, id->vm_id, id->window_start_ns,
-                                     id->window_end_ns, value});
-        });
+    return iterate_range(db.db(), db.handle(windows_family), snapshot, *lower, *upper,
+                         fmt::format("scanning the windows of '{}'", customer_id),
+                         [&](std::string_view key, std::string_view value) -> result<bool> {
+                           auto id = keys::parse_window_key(key);
+                           if (!id) return id.error();
+                           return visit(stored_window{id.value(), value});
+                         });
   });
 }
 

@@ -162,19 +162,10 @@ struct commit_stats {
 // the rest. Views into RocksDB's buffers: valid only during the visit.
 class stored_window {
  public:
-  stored_window(std::string_view customer_id, std::string_view region, std::string_view vm_id,
-                int64_t window_start_ns, int64_t window_end_ns, std::string_view value)
-      : region(region),
-        vm_id(vm_id),
-        window_start_ns(window_start_ns),
-        window_end_ns(window_end_ns),
-        customer_id_(customer_id),
-        value_(value) {}
+  stored_window(model::window_identity_view identity, std::string_view value)
+      : identity(identity), value_(value) {}
 
-  std::string_view region;
-  std::string_view vm_id;
-  int64_t window_start_ns;
-  int64_t window_end_ns;
+  model::window_identity_view identity;
 
   // The whole window; data_loss if the value does not decode.
   result<model::usage_window> decode() const;
@@ -183,7 +174,6 @@ class stored_window {
   result<uint64_t> memory_bytes_used() const;
 
  private:
-  std::string_view customer_id_;
   std::string_view value_;
 };
 

@@ -40,10 +40,7 @@ TEST_CASE("scan_stored_windows sees what scan_windows decodes, value decoded onl
       store->scan_stored_windows("acme", t0, t0 + 4 * minute, [&](const stored_window& stored) {
         auto window = stored.decode();
         REQUIRE(window.ok());
-        CHECK(window->region == stored.region);
-        CHECK(window->vm_id == stored.vm_id);
-        CHECK(window->window_start_ns == stored.window_start_ns);
-        CHECK(window->window_end_ns == stored.window_end_ns);
+        CHECK(model::window_identity_view::of(window.value()) == stored.identity);
         auto gauge = stored.memory_bytes_used();
         REQUIRE(gauge.ok());
         CHECK(gauge.value() == window->memory_bytes_used);
