@@ -5,6 +5,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 
 #include "actors/messages.hpp"
 #include "model/usage_query.hpp"
@@ -28,8 +29,20 @@ query_actor spawn_query_worker(caf::actor_system& system, query_settings setting
 result<model::customer_usage> customer_usage(const storage::ledger_store& store,
                                              const model::usage_query& query,
                                              const query_settings& settings);
+// Answered from the hourly rollups for the range's whole hours when they
+// hold exactly the stored windows (model/rollup_window), otherwise from the
+// raw windows alone.
 result<model::billing_window> billing_window(const storage::ledger_store& store,
                                              const model::window_query& query,
                                              const query_settings& settings);
+// Its two ways, for tests and benchmarks: from the raw windows alone (the
+// reference), and with the rollups, nullopt when they cannot give the exact
+// answer (rollups that do not match the windows, an overflow, any error).
+result<model::billing_window> billing_window_from_raw(const storage::ledger_store& store,
+                                                      const model::window_query& query,
+                                                      const query_settings& settings);
+std::optional<model::billing_window> billing_window_from_rollups(const storage::ledger_store& store,
+                                                                 const model::window_query& query,
+                                                                 const query_settings& settings);
 
 }  // namespace billing::actors

@@ -29,15 +29,6 @@ void add_to(money& sum, const money& amount) {
   sum.nanos += amount.nanos;
 }
 
-// Adds the billed quantities of `usage` under (version, dimension, region).
-void add_quantities(usage_quantities& quantities, size_t version_index, const std::string& region,
-                    const usage_totals& usage) {
-  for (size_t d = 0; d < dimension_count; ++d) {
-    const uint64_t quantity = usage.*kBilledField[d];
-    if (quantity != 0) quantities[{version_index, d, region}] += quantity;
-  }
-}
-
 // The quantities as slices in (version, dimension, region) order.
 std::vector<usage_slice> slices_of(const usage_quantities& quantities) {
   std::vector<usage_slice> slices;
@@ -49,6 +40,14 @@ std::vector<usage_slice> slices_of(const usage_quantities& quantities) {
 }
 
 }  // namespace
+
+void add_quantities(usage_quantities& quantities, size_t version_index, const std::string& region,
+                    const usage_totals& usage) {
+  for (size_t d = 0; d < dimension_count; ++d) {
+    const uint64_t quantity = usage.*kBilledField[d];
+    if (quantity != 0) quantities[{version_index, d, region}] += quantity;
+  }
+}
 
 result<std::pair<int64_t, int64_t>> monthly_period(int64_t start_ns) {
   if (start_ns == kNoTimestamp || !is_aligned(granularity::month, start_ns)) {
@@ -227,34 +226,43 @@ money adjustments_for(const invoice& source, int64_t period_start_ns) {
   return sum;
 }
 
-result<money> usage_cost(const std::vector<plan_version>& versions,
-                         const std::vector<usage_window>& windows, int64_t from_ns, int64_t to_ns) {
-  if (versions.empty()) return status{status_code::failed_precondition, "no price plan"};
-  // The range cut where a version takes effect: [bounds[i], bounds[i + 1]).
-  std::vector<int64_t> bounds = {from_ns};
-  std::vector<size_t> version_of = {0};
+version_parts split_by_version(const std::vector<plan_version>& versions, int64_t from_ns,
+                               int64_t to_ns) {
+  version_parts parts{{from_ns}, {0}};
   for (size_t v = 0; v < versions.size(); ++v) {
     const int64_t at = versions[v].effective_from_ns;
     if (at <= from_ns) {
-      version_of.front() = v;
+      parts.version_of.front() = v;
     } else if (at < to_ns) {
-      bounds.push_back(at);
-      version_of.push_back(v);
+      parts.bounds.push_back(at);
+      parts.version_of.push_back(v);
     }
   }
-  bounds.push_back(to_ns);
-  usage_quantities quantities;
-  for (const auto& window : windows) {
-    for (size_t part = 0; part + 1 < bounds.size(); ++part) {
-      add_quantities(quantities, version_of[part], window.region,
-                     usage_within(window, bounds[part], bounds[part + 1]));
-    }
-  }
+  parts.bounds.push_back(to_ns);
+  return parts;
+}
+
+result<money> price_quantities(const std::vector<plan_version>& versions,
+                               const usage_quantities& quantities) {
   auto lines = price_usage(versions, slices_of(quantities));
   if (!lines.ok()) return lines.error();
   money cost;
   for (const auto& line : lines.value()) add_to(cost, line.amount);
   return cost;
+}
+
+result<money> usage_cost(const std::vector<plan_version>& versions,
+                         const std::vector<usage_window>& windows, int64_t from_ns, int64_t to_ns) {
+  if (versions.empty()) return status{status_code::failed_precondition, "no price plan"};
+  const auto parts = split_by_version(versions, from_ns, to_ns);
+  usage_quantities quantities;
+  for (const auto& window : windows) {
+    for (size_t part = 0; part + 1 < parts.bounds.size(); ++part) {
+      add_quantities(quantities, parts.version_of[part], window.region,
+                     usage_within(window, parts.bounds[part], parts.bounds[part + 1]));
+    }
+  }
+  return price_quantities(versions, quantities);
 }
 
 std::string format_units(int128 quantity, int128 base_units_per_unit) {

@@ -145,6 +145,23 @@ money adjustments_for(const invoice& source, int64_t period_start_ns);
 result<money> usage_cost(const std::vector<plan_version>& versions,
                          const std::vector<usage_window>& windows, int64_t from_ns, int64_t to_ns);
 
+// The range [from_ns, to_ns) cut where a plan version takes effect: part i
+// is [bounds[i], bounds[i + 1]), priced under versions[version_of[i]].
+struct version_parts {
+  std::vector<int64_t> bounds;
+  std::vector<size_t> version_of;
+};
+version_parts split_by_version(const std::vector<plan_version>& versions, int64_t from_ns,
+                               int64_t to_ns);
+
+// Adds the billed quantities of `usage` under (version, dimension, region).
+void add_quantities(usage_quantities& quantities, size_t version_index, const std::string& region,
+                    const usage_totals& usage);
+
+// What `quantities` cost under `versions`: the sum of their usage lines.
+result<money> price_quantities(const std::vector<plan_version>& versions,
+                               const usage_quantities& quantities);
+
 // `quantity` base units in billing units as a decimal, rounded half-even to
 // 12 fractional digits (exact whenever the quotient has at most 12).
 std::string format_units(int128 quantity, int128 base_units_per_unit);

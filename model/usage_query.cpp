@@ -181,8 +181,62 @@ usage_totals usage_within(const usage_window& window, int64_t from_ns, int64_t t
   return inside;
 }
 
+void trace_activity(const std::vector<window_bounds>& windows, const window_query& query,
+                    int64_t cadence_ns, vm_activity& activity, std::vector<usage_gap>& gaps) {
+  const int64_t from = query.start_ns;
+  const int64_t to = query.end_ns;
+  const window_bounds* previous = nullptr;
+  int64_t covered_to = 0;  // end of the activity seen so far
+  for (const auto& window : windows) {
+    if (previous != nullptr && window.window_start_ns - covered_to >= cadence_ns) {
+      const int64_t gap_from = std::max(covered_to, from);
+      const int64_t gap_to = std::min(window.window_start_ns, to);
+      if (gap_from < gap_to) {
+        usage_gap gap{activity.vm_id, activity.region, gap_from, gap_to, 0, false};
+        if (query.interpolate_gauges) {
+          gap.interpolated_memory_bytes_seconds =
+              interpolate_gauge(previous->memory_bytes_used, window.memory_bytes_used, covered_to,
+                                window.window_start_ns, gap_from, gap_to);
+          gap.interpolated = true;
+        }
+        gaps.push_back(std::move(gap));
+      }
+    }
+    const int64_t span_from = std::max(window.window_start_ns, from);
+    const int64_t span_to = std::min(window.window_end_ns, to);
+    if (span_from < span_to) {
+      auto& spans = activity.spans;
+      if (!spans.empty() && span_from - spans.back().end_ns < cadence_ns) {
+        spans.back().end_ns = std::max(spans.back().end_ns, span_to);
+      } else {
+        spans.push_back({span_from, span_to});
+      }
+    }
+    covered_to =
+        previous == nullptr ? window.window_end_ns : std::max(covered_to, window.window_end_ns);
+    previous = &window;
+  }
+}
+
+void recorded_gaps::add(usage_gap gap) {
+  gap.start_ns = std::max(gap.start_ns, from_ns_);
+  gap.end_ns = std::min(gap.end_ns, to_ns_);
+  if (gap.start_ns < gap.end_ns) gaps_.push_back(std::move(gap));
+}
+
+void recorded_gaps::merge_into(std::vector<usage_gap>& gaps) && {
+  if (gaps_.empty()) return;
+  gaps.insert(gaps.end(), std::make_move_iterator(gaps_.begin()),
+              std::make_move_iterator(gaps_.end()));
+  std::stable_sort(gaps.begin(), gaps.end(), [](const usage_gap& a, const usage_gap& b) {
+    return std::tie(a.vm_id, a.region, a.start_ns) < std::tie(b.vm_id, b.region, b.start_ns);
+  });
+}
+
 billing_window_builder::billing_window_builder(window_query query, const query_limits& limits)
-    : query_(std::move(query)), cadence_ns_(std::max<int64_t>(limits.expected_cadence_ns, 1)) {}
+    : query_(std::move(query)),
+      recorded_(query_.start_ns, query_.end_ns),
+      cadence_ns_(std::max<int64_t>(limits.expected_cadence_ns, 1)) {}
 
 void billing_window_builder::add(usage_window window) {
   auto& windows = by_vm_[{window.vm_id, window.region}];
@@ -190,66 +244,33 @@ void billing_window_builder::add(usage_window window) {
 }
 
 void billing_window_builder::add_gap(usage_gap gap) {
-  gap.start_ns = std::max(gap.start_ns, query_.start_ns);
-  gap.end_ns = std::min(gap.end_ns, query_.end_ns);
-  if (gap.start_ns < gap.end_ns) recorded_gaps_.push_back(std::move(gap));
+  recorded_.add(std::move(gap));
 }
 
 result<billing_window> billing_window_builder::finish() && {
   billing_window report;
   report.customer_id = query_.customer_id;
-  const int64_t from = query_.start_ns;
-  const int64_t to = query_.end_ns;
+  std::vector<window_bounds> bounds;
   for (auto& [key, windows] : by_vm_) {
     std::sort(windows.begin(), windows.end(), [](const usage_window& a, const usage_window& b) {
       return std::tie(a.window_start_ns, a.window_end_ns) <
              std::tie(b.window_start_ns, b.window_end_ns);
     });
-    vm_activity activity{key.first, key.second, {}, {}};
-    const usage_window* previous = nullptr;
-    int64_t covered_to = 0;  // end of the activity seen so far
+    bounds.clear();
     for (const auto& window : windows) {
-      if (previous != nullptr && window.window_start_ns - covered_to >= cadence_ns_) {
-        const int64_t gap_from = std::max(covered_to, from);
-        const int64_t gap_to = std::min(window.window_start_ns, to);
-        if (gap_from < gap_to) {
-          usage_gap gap{key.first, key.second, gap_from, gap_to, 0, false};
-          if (query_.interpolate_gauges) {
-            gap.interpolated_memory_bytes_seconds =
-                interpolate_gauge(previous->memory_bytes_used, window.memory_bytes_used, covered_to,
-                                  window.window_start_ns, gap_from, gap_to);
-            gap.interpolated = true;
-          }
-          report.gaps.push_back(std::move(gap));
-        }
-      }
-      const int64_t span_from = std::max(window.window_start_ns, from);
-      const int64_t span_to = std::min(window.window_end_ns, to);
-      if (span_from < span_to) {
-        const auto inside = usage_within(window, from, to);
-        if (status added = activity.totals.add(inside); !added.ok()) return added;
-        if (!activity.spans.empty() && span_from - activity.spans.back().end_ns < cadence_ns_) {
-          activity.spans.back().end_ns = std::max(activity.spans.back().end_ns, span_to);
-        } else {
-          activity.spans.push_back({span_from, span_to});
-        }
-      }
-      covered_to =
-          previous == nullptr ? window.window_end_ns : std::max(covered_to, window.window_end_ns);
-      previous = &window;
+      bounds.push_back({window.window_start_ns, window.window_end_ns, window.memory_bytes_used});
     }
+    vm_activity activity{key.first, key.second, {}, {}};
+    trace_activity(bounds, query_, cadence_ns_, activity, report.gaps);
     if (activity.spans.empty()) continue;  // only windows before the range
+    for (const auto& window : windows) {
+      const auto inside = usage_within(window, query_.start_ns, query_.end_ns);
+      if (status added = activity.totals.add(inside); !added.ok()) return added;
+    }
     if (status added = report.totals.add(activity.totals); !added.ok()) return added;
     report.vms.push_back(std::move(activity));
   }
-  if (!recorded_gaps_.empty()) {
-    report.gaps.insert(report.gaps.end(), std::make_move_iterator(recorded_gaps_.begin()),
-                       std::make_move_iterator(recorded_gaps_.end()));
-    std::stable_sort(
-        report.gaps.begin(), report.gaps.end(), [](const usage_gap& a, const usage_gap& b) {
-          return std::tie(a.vm_id, a.region, a.start_ns) < std::tie(b.vm_id, b.region, b.start_ns);
-        });
-  }
+  std::move(recorded_).merge_into(report.gaps);
   return report;
 }
 

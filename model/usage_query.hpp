@@ -104,6 +104,7 @@ status check_window_query(const window_query& query, const query_limits& limits)
 struct active_span {
   int64_t start_ns = 0;
   int64_t end_ns = 0;
+  friend bool operator==(const active_span&, const active_span&) = default;
 };
 
 struct vm_activity {
@@ -111,6 +112,7 @@ struct vm_activity {
   std::string region;
   std::vector<active_span> spans;
   usage_totals totals;
+  friend bool operator==(const vm_activity&, const vm_activity&) = default;
 };
 
 struct usage_gap {
@@ -122,6 +124,7 @@ struct usage_gap {
   // gauges on either side) when interpolation was asked for; never billed.
   uint64_t interpolated_memory_bytes_seconds = 0;
   bool interpolated = false;
+  friend bool operator==(const usage_gap&, const usage_gap&) = default;
 };
 
 struct billing_window {
@@ -132,6 +135,37 @@ struct billing_window {
   // What the usage costs under the customer's plan (model::usage_cost), as a
   // decimal; empty when no plan prices the customer.
   std::string cost;
+  friend bool operator==(const billing_window&, const billing_window&) = default;
+};
+
+// A window's bounds and its memory gauge: all that spans and gaps need.
+struct window_bounds {
+  int64_t window_start_ns = 0;
+  int64_t window_end_ns = 0;
+  uint64_t memory_bytes_used = 0;
+};
+
+// Where one VM was active inside the query's range and where it was silent:
+// appends to activity.spans the range's parts covered by `windows` (sorted
+// by start, then end), holes shorter than `cadence_ns` bridged, and to `gaps`
+// every hole of at least `cadence_ns` between two windows, clipped to the
+// range (with the interpolated memory when the query asks for it).
+void trace_activity(const std::vector<window_bounds>& windows, const window_query& query,
+                    int64_t cadence_ns, vm_activity& activity, std::vector<usage_gap>& gaps);
+
+// Gaps recorded elsewhere (metald's sample holes and NotifyPossibleGap),
+// clipped to the range and merged into the gaps found between windows.
+class recorded_gaps {
+ public:
+  recorded_gaps(int64_t from_ns, int64_t to_ns) : from_ns_(from_ns), to_ns_(to_ns) {}
+  void add(usage_gap gap);
+  // Appends them to `gaps` (in (vm_id, region, start) order) and keeps that order.
+  void merge_into(std::vector<usage_gap>& gaps) &&;
+
+ private:
+  int64_t from_ns_;
+  int64_t to_ns_;
+  std::vector<usage_gap> gaps_;
 };
 
 // The usage of `window` that falls inside [from_ns, to_ns): the window's hour
@@ -142,7 +176,8 @@ struct billing_window {
 usage_totals usage_within(const usage_window& window, int64_t from_ns, int64_t to_ns);
 
 // Collects the raw windows that overlap the query's range (in any order) and
-// computes usage, spans and gaps.
+// computes usage, spans and gaps: the reference computation, which apportions
+// every window (model/rollup_window does the same from the hourly rollups).
 class billing_window_builder {
  public:
   billing_window_builder(window_query query, const query_limits& limits);
@@ -154,7 +189,7 @@ class billing_window_builder {
 
  private:
   window_query query_;
-  std::vector<usage_gap> recorded_gaps_;
+  recorded_gaps recorded_;
   int64_t cadence_ns_;
   std::map<std::pair<std::string, std::string>, std::vector<usage_window>> by_vm_;
 };

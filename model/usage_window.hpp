@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <tuple>
 
 namespace billing::model {
@@ -52,17 +53,22 @@ struct usage_window {
 inline constexpr int64_t kNoTimestamp = INT64_MIN;
 
 // What makes a window unique: (customer_id, region, vm_id, window_start, window_end).
-struct window_identity {
-  std::string customer_id;
-  std::string region;
-  std::string vm_id;
+// `Text` is std::string, or std::string_view for an identity read in place
+// (valid only while the bytes it views are).
+template <class Text>
+struct basic_window_identity {
+  Text customer_id;
+  Text region;
+  Text vm_id;
   int64_t window_start_ns = 0;
   int64_t window_end_ns = 0;
 
-  static window_identity of(const usage_window& w) {
+  static basic_window_identity of(const usage_window& w) {
     return {w.customer_id, w.region, w.vm_id, w.window_start_ns, w.window_end_ns};
   }
-  friend auto operator<=>(const window_identity&, const window_identity&) = default;
+  friend auto operator<=>(const basic_window_identity&, const basic_window_identity&) = default;
 };
+using window_identity = basic_window_identity<std::string>;
+using window_identity_view = basic_window_identity<std::string_view>;
 
 }  // namespace billing::model

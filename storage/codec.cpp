@@ -159,6 +159,21 @@ result<model::usage_window> decode_window_value(const model::window_identity& id
   return window;
 }
 
+result<uint64_t> decode_window_memory_used(std::string_view value) {
+  constexpr std::string_view what = "windows value";
+  constexpr size_t body_bytes = 8 * (3 + billed_value_count);
+  bytes::reader in(value);
+  if (auto format = check_format(in, what, window_value_format); !format.ok()) return format;
+  if (in.remaining() < body_bytes) return corrupt(what, "truncated");
+  if (in.remaining() > body_bytes) {
+    return corrupt(what, fmt::format("{} trailing bytes", in.remaining() - body_bytes));
+  }
+  // read_window_body's order: sampled_at, cpu_utilization_pct, cpu_cores_used,
+  // then the billed values, of which memory_bytes_used is the second.
+  (void)in.take(8 * 4);
+  return *in.u64();
+}
+
 namespace {
 
 // The batch a record is about: batch_id | instance_id | region | received_at.
@@ -434,3 +449,18 @@ result<model::metald_instance> decode_metald_instance(std::string_view value) {
 }
 
 }  // namespace billing::storage::codec
+
+namespace billing::storage {
+
+result<model::usage_window> stored_window::decode() const {
+  return codec::decode_window_value(
+      {std::string(identity.customer_id), std::string(identity.region), std::string(identity.vm_id),
+       identity.window_start_ns, identity.window_end_ns},
+      value_);
+}
+
+result<uint64_t> stored_window::memory_bytes_used() const {
+  return codec::decode_window_memory_used(value_);
+}
+
+}  // namespace billing::storage

@@ -36,6 +36,8 @@ inline constexpr uint32_t current_schema_version = 2;
 std::string encode_window_value(const model::usage_window& window);
 result<model::usage_window> decode_window_value(const model::window_identity& id,
                                                 std::string_view value);
+// memory_bytes_used alone, with the same checks as decode_window_value.
+result<uint64_t> decode_window_memory_used(std::string_view value);
 
 // rollups value: version | the 11 usage_totals fields (u64) | first_active (i64) |
 // last_active (i64) | longest_window (i64, format 2). Combined by

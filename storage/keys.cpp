@@ -96,9 +96,8 @@ result<std::string> window_scan_bound(std::string_view customer_id, int64_t ns) 
   return key;
 }
 
-result<model::window_identity> decode_window_key(std::string_view key) {
+result<model::window_identity_view> parse_window_key(std::string_view key) {
   bytes::reader in(key);
-  model::window_identity id;
   auto customer = read_part(in);
   if (!customer) return corrupt_window_key("customer_id truncated");
   auto start = read_timestamp(in);
@@ -110,8 +109,15 @@ result<model::window_identity> decode_window_key(std::string_view key) {
   auto end = read_timestamp(in);
   if (!end) return corrupt_window_key("window_end truncated");
   if (!in.at_end()) return corrupt_window_key(fmt::format("{} trailing bytes", in.remaining()));
-  return model::window_identity{std::string(*customer), std::string(*region), std::string(*vm),
-                                *start, *end};
+  return model::window_identity_view{*customer, *region, *vm, *start, *end};
+}
+
+result<model::window_identity> decode_window_key(std::string_view key) {
+  auto parsed = parse_window_key(key);
+  if (!parsed) return parsed.error();
+  return model::window_identity{std::string(parsed->customer_id), std::string(parsed->region),
+                                std::string(parsed->vm_id), parsed->window_start_ns,
+                                parsed->window_end_ns};
 }
 
 result<std::string> dedup_key(const model::window_identity& id) {
@@ -173,7 +179,7 @@ result<model::rollup_id> decode_rollup_key(std::string_view key) {
 }
 
 std::optional<int64_t> window_start_of_window_key(std::string_view key) {
-  auto id = decode_window_key(key);
+  auto id = parse_window_key(key);
   if (!id) return std::nullopt;
   return id->window_start_ns;
 }

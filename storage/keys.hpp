@@ -77,6 +77,8 @@ result<std::string> window_key(const model::usage_window& window);
 result<std::string> window_scan_bound(std::string_view customer_id, int64_t ns);
 // Parses a windows-family key; data_loss if it is not exactly one.
 result<model::window_identity> decode_window_key(std::string_view key);
+// The same, as views into `key` (nothing copied).
+result<model::window_identity_view> parse_window_key(std::string_view key);
 
 // dedup (legacy, no longer written; retention still drops old entries):
 // lp(customer) | lp(region) | lp(vm_id) | ts(window_start) | ts(window_end)

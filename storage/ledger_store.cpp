@@ -503,6 +503,22 @@ status ledger_store::read_at(const snapshot_view* at, Scan&& scan) const {
 status ledger_store::scan_windows(const std::string& customer_id, int64_t from_ns, int64_t to_ns,
                                   const std::function<bool(model::usage_window&)>& visit,
                                   const snapshot_view* at) const {
+  status decoded = status::ok_status();
+  status scanned = scan_stored_windows(
+      customer_id, from_ns, to_ns,
+      [&](const stored_window& stored) {
+        auto window = stored.decode();
+        if (!window) decoded = window.error();
+        return window.ok() && visit(*window);
+      },
+      at);
+  return scanned.ok() ? decoded : scanned;
+}
+
+status ledger_store::scan_stored_windows(const std::string& customer_id, int64_t from_ns,
+                                         int64_t to_ns,
+                                         const std::function<bool(const stored_window&)>& visit,
+                                         const snapshot_view* at) const {
   auto lower = keys::window_scan_bound(customer_id, from_ns);
   if (!lower) return lower.error();
   auto upper = keys::window_scan_bound(customer_id, to_ns);
@@ -513,11 +529,9 @@ status ledger_store::scan_windows(const std::string& customer_id, int64_t from_n
     return iterate_range(db.db(), db.handle(windows_family), snapshot, *lower, *upper,
                          fmt::format("scanning the windows of '{}'", customer_id),
                          [&](std::string_view key, std::string_view value) -> result<bool> {
-                           auto id = keys::decode_window_key(key);
+                           auto id = keys::parse_window_key(key);
                            if (!id) return id.error();
-                           auto window = codec::decode_window_value(*id, value);
-                           if (!window) return window.error();
-                           return visit(*window);
+                           return visit(stored_window{id.value(), value});
                          });
   });
 }

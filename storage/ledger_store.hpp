@@ -190,6 +190,26 @@ struct commit_stats {
   uint64_t estimated_windows = 0;  // raw windows (RocksDB's estimate)
 };
 
+// One window during a scan: its identity from the key, its value decoded
+// only on demand, so a reader that needs bounds (or the memory gauge) skips
+// the rest. Views into RocksDB's buffers: valid only during the visit.
+class stored_window {
+ public:
+  stored_window(model::window_identity_view identity, std::string_view value)
+      : identity(identity), value_(value) {}
+
+  model::window_identity_view identity;
+
+  // The whole window; data_loss if the value does not decode.
+  result<model::usage_window> decode() const;
+  // memory_bytes_used alone, after the same checks of the value's format
+  // and length as decode().
+  result<uint64_t> memory_bytes_used() const;
+
+ private:
+  std::string_view value_;
+};
+
 class database;
 
 // A consistent point-in-time view for several reads (a RocksDB snapshot),
@@ -242,6 +262,11 @@ class ledger_store {
   status scan_windows(const std::string& customer_id, int64_t from_ns, int64_t to_ns,
                       const std::function<bool(model::usage_window&)>& visit,
                       const snapshot_view* at = nullptr) const;
+
+  // The same windows, undecoded (see stored_window).
+  status scan_stored_windows(const std::string& customer_id, int64_t from_ns, int64_t to_ns,
+                             const std::function<bool(const stored_window&)>& visit,
+                             const snapshot_view* at = nullptr) const;
 
   // Calls `visit` for every rollup bucket of `customer_id` at `grain` whose
   // bucket starts in [from_ns, to_ns), in (bucket_start, region, vm_id) order.

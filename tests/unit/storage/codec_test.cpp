@@ -92,6 +92,9 @@ TEST_CASE("window values round trip every field, doubles bit-exact") {
     CHECK(model::window_identity::of(decoded.value()) == model::window_identity::of(window));
     CHECK(decoded.value().sampled_at_ns == window.sampled_at_ns);
     CHECK(decoded.value().billed_values() == window.billed_values());
+    auto gauge = codec::decode_window_memory_used(encoded);
+    REQUIRE(gauge.ok());
+    CHECK(gauge.value() == window.memory_bytes_used);
   }
 }
 
@@ -121,6 +124,11 @@ TEST_CASE("every truncation, padding or unknown version decodes to data_loss") {
   SUBCASE("windows value") {
     check_every_truncation_fails(codec::encode_window_value(window), [&](std::string_view v) {
       return codec::decode_window_value(id, v);
+    });
+  }
+  SUBCASE("windows value, memory gauge alone") {
+    check_every_truncation_fails(codec::encode_window_value(window), [](std::string_view v) {
+      return codec::decode_window_memory_used(v);
     });
   }
   SUBCASE("conflict record") {

@@ -47,6 +47,8 @@ class raw_rocksdb {
   raw_rocksdb(const raw_rocksdb&) = delete;
   raw_rocksdb& operator=(const raw_rocksdb&) = delete;
 
+  rocksdb::DB& db() { return *db_; }
+
   rocksdb::ColumnFamilyHandle* family(std::string_view name) const {
     for (size_t i = 0; i < names_.size(); ++i) {
       if (names_[i] == name) return handles_[i];
