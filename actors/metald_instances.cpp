@@ -1,5 +1,7 @@
 #include "actors/metald_instances.hpp"
 
+#include "actors/commit_waiters.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <functional>
@@ -28,8 +30,7 @@ struct instances_state {
     int64_t first_listed_ns = 0;
   };
   std::map<std::string, unknown_vm> unknown_listed;
-  std::map<uint64_t, std::function<void(status)>> pending_commits;
-  uint64_t next_commit = 0;
+  commit_waiters pending_commits;
   // When this actor started: silence is counted from here at the earliest,
   // so billingd's own downtime (metald's heartbeats failed meanwhile) does
   // not time out every instance at once on restart.
@@ -42,8 +43,7 @@ using instances_pointer = instances_actor::stateful_pointer<instances_state>;
 // Commits `writes`; `done` runs on this actor once the write returned.
 void commit(instances_pointer self, storage::write_set writes, std::function<void(status)> done) {
   auto& st = self->state;
-  const uint64_t id = ++st.next_commit;
-  st.pending_commits.emplace(id, std::move(done));
+  const uint64_t id = st.pending_commits.add(std::move(done));
   auto me = caf::actor_cast<instances_actor>(self);
   st.store->commit(std::move(writes), [me, id](status outcome) {
     caf::anon_send(me, committed_atom::value, id, static_cast<uint8_t>(outcome.code()),
@@ -259,12 +259,7 @@ instances_actor::behavior_type metald_instances(instances_pointer self, instance
         self->delayed_send(self, sweep_interval(self->state.settings), sweep_atom::value);
       },
       [self](committed_atom, uint64_t id, uint8_t code, std::string& message) {
-        auto& pending = self->state.pending_commits;
-        auto it = pending.find(id);
-        if (it == pending.end()) return;
-        auto done = std::move(it->second);
-        pending.erase(it);
-        done(status{static_cast<status_code>(code), std::move(message)});
+        self->state.pending_commits.complete(id, code, std::move(message));
       },
   };
 }

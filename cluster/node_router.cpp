@@ -7,6 +7,7 @@
 #include <map>
 #include <set>
 
+#include "actors/commit_waiters.hpp"
 #include "actors/errors.hpp"
 #include "cluster/handoff.hpp"
 #include "observability/log.hpp"
@@ -56,8 +57,7 @@ struct router_state {
   directory_actor local;
   std::map<std::string, peer_link> peers;  // every member but this node
   uint64_t next_sequence = 1;
-  uint64_t next_ticket = 1;
-  std::map<uint64_t, std::function<void(status)>> holds_in_commit;
+  actors::commit_waiters holds_in_commit;
   static inline const char* name = "node_router";
 };
 
@@ -164,18 +164,17 @@ void hold(router_pointer self, peer_link& link, Write write,
   writes.put_handoff(link.info.node_id, st.next_sequence++, std::move(value).value());
   link.held++;
   st.gauges->handoff_pending++;
-  const uint64_t ticket = st.next_ticket++;
-  st.holds_in_commit.emplace(ticket, [self, node = link.info.node_id, promise,
-                                      answer = std::move(answer)](status stored) mutable {
-    if (stored.ok()) {
-      self->state.gauges->handoff_held++;
-      promise.deliver(std::move(answer));
-      return;
-    }
-    self->state.peers.at(node).held--;
-    self->state.gauges->handoff_pending--;
-    promise.deliver(actors::to_error(stored));
-  });
+  const uint64_t ticket = st.holds_in_commit.add(
+      [self, node = link.info.node_id, promise, answer = std::move(answer)](status stored) mutable {
+        if (stored.ok()) {
+          self->state.gauges->handoff_held++;
+          promise.deliver(std::move(answer));
+          return;
+        }
+        self->state.peers.at(node).held--;
+        self->state.gauges->handoff_pending--;
+        promise.deliver(actors::to_error(stored));
+      });
   st.store->commit(std::move(writes),
                    [router = caf::actor_cast<router_actor>(self), ticket](status stored) {
                      caf::anon_send(router, held_atom::value, ticket,
@@ -506,12 +505,7 @@ router_actor::behavior_type node_router(router_pointer self, membership members,
       },
       [self](local_atom) { return self->state.local; },
       [self](held_atom, uint64_t ticket, uint8_t code, std::string& message) {
-        auto& holds = self->state.holds_in_commit;
-        auto it = holds.find(ticket);
-        if (it == holds.end()) return;
-        auto finish = std::move(it->second);
-        holds.erase(it);
-        finish(status{static_cast<status_code>(code), std::move(message)});
+        self->state.holds_in_commit.complete(ticket, code, std::move(message));
       },
       [self](erased_atom, const std::string& node, uint64_t sequence) {
         self->state.peers.at(node).erasing.erase(sequence);
