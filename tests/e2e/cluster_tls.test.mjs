@@ -7,7 +7,7 @@ import { batchRequest } from "./lib/batch.mjs";
 import { Code, ConnectError, collectorClients, queryClient } from "./lib/clients.mjs";
 import { ownerOf, planCluster } from "./lib/cluster.mjs";
 import { makeMetric, ts, uniqueId } from "./lib/metrics.mjs";
-import { removeTempDir } from "./lib/server.mjs";
+import { makeTempDir, removeTempDir, runBillingd } from "./lib/server.mjs";
 import { makeCertificates } from "./lib/tls.mjs";
 
 const certs = makeCertificates({ nodes: true });
@@ -67,4 +67,17 @@ test("a node whose certificate another CA signed is refused: its customers' writ
       (err) => ConnectError.from(err),
     );
   assert.equal(refused?.code, Code.Unavailable);
+});
+
+test("a bad cluster configuration stops billingd at start with a message naming the flag", async () => {
+  const dataDir = makeTempDir();
+  const start = (args) => runBillingd(["--listen=127.0.0.1:0", `--data-dir=${dataDir}`, "--insecure-no-auth", ...args], { timeoutMs: 15_000 });
+  await assert.rejects(start(["--node-id=n1", "--cluster-members=n1@127.0.0.1"]), /\(2\)[\s\S]*--cluster-members: cluster member .*n1@127\.0\.0\.1.*expected id@host:port/);
+  await assert.rejects(start(["--node-id=n9", "--cluster-members=n1@127.0.0.1:4101,n2@127.0.0.1:4102"]), /\(2\)[\s\S]*--cluster-members\/--node-id/);
+  await assert.rejects(start(["--cluster-members=n1@127.0.0.1:4101"]), /\(2\)[\s\S]*needs --node-id/);
+  await assert.rejects(
+    start(["--node-id=n1", "--cluster-members=n1@127.0.0.1:4101", `--cluster-tls-cert-file=${certs.file("node.crt")}`]),
+    /\(2\)[\s\S]*needs all of --cluster-tls-cert-file/,
+  );
+  removeTempDir(dataDir);
 });
