@@ -1,7 +1,6 @@
 #include "actors/directory.hpp"
 
 #include <algorithm>
-#include <future>
 #include <map>
 #include <string>
 
@@ -58,11 +57,7 @@ importer_actor::behavior_type record_importer(importer_actor::pointer self,
           writes.put_record(record);
           ++stored;
         }
-        std::promise<status> committed;
-        auto done = committed.get_future();
-        store->commit(std::move(writes),
-                      [&committed](status s) { committed.set_value(std::move(s)); });
-        if (status s = done.get(); !s.ok()) {
+        if (status s = store->commit_and_wait(std::move(writes)); !s.ok()) {
           return to_error(
               status{s.code(), "importing the records of '" + customer_id + "': " + s.message()});
         }

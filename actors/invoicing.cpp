@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <future>
 
 #include "model/calendar.hpp"
 #include "storage/billing_records.hpp"
@@ -47,10 +46,7 @@ invoicing::invoicing(std::shared_ptr<storage::ledger_store> store, invoicing_set
 }
 
 status invoicing::commit(storage::write_set writes) {
-  std::promise<status> done;
-  auto outcome = done.get_future();
-  store_->commit(std::move(writes), [&done](status result) { done.set_value(std::move(result)); });
-  return outcome.get();
+  return store_->commit_and_wait(std::move(writes));
 }
 
 result<std::vector<model::plan_version>> invoicing::plan(const std::string& customer_id) const {

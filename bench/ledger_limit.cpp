@@ -9,7 +9,6 @@
 
 #include <chrono>
 #include <filesystem>
-#include <future>
 #include <map>
 #include <string>
 #include <thread>
@@ -88,9 +87,7 @@ int run(const limit_options& options) {
             writes.put_rollup(customer, id, total);
           }
         }
-        std::promise<status> done;
-        store->commit(std::move(writes), [&done](status outcome) { done.set_value(outcome); });
-        if (!done.get_future().get().ok()) ++failures;
+        if (!store->commit_and_wait(std::move(writes)).ok()) ++failures;
       }
     });
   }

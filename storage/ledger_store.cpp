@@ -803,12 +803,6 @@ status ledger_store::erase_customer(const std::string& customer_id,
                                     const std::vector<uint32_t>& families, size_t per_commit) {
   auto prefix = keys::customer_prefix(customer_id);
   if (!prefix) return prefix.error();
-  auto commit_and_wait = [this](write_set writes) {
-    std::promise<status> committed;
-    auto done = committed.get_future();
-    commit(std::move(writes), [&committed](status s) { committed.set_value(std::move(s)); });
-    return done.get();
-  };
   for (auto which : families) {
     write_set erase;
     status committed;
@@ -824,6 +818,13 @@ status ledger_store::erase_customer(const std::string& customer_id,
     if (status rest = commit_and_wait(std::move(erase)); !rest.ok()) return rest;
   }
   return status::ok_status();
+}
+
+status ledger_store::commit_and_wait(write_set writes) {
+  std::promise<status> committed;
+  auto outcome = committed.get_future();
+  commit(std::move(writes), [&committed](status s) { committed.set_value(std::move(s)); });
+  return outcome.get();
 }
 
 }  // namespace billing::storage

@@ -255,6 +255,9 @@ class ledger_store {
   // An empty write_set completes at once (still through the committer so the
   // order of completions matches the order of calls).
   void commit(write_set writes, std::function<void(status)> on_done);
+  // commit() for callers that may block (off the actors' scheduler: detached
+  // actors, maintenance, tools): waits for the outcome and returns it.
+  status commit_and_wait(write_set writes);
 
   // Calls `visit` for every stored window of `customer_id` whose window_start
   // lies in [from_ns, to_ns), in (window_start, region, vm_id) order. Stops

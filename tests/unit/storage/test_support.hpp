@@ -93,10 +93,7 @@ inline void check_same_window(const model::usage_window& actual,
 
 // Commits and waits for the outcome, as an actor would see it in on_done.
 inline status commit_and_wait(ledger_store& store, write_set writes) {
-  std::promise<status> done;
-  auto outcome = done.get_future();
-  store.commit(std::move(writes), [&done](status result) { done.set_value(std::move(result)); });
-  return outcome.get();
+  return store.commit_and_wait(std::move(writes));
 }
 
 inline std::vector<model::usage_window> scan_all_windows(const ledger_store& store,
