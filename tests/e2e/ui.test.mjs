@@ -8,6 +8,7 @@
 // is kept at build/artifacts/ui.png.
 import assert from "node:assert/strict";
 import { existsSync, mkdirSync } from "node:fs";
+import net from "node:net";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { after, before, test } from "node:test";
@@ -77,6 +78,20 @@ async function openDashboard(token, customerId) {
   return { context, page, failures };
 }
 
+// A raw HTTP/1.1 GET of `target` exactly as written (fetch would normalize "..").
+function rawGet(baseUrl, target) {
+  const { hostname, port } = new URL(baseUrl);
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(Number(port), hostname, () => {
+      socket.write(`GET ${target} HTTP/1.1\r\nHost: ${hostname}\r\nConnection: close\r\n\r\n`);
+    });
+    let answer = "";
+    socket.on("data", (chunk) => (answer += chunk));
+    socket.on("end", () => resolve(answer));
+    socket.on("error", reject);
+  });
+}
+
 const dataset = (page, selector, key) => page.$eval(selector, (el, k) => el.dataset[k] ?? "", key);
 
 test("the dashboard follows ingest live, with the cost to date, the chart, gaps and invoices", async () => {
@@ -142,6 +157,31 @@ test("the dashboard follows ingest live, with the cost to date, the chart, gaps 
   mkdirSync(ARTIFACTS, { recursive: true });
   await page.screenshot({ path: path.join(ARTIFACTS, "ui.png"), fullPage: true });
   await context.close();
+});
+
+test("billingd serves the built files with types, validators and caching, and nothing else", async () => {
+  const index = await fetch(`${server.baseUrl}/ui/`);
+  assert.equal(index.status, 200);
+  assert.equal(index.headers.get("content-type"), "text/html; charset=utf-8");
+  assert.equal(index.headers.get("cache-control"), "no-cache");
+  assert.match(index.headers.get("content-security-policy"), /default-src 'self'/);
+  const html = await index.text();
+  const script = html.match(/src="(main-[A-Z0-9]+\.js)"/)?.[1];
+  assert.ok(script, "index.html names the bundle");
+  const asset = await fetch(`${server.baseUrl}/ui/${script}`);
+  assert.equal(asset.headers.get("content-type"), "text/javascript; charset=utf-8");
+  assert.equal(asset.headers.get("cache-control"), "public, max-age=31536000, immutable");
+  const etag = asset.headers.get("etag");
+  const again = await fetch(`${server.baseUrl}/ui/${script}`, { headers: { "if-none-match": etag } });
+  assert.equal(again.status, 304);
+  const bare = await fetch(`${server.baseUrl}/ui`, { redirect: "manual" });
+  assert.equal(bare.status, 301);
+  assert.equal(bare.headers.get("location"), "/ui/");
+  for (const target of ["/ui/../../etc/passwd", "/ui/..%2f..%2fetc%2fpasswd", "/ui/%2e%2e/CMakeLists.txt", "/ui/../ui-gen/billing/v1/billing_pb.ts", "/ui//etc/passwd"]) {
+    const answer = await rawGet(server.baseUrl, target);
+    assert.match(answer, /^HTTP\/1\.1 404 /, target);
+    assert.doesNotMatch(answer, /root:|cmake_minimum_required|GenMessage/, target);
+  }
 });
 
 test("a token of another customer shows permission_denied, not blank panels", async () => {

@@ -12,6 +12,14 @@ export class HourlyChart {
 
   constructor(private readonly container: HTMLElement) {}
 
+  // Another customer: nothing of the previous one stays drawn.
+  clear() {
+    this.plot?.destroy();
+    this.plot = undefined;
+    this.gaps = [];
+    for (const key of ["gaps", "cpuNanos", "buckets"]) delete this.container.dataset[key];
+  }
+
   setGaps(gaps: UsageGap[]) {
     this.gaps = gaps
       .filter((g) => g.startTime && g.endTime)

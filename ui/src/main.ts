@@ -132,6 +132,7 @@ function start(customer: string) {
   live?.stop();
   customerId = customer;
   monthStart = monthOf(new Date());
+  chart?.clear();
   for (const id of ["regions", "vms", "gaps", "draft", "finalized", "chart-error", "errors"]) $(id).replaceChildren();
   for (const id of ["cost-to-date", "mtd-cpu", "mtd-memory", "mtd-vm", "mtd-network", "mtd-disk", "mtd-sequence"]) setText(id, "–");
   live = new LiveUsage(customer, showUpdate, showState);
