@@ -11,8 +11,8 @@ import { batchRequest } from "./lib/batch.mjs";
 import { ANCHOR_MS, makeMetric, MINUTE_MS, ts, uniqueId } from "./lib/metrics.mjs";
 import { BYTES_PER_GB, DIM, lineAmount, money, NS_PER_HOUR } from "./lib/pricing.mjs";
 import { startServer } from "./lib/server.mjs";
+import { next } from "./lib/stream.mjs";
 
-const WAIT_MS = 10_000;
 const servers = [];
 after(async () => {
   for (const s of servers) await s.cleanup();
@@ -23,19 +23,6 @@ const now = new Date(ANCHOR_MS);
 const MONTH_START_MS = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1);
 const inThisMonth = (m) => tsMs(m.windowStart) >= MONTH_START_MS;
 
-async function next(iterator, what) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no ${what} within ${WAIT_MS} ms`)), WAIT_MS);
-  });
-  try {
-    const result = await Promise.race([iterator.next(), timeout]);
-    assert.equal(result.done, false, `the stream ended before ${what}`);
-    return result.value;
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 // Tier 1: the first 0.01 core-hours at 0.05, then 0.02; network tx 0.09 per GB;
 // eu-west-1 costs ×1.25.
