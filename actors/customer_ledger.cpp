@@ -376,11 +376,18 @@ void end_subscriptions(ledger_pointer self, const status& error) {
 void admit_waiting_subscribers(ledger_pointer self) {
   auto& st = self->state;
   if (st.waiting_subscribers.empty()) return;
+  auto refuse = [&st](const status& error) {
+    for (auto& waiting : st.waiting_subscribers) waiting.promise.deliver(to_error(error));
+    st.waiting_subscribers.clear();
+  };
   if (st.subscribers.empty() || month_has_turned(st)) {
-    if (status loaded = reload_month_to_date(st); !loaded.ok()) {
-      for (auto& waiting : st.waiting_subscribers) waiting.promise.deliver(to_error(loaded));
-      st.waiting_subscribers.clear();
-      return;
+    if (status loaded = reload_month_to_date(st); !loaded.ok()) return refuse(loaded);
+  } else {
+    // The others' cost may predate a plan change no ingest has shown yet.
+    auto unchanged = plan_unchanged(st);
+    if (!unchanged.ok()) return refuse(unchanged.error());
+    if (!unchanged.value()) {
+      if (status loaded = reload_month_cost(st); !loaded.ok()) return refuse(loaded);
     }
   }
   auto snapshot = make_update(st, true, {});

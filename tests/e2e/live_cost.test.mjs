@@ -103,6 +103,16 @@ test("every update's cost to date equals the draft invoice's usage subtotal", as
   const second = await next(again, "a second snapshot");
   assert.equal(second.monthToDateCost, last.monthToDateCost);
   assert.equal(second.monthToDateCost, await draftUsageSubtotal());
+
+  // A plan change no ingest has shown yet: a subscriber arriving while others
+  // stream gets the cost under the new plan.
+  await invoices.setCustomerPlan({
+    customerId,
+    version: { ...PLAN, effectiveFrom: ts(changeMs), prices: [{ dimension: DIM.cpu, tiers: [{ price: "0.75" }] }] },
+  });
+  const third = await next(queryClient(server.baseUrl).streamLiveUsage({ customerId }, { signal: abort.signal })[Symbol.asyncIterator](), "a third snapshot");
+  assert.notEqual(third.monthToDateCost, last.monthToDateCost);
+  assert.equal(third.monthToDateCost, await draftUsageSubtotal());
   abort.abort();
 });
 
