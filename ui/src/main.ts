@@ -1,8 +1,9 @@
 // The live usage dashboard: one customer's month to date, updated by
 // StreamLiveUsage (no polling). Every stream update also refreshes the
-// panels the stream does not carry (per region and VM, the hourly chart,
-// gaps, invoices), one refresh at a time: updates arriving meanwhile fold
-// into one more refresh.
+// panels the stream does not carry, one refresh at a time (updates arriving
+// meanwhile fold into one more): per region and VM and the hourly chart
+// (rollups, cheap) at once; gaps (a scan of the month's raw windows) and the
+// draft invoice (computed and audited per call) at most every 10 s.
 import "uplot/dist/uPlot.min.css";
 import "./styles.css";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
@@ -11,6 +12,7 @@ import { invoices, queries, session } from "./api";
 import { HourlyChart } from "./chart";
 import { coreHours, gibHours, gigabytes, utc, vmHours } from "./format";
 import { type ConnectionState, LiveUsage } from "./live";
+import { Refresher } from "./refresh";
 import { describeError, renderDraft, renderFinalized, renderGaps, renderRegions, renderVms, showError } from "./panels";
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -19,8 +21,7 @@ let live: LiveUsage | undefined;
 let chart: HourlyChart | undefined;
 let customerId = "";
 let monthStart = new Date(0);
-let refreshing = false;
-let refreshAgain = false;
+const SLOW_PANELS_INTERVAL_MS = 10_000;
 
 function setText(id: string, text: string) {
   $(id).textContent = text;
@@ -45,7 +46,7 @@ function showState(state: ConnectionState) {
       badge.textContent = "stopped";
       showError($("errors"), "live usage", state.error);
       // Each panel then shows its own answer (often the same refusal).
-      void refresh();
+      refresh();
       break;
   }
 }
@@ -72,64 +73,83 @@ function showUpdate(update: UsageUpdate) {
   setText("mtd-as-of", `as of ${utc(update.asOf ? timestampDate(update.asOf) : undefined)}`);
   const month = monthOf(update.asOf ? timestampDate(update.asOf) : new Date());
   if (month.getTime() !== monthStart.getTime()) monthStart = month;
-  void refresh();
+  refresh();
 }
 
-// Each panel answers on its own: one failing shows its error, the others still show.
-async function refreshOnce() {
+function monthRange() {
+  return { start: timestampFromDate(monthStart), end: timestampFromDate(nextMonth(monthStart)) };
+}
+
+// Each panel answers on its own: one failing shows its error, the others
+// still show; an answer for a customer the page has left is dropped.
+async function panel<T>(customer: string, call: Promise<T>, show: (answer: T) => void, fail: (error: unknown) => void) {
+  try {
+    const answer = await call;
+    if (customer === customerId) show(answer);
+  } catch (error) {
+    if (customer === customerId) fail(error);
+  }
+}
+
+async function refreshUsage() {
   const customer = customerId;
-  const start = timestampFromDate(monthStart);
-  const end = timestampFromDate(nextMonth(monthStart));
+  const { start, end } = monthRange();
+  await panel(
+    customer,
+    queries.getCustomerUsage({ customerId: customer, startTime: start, endTime: end, granularity: Granularity.HOUR }),
+    (usage) => {
+      chart?.setUsage(usage);
+      $("chart-error").replaceChildren();
+      renderRegions($("regions"), usage);
+      renderVms($("vms"), usage);
+    },
+    (e) => {
+      showError($("chart-error"), "hourly usage", e);
+      showError($("regions"), "per region", e);
+      showError($("vms"), "per VM", e);
+    },
+  );
+}
+
+async function refreshSlowPanels() {
+  const customer = customerId;
+  const { start, end } = monthRange();
   await Promise.all([
-    queries
-      .getCustomerUsage({ customerId: customer, startTime: start, endTime: end, granularity: Granularity.HOUR })
-      .then((usage) => {
-        chart?.setUsage(usage);
-        $("chart-error").replaceChildren();
-        renderRegions($("regions"), usage);
-        renderVms($("vms"), usage);
-      })
-      .catch((e) => {
-        showError($("chart-error"), "hourly usage", e);
-        showError($("regions"), "per region", e);
-        showError($("vms"), "per VM", e);
-      }),
-    queries
-      .getBillingWindow({ customerId: customer, startTime: start, endTime: end })
-      .then((window) => {
+    panel(
+      customer,
+      queries.getBillingWindow({ customerId: customer, startTime: start, endTime: end }),
+      (window) => {
         chart?.setGaps(window.gaps);
         renderGaps($("gaps"), window.gaps);
-      })
-      .catch((e) => showError($("gaps"), "gaps", e)),
-    invoices
-      .getInvoice({ customerId: customer, periodStart: start })
-      .then((answer) => renderDraft($("draft"), answer.invoice))
-      .catch((e) => showError($("draft"), "draft invoice", e)),
-    invoices
-      .listInvoices({ customerId: customer })
-      .then((answer) => renderFinalized($("finalized"), answer.invoices))
-      .catch((e) => showError($("finalized"), "finalized invoices", e)),
+      },
+      (e) => showError($("gaps"), "gaps", e),
+    ),
+    panel(
+      customer,
+      invoices.getInvoice({ customerId: customer, periodStart: start }),
+      (answer) => renderDraft($("draft"), answer.invoice),
+      (e) => showError($("draft"), "draft invoice", e),
+    ),
+    panel(
+      customer,
+      invoices.listInvoices({ customerId: customer }),
+      (answer) => renderFinalized($("finalized"), answer.invoices),
+      (e) => showError($("finalized"), "finalized invoices", e),
+    ),
   ]);
 }
 
-async function refresh() {
-  if (refreshing) {
-    refreshAgain = true;
-    return;
-  }
-  refreshing = true;
-  try {
-    do {
-      refreshAgain = false;
-      await refreshOnce();
-    } while (refreshAgain);
-  } finally {
-    refreshing = false;
-  }
+const usageRefresher = new Refresher(refreshUsage, 0);
+const slowRefresher = new Refresher(refreshSlowPanels, SLOW_PANELS_INTERVAL_MS);
+function refresh() {
+  usageRefresher.request();
+  slowRefresher.request();
 }
 
 function start(customer: string) {
   live?.stop();
+  usageRefresher.cancel();
+  slowRefresher.cancel();
   customerId = customer;
   monthStart = monthOf(new Date());
   chart?.clear();
