@@ -44,6 +44,7 @@ let collector;
 let invoices;
 before(async () => {
   assert.ok(existsSync(BUILT_UI), `${BUILT_UI} missing: scripts/build.sh builds the dashboard`);
+  assert.ok(existsSync(path.join(UI_DIR, "node_modules", "playwright-core")), "ui/node_modules missing: run scripts/install-deps.sh");
   assert.ok(existsSync(CHROMIUM), `${CHROMIUM} missing: scripts/install-deps.sh installs Debian's chromium`);
   server = await startServer({ args: [tokensFileArg(tokens)] });
   collector = collectorClients(server.baseUrl, bearer(tokens.metald.token)).binary;
