@@ -7,11 +7,15 @@
 #include <deque>
 #include <map>
 #include <numeric>
+#include <optional>
 #include <unordered_map>
 
 #include "actors/errors.hpp"
+#include "actors/invoicing.hpp"
 #include "model/calendar.hpp"
+#include "model/month_cost.hpp"
 #include "model/rollup.hpp"
+#include "storage/billing_records.hpp"
 
 namespace billing::actors {
 namespace {
@@ -27,6 +31,8 @@ struct pending_part {
 struct part_usage {
   model::usage_totals delta;        // the accepted windows, whole
   model::usage_totals month_share;  // their share of the tracked month
+  // What they add to the month's cost (while someone subscribes).
+  std::optional<model::month_cost::additions> cost_added;
   bool stored_any = false;
 };
 
@@ -101,6 +107,10 @@ struct ledger_state {
   std::vector<pending_subscriber> waiting_subscribers;
   int64_t month_start_ns = 0;
   model::usage_totals month_to_date;
+  // The month's usage cost, loaded and kept with month_to_date.
+  model::month_cost cost;
+  // How far before a split hour its windows may start (the longest window).
+  int64_t max_window_ns = 0;
   uint64_t sequence = 0;
 
   ledger_state() = default;
@@ -151,6 +161,8 @@ status accept_window(ledger_state& st, const model::usage_window& window,
         model::next_bucket_start(model::granularity::month, st.month_start_ns);
     auto share = model::usage_within(window, st.month_start_ns, month_end);
     if (status added = usage.month_share.add(share); !added.ok()) return added;
+    if (!usage.cost_added) usage.cost_added = st.cost.start_additions();
+    if (status added = usage.cost_added->add(window); !added.ok()) return added;
   }
   usage.stored_any = true;
   writes.put_window(window);
@@ -285,6 +297,43 @@ result<std::vector<result<uint32_t>>> judge_metald(ledger_state& st, storage::wr
   return op_outcomes;
 }
 
+// Computes the month's usage cost from the ledger as the draft invoice does
+// (hourly rollups, raw windows of split hours): once per first subscriber,
+// month and plan change, never per update.
+status reload_month_cost(ledger_state& st) {
+  auto versions = storage::effective_plan(*st.store, st.customer_id);
+  if (!versions.ok()) return versions.error();
+  model::usage_quantities quantities;
+  if (!versions.value().empty()) {
+    const int64_t month_end =
+        model::next_bucket_start(model::granularity::month, st.month_start_ns);
+    model::invoice_builder builder(st.customer_id, st.month_start_ns, month_end, versions.value());
+    if (status fed = feed_invoice_builder(*st.store, st.customer_id, st.month_start_ns, month_end,
+                                          st.max_window_ns, builder);
+        !fed.ok()) {
+      return fed;
+    }
+    auto usage = std::move(builder).usage();
+    if (!usage.ok()) return usage.error();
+    quantities = std::move(usage).value();
+  }
+  st.cost = model::month_cost(st.customer_id, st.month_start_ns, std::move(versions).value(),
+                              std::move(quantities));
+  return status::ok_status();
+}
+
+// Whether the plan pricing the customer is still the one the cost was loaded
+// under (SetCustomerPlan writes plans from other actors).
+result<bool> plan_unchanged(const ledger_state& st) {
+  auto versions = storage::effective_plan(*st.store, st.customer_id);
+  if (!versions.ok()) return versions.error();
+  const auto& held = st.cost.versions();
+  return std::equal(versions.value().begin(), versions.value().end(), held.begin(), held.end(),
+                    [](const model::plan_version& a, const model::plan_version& b) {
+                      return storage::encode_plan_version(a) == storage::encode_plan_version(b);
+                    });
+}
+
 // Reads this month's totals from the monthly rollups. Only called while no
 // commit is in flight, so the store holds exactly what was acknowledged.
 status reload_month_to_date(ledger_state& st) {
@@ -301,31 +350,53 @@ status reload_month_to_date(ledger_state& st) {
   if (!scanned.ok()) return scanned;
   if (!added.ok()) return added;
   st.month_to_date = total;
-  return status::ok_status();
+  return reload_month_cost(st);
 }
 
 bool month_has_turned(const ledger_state& st) {
   return model::bucket_start(model::granularity::month, model::unix_now_ns()) != st.month_start_ns;
 }
 
-model::usage_update make_update(const ledger_state& st, bool snapshot,
-                                const model::usage_totals& delta) {
-  return {st.customer_id, snapshot, delta, st.month_to_date, st.sequence, model::unix_now_ns()};
+result<model::usage_update> make_update(const ledger_state& st, bool snapshot,
+                                        const model::usage_totals& delta) {
+  auto cost = st.cost.cost();
+  if (!cost.ok()) return cost.error();
+  return model::usage_update{st.customer_id,         snapshot,    delta,
+                             st.month_to_date,       st.sequence, model::unix_now_ns(),
+                             std::move(cost).value()};
+}
+
+// Ends every stream (an error the ledger cannot recover from by itself).
+void end_subscriptions(ledger_pointer self, const status& error) {
+  for (auto& subscriber : self->state.subscribers) self->send_exit(subscriber, to_error(error));
+  self->state.subscribers.clear();
 }
 
 // Admits subscribers that arrived while a commit was in flight.
 void admit_waiting_subscribers(ledger_pointer self) {
   auto& st = self->state;
   if (st.waiting_subscribers.empty()) return;
+  auto refuse = [&st](const status& error) {
+    for (auto& waiting : st.waiting_subscribers) waiting.promise.deliver(to_error(error));
+    st.waiting_subscribers.clear();
+  };
   if (st.subscribers.empty() || month_has_turned(st)) {
-    if (status loaded = reload_month_to_date(st); !loaded.ok()) {
-      for (auto& waiting : st.waiting_subscribers) waiting.promise.deliver(to_error(loaded));
-      st.waiting_subscribers.clear();
-      return;
+    if (status loaded = reload_month_to_date(st); !loaded.ok()) return refuse(loaded);
+  } else {
+    // The others' cost may predate a plan change no ingest has shown yet.
+    auto unchanged = plan_unchanged(st);
+    if (!unchanged.ok()) return refuse(unchanged.error());
+    if (!unchanged.value()) {
+      if (status loaded = reload_month_cost(st); !loaded.ok()) return refuse(loaded);
     }
   }
+  auto snapshot = make_update(st, true, {});
   for (auto& waiting : st.waiting_subscribers) {
-    waiting.promise.deliver(make_update(st, true, {}));
+    if (!snapshot.ok()) {
+      waiting.promise.deliver(to_error(snapshot.error()));
+      continue;
+    }
+    waiting.promise.deliver(snapshot.value());
     st.subscribers.push_back(std::move(waiting.subscriber));
   }
   st.waiting_subscribers.clear();
@@ -338,25 +409,38 @@ void publish_committed(ledger_pointer self) {
   // A new month: this month's rollups (this commit included) are the total.
   const bool reloaded = month_has_turned(st);
   if (reloaded) {
-    if (status loaded = reload_month_to_date(st); !loaded.ok()) {
-      for (auto& subscriber : st.subscribers) self->send_exit(subscriber, to_error(loaded));
-      st.subscribers.clear();
-      return;
+    if (status loaded = reload_month_to_date(st); !loaded.ok())
+      return end_subscriptions(self, loaded);
+  }
+  // A new plan: the cost is recomputed under it (this commit included).
+  bool cost_reloaded = reloaded;
+  if (!reloaded) {
+    auto unchanged = plan_unchanged(st);
+    if (!unchanged.ok()) return end_subscriptions(self, unchanged.error());
+    if (!unchanged.value()) {
+      if (status loaded = reload_month_cost(st); !loaded.ok()) {
+        return end_subscriptions(self, loaded);
+      }
+      cost_reloaded = true;
     }
   }
   for (const auto& usage : st.committing_usage) {
     if (!usage.stored_any) continue;
+    // Cannot fail below 2^64 units a month; end the streams rather than lie.
     if (!reloaded && !st.month_to_date.add(usage.month_share).ok()) {
-      // Cannot happen below 2^64 units a month; end the streams rather than lie.
-      for (auto& subscriber : st.subscribers) {
-        self->send_exit(subscriber, to_error({status_code::out_of_range, "month total overflow"}));
+      return end_subscriptions(self, {status_code::out_of_range, "month total overflow"});
+    }
+    if (!cost_reloaded && usage.cost_added) {
+      if (status added = st.cost.apply(*usage.cost_added); !added.ok()) {
+        return end_subscriptions(self, added);
       }
-      st.subscribers.clear();
-      return;
     }
     ++st.sequence;
-    const auto update = make_update(st, false, usage.delta);
-    for (auto& subscriber : st.subscribers) self->send(subscriber, update_atom::value, update);
+    auto update = make_update(st, false, usage.delta);
+    if (!update.ok()) return end_subscriptions(self, update.error());
+    for (auto& subscriber : st.subscribers) {
+      self->send(subscriber, update_atom::value, update.value());
+    }
   }
 }
 
@@ -464,9 +548,10 @@ bool is_idle(const ledger_state& st) {
 
 customer_actor::behavior_type customer_ledger(ledger_pointer self, std::string customer_id,
                                               std::shared_ptr<actor_gauges> gauges,
-                                              std::chrono::seconds idle,
+                                              std::chrono::seconds idle, int64_t max_window_ns,
                                               std::shared_ptr<storage::ledger_store> store) {
   self->state.customer_id = std::move(customer_id);
+  self->state.max_window_ns = max_window_ns;
   self->state.store = std::move(store);
   self->state.alive = gauge_share(std::move(gauges), &actor_gauges::customer_ledgers);
   // A subscriber that ends (its client left) is forgotten.
@@ -526,9 +611,9 @@ customer_actor::behavior_type customer_ledger(ledger_pointer self, std::string c
 customer_actor spawn_customer_ledger(caf::actor_system& system, std::string customer_id,
                                      std::shared_ptr<storage::ledger_store> store,
                                      std::shared_ptr<actor_gauges> gauges,
-                                     std::chrono::seconds idle) {
+                                     std::chrono::seconds idle, int64_t max_window_ns) {
   return system.spawn(customer_ledger, std::move(customer_id), std::move(gauges), idle,
-                      std::move(store));
+                      max_window_ns, std::move(store));
 }
 
 }  // namespace billing::actors

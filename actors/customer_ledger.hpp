@@ -17,10 +17,13 @@ namespace billing::actors {
 // `gauges` (may be null) counts the ledger while it lives and its queued parts.
 // After `idle` without work (nothing queued, nothing committing, no live
 // subscriber) the ledger stops with exit_reason::user_shutdown so that its
-// linked directory forgets it; 0 keeps it forever.
+// linked directory forgets it; 0 keeps it forever. `max_window_ns` is the
+// longest window ingest accepts (live cost-to-date reads the raw windows of
+// hours split by a rate change from that far back, as invoices do).
 customer_actor spawn_customer_ledger(caf::actor_system& system, std::string customer_id,
                                      std::shared_ptr<storage::ledger_store> store,
                                      std::shared_ptr<actor_gauges> gauges = nullptr,
-                                     std::chrono::seconds idle = std::chrono::seconds{0});
+                                     std::chrono::seconds idle = std::chrono::seconds{0},
+                                     int64_t max_window_ns = int64_t{3600} * 1'000'000'000);
 
 }  // namespace billing::actors

@@ -132,8 +132,9 @@ directory_actor::behavior_type directory(directory_pointer self, ingest_settings
     auto& st = self->state;
     auto it = st.ledger_by_customer.find(customer_id);
     if (it == st.ledger_by_customer.end()) {
-      auto child = spawn_customer_ledger(self->system(), customer_id, st.store, st.gauges,
-                                         st.settings.customer_idle);
+      auto child =
+          spawn_customer_ledger(self->system(), customer_id, st.store, st.gauges,
+                                st.settings.customer_idle, st.settings.limits.max_window_ns);
       self->link_to(child);
       it = st.ledger_by_customer.emplace(customer_id, std::move(child)).first;
     }

@@ -40,6 +40,27 @@ std::string describe(const model::invoice& bill) {
 
 }  // namespace
 
+status feed_invoice_builder(const storage::ledger_store& store, const std::string& customer_id,
+                            int64_t start_ns, int64_t end_ns, int64_t max_window_ns,
+                            model::invoice_builder& builder) {
+  status scanned =
+      store.scan_rollups(customer_id, model::granularity::hour, start_ns, end_ns,
+                         [&](const model::rollup_id& id, const model::rollup_value& value) {
+                           builder.add_hour(id, value);
+                           return true;
+                         });
+  if (!scanned.ok()) return scanned;
+  for (int64_t hour : builder.split_hours()) {
+    scanned = store.scan_windows(customer_id, hour - max_window_ns, hour + model::kNanosPerHour,
+                                 [&](const model::usage_window& window) {
+                                   builder.add_window(window);
+                                   return true;
+                                 });
+    if (!scanned.ok()) return scanned;
+  }
+  return status::ok_status();
+}
+
 invoicing::invoicing(std::shared_ptr<storage::ledger_store> store, invoicing_settings settings)
     : store_(std::move(store)), settings_(std::move(settings)) {
   if (!settings_.clock) settings_.clock = model::unix_now_ns;
@@ -97,22 +118,9 @@ result<model::invoice> invoicing::charges(const std::string& customer_id, int64_
   auto versions = storage::effective_plan(*store_, customer_id);
   if (!versions.ok()) return versions.error();
   model::invoice_builder builder(customer_id, start_ns, end_ns, std::move(versions).value());
-  status scanned =
-      store_->scan_rollups(customer_id, model::granularity::hour, start_ns, end_ns,
-                           [&](const model::rollup_id& id, const model::rollup_value& value) {
-                             builder.add_hour(id, value);
-                             return true;
-                           });
-  if (!scanned.ok()) return scanned;
-  for (int64_t hour : builder.split_hours()) {
-    scanned =
-        store_->scan_windows(customer_id, hour - settings_.max_window_ns,
-                             hour + model::kNanosPerHour, [&](const model::usage_window& window) {
-                               builder.add_window(window);
-                               return true;
-                             });
-    if (!scanned.ok()) return scanned;
-  }
+  status fed = feed_invoice_builder(*store_, customer_id, start_ns, end_ns, settings_.max_window_ns,
+                                    builder);
+  if (!fed.ok()) return fed;
   return std::move(builder).finish();
 }
 

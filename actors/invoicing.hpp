@@ -29,6 +29,13 @@ struct invoicing_settings {
   std::function<int64_t()> clock;
 };
 
+// Feeds `builder` what an invoice of [start_ns, end_ns) is computed from: the
+// customer's hourly rollups and the raw windows of the hours a rate change
+// splits (scanned from `max_window_ns` before each such hour).
+status feed_invoice_builder(const storage::ledger_store& store, const std::string& customer_id,
+                            int64_t start_ns, int64_t end_ns, int64_t max_window_ns,
+                            model::invoice_builder& builder);
+
 class invoicing {
  public:
   invoicing(std::shared_ptr<storage::ledger_store> store, invoicing_settings settings);

@@ -218,7 +218,7 @@ typename Inspector::result_type inspect(Inspector& f, metald_op& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, usage_update& x) {
   return f(caf::meta::type_name("usage_update"), x.customer_id, x.snapshot, x.delta,
-           x.month_to_date, x.sequence, x.as_of_ns);
+           x.month_to_date, x.sequence, x.as_of_ns, x.month_to_date_cost);
 }
 
 }  // namespace billing::model

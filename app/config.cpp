@@ -57,6 +57,9 @@ billingd_config::billingd_config() {
       .add(dump_windows, "dump-windows",
            "maintenance: print CUSTOMER's stored windows as JSON lines and exit "
            "(the server must be stopped)")
+      .add(ui_dir, "ui-dir",
+           "directory of the built dashboard served at /ui/ (empty: the ui directory next to "
+           "the billingd binary, where scripts/build.sh puts it)")
       .add(backup_dir, "backup-dir",
            "directory for online backups taken with BillingAdminService/CreateBackup "
            "(empty: backups disabled)")

@@ -59,6 +59,7 @@ class billingd_config : public caf::actor_system_config {
   std::string dump_windows;
   std::string dump_audit;     // maintenance: print a customer's audit trail and exit
   std::string backup_dir;     // where CreateBackup writes; empty disables backups
+  std::string ui_dir;         // the dashboard's files; empty: "ui" next to the binary
   std::string restore_from;   // maintenance: restore this backup dir into data_dir and exit
   bool verify_audit = false;  // maintenance: verify the audit chain and exit
   // Authentication: exactly one of a token file or the explicit dev mode.

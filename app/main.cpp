@@ -20,6 +20,7 @@
 #include "gateway/services/live_usage_stream.hpp"
 #include "gateway/services/metald_service.hpp"
 #include "gateway/services/query_service.hpp"
+#include "gateway/static_files.hpp"
 #include "observability/log.hpp"
 #include "observability/metrics.hpp"
 #include "observability/trace.hpp"
@@ -30,6 +31,23 @@ namespace {
 using observability::log_error;
 using observability::log_info;
 using observability::log_warn;
+
+// The dashboard's built files at /ui/ (README "Live dashboard"). A missing
+// build is not fatal: the API works without it, /ui/ says what is missing.
+void add_dashboard(gateway::connect_router& router, const std::string& configured) {
+  std::filesystem::path dir = configured;
+  if (dir.empty()) {
+    std::error_code error;
+    dir = std::filesystem::read_symlink("/proc/self/exe", error).parent_path() / "ui";
+  }
+  auto files = gateway::static_files::load(dir);
+  if (files.ok()) {
+    log_info("dashboard: {} files from {} at /ui/", files.value().size(), dir.string());
+  } else {
+    log_warn("dashboard not served: {}", files.error().message());
+  }
+  gateway::add_static_files(router, "/ui/", std::move(files));
+}
 
 // Blocks the stop signals in every thread (threads inherit the mask, so this
 // runs before any is started) and returns the set to wait on.
@@ -173,6 +191,7 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
                                {config.backup_dir, config.raw_retention_days, auth});
     gateway::add_invoice_service(router, system, directory->directory, invoicing,
                                  config.ingest_settings().limits, auth);
+    add_dashboard(router, config.ui_dir);
     router.add_get("/healthz", [] { return gateway::http_reply{200, "text/plain", "ok\n"}; });
     router.add_get("/readyz", [] { return gateway::http_reply{200, "text/plain", "ready\n"}; });
     router.add_get("/metrics", [metrics] {

@@ -214,6 +214,22 @@ void connect_router::add_get(std::string path, std::function<http_reply()> handl
   get_[std::move(path)] = std::move(handler);
 }
 
+void connect_router::add_get_prefix(std::string prefix, get_prefix_handler handler) {
+  get_prefix_[std::move(prefix)] = std::move(handler);
+}
+
+const get_prefix_handler* connect_router::find_get_prefix(std::string_view path) const {
+  const get_prefix_handler* found = nullptr;
+  size_t longest = 0;
+  for (const auto& [prefix, handler] : get_prefix_) {
+    if (path.starts_with(prefix) && (found == nullptr || prefix.size() > longest)) {
+      found = &handler;
+      longest = prefix.size();
+    }
+  }
+  return found;
+}
+
 connect_server::connect_server(server_options options, connect_router router)
     : impl_(std::make_unique<impl>(std::move(options), std::move(router))) {}
 

@@ -13,6 +13,8 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "gateway/connect_stream.hpp"
 #include "model/status.hpp"
@@ -91,7 +93,16 @@ struct http_reply {
   unsigned status = 200;
   std::string content_type = "text/plain; charset=utf-8";
   std::string body;
+  // Further response headers (caching, validators, security policies).
+  std::vector<std::pair<std::string, std::string>> headers = {};
 };
+
+// What a GET endpoint under a path prefix (static files) is told.
+struct get_request {
+  std::string_view path;           // without the query
+  std::string_view if_none_match;  // the request's If-None-Match, "" when absent
+};
+using get_prefix_handler = std::function<http_reply(const get_request&)>;
 
 // Told about every finished unary call: its path, Connect code and the time
 // from the decoded request to the answer; and about every ended server
@@ -164,16 +175,22 @@ class connect_router {
           handler);
 
   void add_get(std::string path, std::function<http_reply()> handler);
+  // Binds GET and HEAD of every path starting with `prefix` that no other
+  // route has (the longest matching prefix wins).
+  void add_get_prefix(std::string prefix, get_prefix_handler handler);
 
   // Every route path the router knows (unary, streaming and GET), for tests and logs.
   const std::map<std::string, unary_route>& unary_routes() const { return unary_; }
   const std::map<std::string, stream_route>& stream_routes() const { return stream_; }
   const std::map<std::string, std::function<http_reply()>>& get_routes() const { return get_; }
+  // The handler of the longest prefix of `path`, or null.
+  const get_prefix_handler* find_get_prefix(std::string_view path) const;
 
  private:
   std::map<std::string, unary_route> unary_;
   std::map<std::string, stream_route> stream_;
   std::map<std::string, std::function<http_reply()>> get_;
+  std::map<std::string, get_prefix_handler> get_prefix_;
   // Shared with every route's closure, so a later set_call_observer reaches them.
   std::shared_ptr<call_observer> observer_ = std::make_shared<call_observer>();
 };

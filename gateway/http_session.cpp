@@ -283,14 +283,21 @@ void http_session::handle_request(request_type request) {
     }
     return;
   }
-  if (state_->router.get_routes().contains(path)) {
-    handle_get(request, path);
+  if (const auto get = state_->router.get_routes().find(path);
+      get != state_->router.get_routes().end()) {
+    handle_get(request, path, get->second);
+    return;
+  }
+  if (const get_prefix_handler* under = state_->router.find_get_prefix(path)) {
+    const std::string if_none_match(to_std(request[http::field::if_none_match]));
+    handle_get(request, path, [&] { return (*under)({path, if_none_match}); });
     return;
   }
   reply_error(status{status_code::unimplemented, "no procedure at " + path}, 404);
 }
 
-void http_session::handle_get(const request_type& request, const std::string& path) {
+void http_session::handle_get(const request_type& request, const std::string& path,
+                              const std::function<http_reply()>& produce) {
   if (request.method() != http::verb::get && request.method() != http::verb::head) {
     reply_error(status{status_code::unimplemented, path + " accepts only GET and HEAD"}, 405,
                 {{"Allow", "GET, HEAD"}});
@@ -298,7 +305,7 @@ void http_session::handle_get(const request_type& request, const std::string& pa
   }
   http_reply reply;
   try {
-    reply = state_->router.get_routes().at(path)();
+    reply = produce();
   } catch (...) {
     reply = http_reply{500, "text/plain; charset=utf-8", "internal error\n"};
   }
@@ -307,6 +314,7 @@ void http_session::handle_get(const request_type& request, const std::string& pa
   if (reply.status == 204 || reply.status == 304) reply.body.clear();
   response_type response{static_cast<http::status>(reply.status), exchange_.http_version};
   response.set(http::field::content_type, reply.content_type);
+  for (const auto& [name, value] : reply.headers) response.set(name, value);
   response.body() = std::move(reply.body);
   write_response(std::move(response));
 }

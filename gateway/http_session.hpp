@@ -77,7 +77,8 @@ class http_session : public std::enable_shared_from_this<http_session> {
   void on_read_error(boost::beast::error_code ec);
 
   void handle_request(request_type request);
-  void handle_get(const request_type& request, const std::string& path);
+  void handle_get(const request_type& request, const std::string& path,
+                  const std::function<http_reply()>& produce);
   void handle_unary(request_type request, const unary_route& route);
   void dispatch(const unary_route& route, unary_call_plan plan);
   void on_call_answered(uint64_t call_id, result<std::string> answer);

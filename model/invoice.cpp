@@ -106,7 +106,7 @@ void invoice_builder::add_window(const usage_window& window) {
   }
 }
 
-result<invoice> invoice_builder::finish() && {
+status invoice_builder::settle_split_hours() {
   if (versions_.empty()) {
     return status{
         status_code::failed_precondition,
@@ -146,6 +146,18 @@ result<invoice> invoice_builder::finish() && {
     }
     add_quantities(usage_, version_at(bounds.back()), region, remaining);
   }
+  split_rollups_.clear();
+  split_windows_.clear();
+  return status::ok_status();
+}
+
+result<usage_quantities> invoice_builder::usage() && {
+  if (status settled = settle_split_hours(); !settled.ok()) return settled;
+  return std::move(usage_);
+}
+
+result<invoice> invoice_builder::finish() && {
+  if (status settled = settle_split_hours(); !settled.ok()) return settled;
 
   // Usage lines: versions in time order, then dimension, then region (map order).
   auto priced = price_usage(versions_, slices_of(usage_));

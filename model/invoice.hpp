@@ -115,8 +115,15 @@ class invoice_builder {
   // internal if raw windows exceed their hour's rollup.
   result<invoice> finish() &&;
 
+  // The usage the invoice's usage lines price, by (version, dimension,
+  // region), without pricing it: what live cost-to-date keeps adding to.
+  // Errors as finish().
+  result<usage_quantities> usage() &&;
+
  private:
   size_t version_at(int64_t instant_ns) const;
+  // Moves the split hours' usage into usage_, attributed to their versions.
+  status settle_split_hours();
 
   invoice invoice_;
   std::vector<plan_version> versions_;

@@ -205,6 +205,9 @@ struct usage_update {
   usage_totals month_to_date;  // this UTC month's totals after the ingest
   uint64_t sequence = 0;       // strictly increasing per customer actor
   int64_t as_of_ns = 0;
+  // The month's usage cost under the customer's plan (model/month_cost), a
+  // decimal as format_money writes it; empty when no plan prices the customer.
+  std::string month_to_date_cost;
 };
 
 }  // namespace billing::model

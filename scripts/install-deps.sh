@@ -16,6 +16,7 @@ debian_packages=(
   libfmt-dev
   doctest-dev
   zlib1g-dev libssl-dev openssl
+  chromium
 )
 # The image may already ship its own Node.js; Debian's nodejs conflicts with it.
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
@@ -35,8 +36,10 @@ fi
 
 # npm packages pinned by each folder's package-lock.json: tests/e2e the Connect test
 # clients (connect-node, protobuf-es, buf); tests/deploy helm, the Kubernetes API
-# schemas (kubernetes-models) and a YAML parser for the deployment checks.
-for dir in tests/e2e tests/deploy; do
+# schemas (kubernetes-models) and a YAML parser for the deployment checks; ui the
+# dashboard's build (buf, protoc-gen-es, tsc, esbuild), its libraries (connect-web,
+# protobuf-es, uPlot) and playwright-core, which drives Debian's chromium in its test.
+for dir in tests/e2e tests/deploy ui; do
   [ -f "$dir/package.json" ] || continue
   if [ -f "$dir/package-lock.json" ]; then
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)

@@ -216,6 +216,7 @@ v1::UsageUpdate to_proto(const model::usage_update& update) {
   *out.mutable_month_to_date() = to_proto(update.month_to_date);
   out.set_sequence(update.sequence);
   *out.mutable_as_of() = to_timestamp(update.as_of_ns);
+  out.set_month_to_date_cost(update.month_to_date_cost);
   return out;
 }
 

@@ -52,6 +52,7 @@ void offer(subscriber_pointer self, model::usage_update update) {
       return;
     }
     st.pending->month_to_date = update.month_to_date;
+    st.pending->month_to_date_cost = std::move(update.month_to_date_cost);
     st.pending->sequence = update.sequence;
     st.pending->as_of_ns = update.as_of_ns;
   } else {

@@ -28,6 +28,7 @@ const testOnlyPackages = new Map([
   ["curl", "development"],
   ["ca-certificates", "npm and apt over https on the host"],
   ["openssl", "the TLS e2e tests make certificates with the CLI"],
+  ["chromium", "the dashboard's browser test (e2e.ui)"],
 ]);
 
 describe("Dockerfile", () => {

@@ -11,6 +11,7 @@ import { collectorClients, Code, expectConnectError, queryClient } from "./lib/c
 import { batchRequest } from "./lib/batch.mjs";
 import { makeMetric, MINUTE_MS, uniqueId } from "./lib/metrics.mjs";
 import { startServer } from "./lib/server.mjs";
+import { next } from "./lib/stream.mjs";
 
 const WAIT_MS = 10_000;
 const servers = [];
@@ -33,21 +34,6 @@ function monthStartMs() {
 // this month's totals exactly when it starts in it.
 const inThisMonth = (m) => tsMs(m.windowStart) >= monthStartMs();
 const sum = (metrics, field) => metrics.reduce((total, m) => total + m[field], 0n);
-
-// The next message of an async iterator, or a failure after WAIT_MS.
-async function next(iterator, what) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no ${what} within ${WAIT_MS} ms`)), WAIT_MS);
-  });
-  try {
-    const result = await Promise.race([iterator.next(), timeout]);
-    assert.equal(result.done, false, `the stream ended before ${what}`);
-    return result.value;
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 function subscribe(baseUrl, customerId, { binary = true, signal } = {}) {
   return queryClient(baseUrl, { binary }).streamLiveUsage({ customerId }, { signal })[Symbol.asyncIterator]();
