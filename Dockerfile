@@ -35,6 +35,18 @@ RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
  && cmake --build build --target billingd \
  && strip --strip-debug build/billingd
 
+# The dashboard billingd serves at /ui/: built by ui/build.mjs with the npm
+# packages pinned in ui/package-lock.json (buf, protoc-gen-es, tsc, esbuild).
+FROM debian:bookworm AS ui
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+      nodejs npm ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY protocol protocol
+COPY ui ui
+RUN cd ui && npm ci --no-audit --no-fund --loglevel=error && node build.mjs --out=/src/build/ui
+
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
@@ -48,6 +60,8 @@ RUN apt-get update \
       --shell /usr/sbin/nologin billing \
  && install -d -o billing -g billing -m 0750 /data
 COPY --from=build /src/build/billingd /usr/local/bin/billingd
+# --ui-dir's default: ui next to the binary.
+COPY --from=ui /src/build/ui /usr/local/bin/ui
 USER 10001:10001
 WORKDIR /data
 VOLUME ["/data"]

@@ -123,4 +123,20 @@ describe("Dockerfile", () => {
     assert.deepEqual(JSON.parse(last("ENTRYPOINT")), [binary.destination]);
     assert.match(build.instructions.map((i) => i.args).join(" "), /cmake --build build --target billingd/);
   });
+
+  test("a ui stage builds the dashboard and the runtime serves it from --ui-dir's default", () => {
+    const ui = stages.find((s) => s.alias === "ui");
+    assert.ok(ui, "no stage named ui");
+    assert.ok(aptPackages(ui).includes("nodejs") && aptPackages(ui).includes("npm"));
+    const uiCopies = ui.instructions.filter((i) => i.name === "COPY").map(copyOf);
+    for (const source of ["protocol", "ui"]) {
+      assert.ok(uiCopies.some((c) => c.sources.includes(source)), `the ui stage does not copy ${source}`);
+      assert.ok(!ignored(source) && ignored(`${source}/node_modules/x`));
+    }
+    assert.match(ui.instructions.map((i) => i.args).join(" "), /npm ci .*node build\.mjs --out=\/src\/build\/ui/);
+    const served = runtime.instructions.map((i) => i.name === "COPY" && copyOf(i)).find((c) => c && c.from === "ui");
+    assert.deepEqual(served?.sources, ["/src/build/ui"]);
+    const binary = runtime.instructions.map((i) => i.name === "COPY" && copyOf(i)).find((c) => c && c.from === build.alias);
+    assert.equal(served.destination, path.join(path.dirname(binary.destination), "ui"));
+  });
 });
