@@ -231,31 +231,19 @@ int run(const pg_options& options) {
     auto pg = connect(options.conninfo);
     if (!pg || !execute(pg.get(), schema_sql)) return 2;
   }
-  const int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                             std::chrono::system_clock::now().time_since_epoch())
-                             .count();
-  const int64_t base_ns = first_window_start(now_ns, options.days_back);
-  std::vector<connection_report> reports(static_cast<size_t>(options.connections));
-  std::vector<std::thread> threads;
-  const auto started = clock_type::now();
-  for (int c = 0; c < options.connections; ++c) {
-    threads.emplace_back(
-        [&, c] { reports[static_cast<size_t>(c)] = run_connection(options, c, base_ns); });
-  }
-  for (auto& thread : threads) thread.join();
-  const double seconds = std::chrono::duration<double>(clock_type::now() - started).count();
+  const int64_t base_ns = first_window_start(options.days_back);
+  const auto [reports, seconds] = run_connections<connection_report>(
+      options.connections, [&](int c) { return run_connection(options, c, base_ns); });
 
   connection_report total;
-  for (auto& report : reports) {
+  for (const auto& report : reports) {
     total.windows_sent += report.windows_sent;
     total.accepted += report.accepted;
     total.cpu_nanos_accepted += report.cpu_nanos_accepted;
     total.cpu_nanos_stored += report.cpu_nanos_stored;
     total.errors += report.errors;
-    total.latencies_ms.insert(total.latencies_ms.end(), report.latencies_ms.begin(),
-                              report.latencies_ms.end());
   }
-  std::sort(total.latencies_ms.begin(), total.latencies_ms.end());
+  total.latencies_ms = sorted_latencies(reports);
   fmt::print("customers_touched {}\nwindows_sent {}\naccepted {}\nerrors {}\n", options.customers,
              total.windows_sent, total.accepted, total.errors);
   fmt::print("cpu_nanos_acknowledged {}\n", total.cpu_nanos_accepted);

@@ -6,8 +6,11 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace billing::bench {
@@ -36,8 +39,38 @@ struct load_shape {
 };
 
 // The first window's start: `days_back` days before now, on a whole minute.
-inline int64_t first_window_start(int64_t now_ns, int days_back) {
+inline int64_t first_window_start(int days_back) {
+  const int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
   return (now_ns - days_back * nanos_per_day) / nanos_per_minute * nanos_per_minute;
+}
+
+// Runs `run_connection(c)` for every connection on its own thread; returns
+// their reports and the seconds they took together.
+template <typename Report, typename RunConnection>
+std::pair<std::vector<Report>, double> run_connections(int connections,
+                                                       RunConnection run_connection) {
+  std::vector<Report> reports(static_cast<size_t>(connections));
+  std::vector<std::thread> threads;
+  const auto started = std::chrono::steady_clock::now();
+  for (int c = 0; c < connections; ++c) {
+    threads.emplace_back([&, c] { reports[static_cast<size_t>(c)] = run_connection(c); });
+  }
+  for (auto& thread : threads) thread.join();
+  return {std::move(reports),
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()};
+}
+
+// Every report's `latencies_ms`, merged and sorted for percentile().
+template <typename Report>
+std::vector<double> sorted_latencies(const std::vector<Report>& reports) {
+  std::vector<double> all;
+  for (const auto& report : reports) {
+    all.insert(all.end(), report.latencies_ms.begin(), report.latencies_ms.end());
+  }
+  std::sort(all.begin(), all.end());
+  return all;
 }
 
 // A connection's VMs: their ids and their customers' ids, formatted once
