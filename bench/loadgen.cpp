@@ -250,11 +250,7 @@ int run(const loadgen_options& options) {
              total.windows_sent, total.accepted, total.duplicates, total.rejected, error_count);
   for (const auto& [code, count] : total.errors) fmt::print("error[{}] {}\n", code, count);
   fmt::print("cpu_nanos_acknowledged {}\n", total.cpu_nanos_acknowledged);
-  fmt::print("seconds {:.3f}\nmetrics_per_second {:.0f}\n", seconds,
-             static_cast<double>(total.accepted) / seconds);
-  fmt::print("batch_latency_ms p50 {:.2f} p99 {:.2f} p999 {:.2f}\n",
-             percentile(total.latencies_ms, 0.50), percentile(total.latencies_ms, 0.99),
-             percentile(total.latencies_ms, 0.999));
+  print_throughput(total.accepted, seconds, total.latencies_ms);
   const bool all_acknowledged = error_count == 0 && total.accepted == total.windows_sent;
   const bool verified =
       !options.verify || verify_through_queries(options, base_ns, total.cpu_nanos_stored);

@@ -247,11 +247,7 @@ int run(const pg_options& options) {
   fmt::print("customers_touched {}\nwindows_sent {}\naccepted {}\nerrors {}\n", options.customers,
              total.windows_sent, total.accepted, total.errors);
   fmt::print("cpu_nanos_acknowledged {}\n", total.cpu_nanos_accepted);
-  fmt::print("seconds {:.3f}\nmetrics_per_second {:.0f}\n", seconds,
-             static_cast<double>(total.accepted) / seconds);
-  fmt::print("batch_latency_ms p50 {:.2f} p99 {:.2f} p999 {:.2f}\n",
-             percentile(total.latencies_ms, 0.50), percentile(total.latencies_ms, 0.99),
-             percentile(total.latencies_ms, 0.999));
+  print_throughput(total.accepted, seconds, total.latencies_ms);
   const std::string stored = fmt::format("{}", total.cpu_nanos_stored);
   const std::string queried = queried_cpu_nanos(options);
   fmt::print("verify_cpu_nanos_stored {}\nverify_cpu_nanos_queried {}\nverify {}\n", stored,

@@ -13,6 +13,8 @@
 #include <thread>
 #include <vector>
 
+#include "bench/stats.hpp"
+
 namespace billing::bench {
 
 constexpr int64_t nanos_per_minute = 60'000'000'000;
@@ -131,6 +133,17 @@ inline usage_window window_at(const load_shape& shape, uint64_t index, int64_t b
   window.network_rx_bytes = spread * 1500;
   window.network_tx_bytes = spread * 3000;
   return window;
+}
+
+// The lines bench scripts read from both loaders: the run's seconds, the
+// accepted windows per second and the batch latency percentiles.
+inline void print_throughput(uint64_t accepted, double seconds,
+                             const std::vector<double>& sorted_latencies_ms) {
+  fmt::print("seconds {:.3f}\nmetrics_per_second {:.0f}\n", seconds,
+             static_cast<double>(accepted) / seconds);
+  fmt::print("batch_latency_ms p50 {:.2f} p99 {:.2f} p999 {:.2f}\n",
+             percentile(sorted_latencies_ms, 0.50), percentile(sorted_latencies_ms, 0.99),
+             percentile(sorted_latencies_ms, 0.999));
 }
 
 }  // namespace billing::bench
