@@ -31,7 +31,8 @@ grep -qx 'verify ok' <<<"$second"
 refused=0
 "$loadgen" --target="$address" --connections=2 --batches=1 --batch-size=10 --vms=20 \
   --customers=41 --run-tag=too-many 2>"$work/refused.err" || refused=$?
-[[ $refused -eq 2 ]] && grep -q 'at most 40 customers' "$work/refused.err"
+[[ $refused -eq 2 ]] || { echo "too many customers not refused (exit $refused)" >&2; exit 1; }
+grep -q 'at most 40 customers' "$work/refused.err"
 
 # metald's 100 ms samples: every batch acknowledged, the ledger's CPU and VM
 # time exactly what the counters carried.
