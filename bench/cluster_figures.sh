@@ -3,7 +3,7 @@
 # 3-node cluster on this machine, medians over RUNS runs (default 3). The
 # same total load each time: 6 keep-alive connections (1 node: one loadgen
 # with 6; 3 nodes: one loadgen with 2 against each gateway, concurrently),
-# batches of BATCH_SIZE (default 1000), 1000 customers per loadgen, every
+# batches of BATCH_SIZE (default 1000), one customer per VM (100 per connection), every
 # loadgen verifying its totals through the query API at the end (through
 # its own gateway, so cross-node reads are checked too). Throughput is the
 # sum of the concurrent loadgens' acknowledged metrics per second (each
@@ -53,7 +53,7 @@ measure() {
   local -a loadgens=()
   for i in $(seq 1 "$count"); do
     build/bench/billing-loadgen --target="${addresses[$((i - 1))]}" --connections="$connections" \
-      --batches="$batches" --batch-size="$batch_size" --vms=100 --customers=1000 \
+      --batches="$batches" --batch-size="$batch_size" --vms=100 --customers=$((connections * 100)) \
       --run-tag="r$run-n$count-g$i" >"$work/load.$run.$count.$i" &
     loadgens+=($!)
   done

@@ -20,7 +20,7 @@ start_billingd "$build/billingd" "$work/billingd.log" --data-dir="$work/data"
 
 for run in $(seq 1 "$runs"); do
   "$build/bench/billing-loadgen" --target="$address" --connections="$connections" --batches="$batches" \
-    --batch-size="$batch_size" --vms=100 --customers=1000 --run-tag="r$run" >"$work/server.$run"
+    --batch-size="$batch_size" --vms=100 --customers=$((connections * 100)) --run-tag="r$run" >"$work/server.$run"
   "$build/bench/billing-ledger-limit" --data-dir="$work/limit" --writers="$connections" \
     --batches="$batches" --batch-size="$batch_size" >"$work/limit.$run"
 done

@@ -8,6 +8,12 @@
 // from a start `--days-back` days ago. Customers are assigned round-robin over
 // all VMs. The exact totals sent (windows, cpu nanoseconds) are printed so a
 // run can be checked against the ledger afterwards.
+//
+// By default each connection sends its next batch as soon as the last one is
+// answered (closed loop: the maximum throughput). With `--rate` the batches
+// leave on a fixed schedule instead, and a batch's latency counts from when it
+// was due, so a server that falls behind shows it in the percentiles rather
+// than by slowing the load down (an open-loop run at a fraction of the max).
 #include <fmt/format.h>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -29,6 +35,7 @@
 #include "bench/bench_args.hpp"
 #include "bench/connect_client.hpp"
 #include "bench/stats.hpp"
+#include "bench/usage_windows.hpp"
 #include "billing/v1/billing.pb.h"
 #include "model/calendar.hpp"
 
@@ -40,21 +47,14 @@ namespace http = beast::http;
 using tcp = boost::asio::ip::tcp;
 using clock_type = std::chrono::steady_clock;
 
-constexpr int64_t nanos_per_minute = 60'000'000'000;
-constexpr int64_t nanos_per_day = 1440 * nanos_per_minute;
 constexpr const char* batch_path = "/billing.v1.BillingCollectorService/SendMetricsBatch";
 
-struct loadgen_options {
+struct loadgen_options : load_shape {
   std::string host = "127.0.0.1";
   std::string port = "8080";
-  int connections = 4;
-  int batches = 100;
-  int batch_size = 1000;
-  int vms_per_connection = 100;
-  int customers = 100;
   int regions = 2;
   int days_back = 20;
-  std::string run_tag = "run";
+  int rate = 0;  // metrics/s over all connections; 0: as fast as answered
   bool verify = true;
 };
 
@@ -72,50 +72,28 @@ struct connection_report {
   std::map<std::string, uint64_t> errors;  // Connect code or transport failure
 };
 
-// A connection's VMs: their ids and their customers' ids, formatted once
-// (formatting them per window was 40% of the client's instructions, taken
-// from the server on a shared machine).
-struct connection_vms {
-  std::vector<std::string> vm_ids;
-  std::vector<std::string> customer_ids;
-
-  connection_vms(const loadgen_options& options, int connection) {
-    for (int vm = 0; vm < options.vms_per_connection; ++vm) {
-      const uint64_t global_vm = static_cast<uint64_t>(connection) * options.vms_per_connection +
-                                 static_cast<uint64_t>(vm);
-      vm_ids.push_back(fmt::format("vm-{}-{}-{}", options.run_tag, connection, vm));
-      customer_ids.push_back(
-          fmt::format("cust-{}-{}", options.run_tag, global_vm % options.customers));
-    }
-  }
-};
-
 void fill_window(billing::v1::BillingMetrics& metric, const loadgen_options& options,
                  const connection_vms& vms, uint64_t index, int64_t base_ns) {
-  const uint64_t vm = index % static_cast<uint64_t>(options.vms_per_connection);
-  const uint64_t minute = index / static_cast<uint64_t>(options.vms_per_connection);
-  const int64_t start = base_ns + static_cast<int64_t>(minute) * nanos_per_minute;
-  metric.set_vm_id(vms.vm_ids[vm]);
-  metric.set_customer_id(vms.customer_ids[vm]);
+  const usage_window window = window_at(options, index, base_ns);
+  metric.set_vm_id(vms.vm_ids[window.vm]);
+  metric.set_customer_id(vms.customer_ids[window.vm]);
   auto set_time = [](google::protobuf::Timestamp* time, int64_t ns) {
     time->set_seconds(ns / 1'000'000'000);
     time->set_nanos(static_cast<int32_t>(ns % 1'000'000'000));
   };
-  set_time(metric.mutable_window_start(), start);
-  set_time(metric.mutable_window_end(), start + nanos_per_minute);
-  set_time(metric.mutable_timestamp(), start + nanos_per_minute - 100'000'000);
-  // Deterministic, plausible values that differ per window.
-  const uint64_t spread = (index * 2654435761u) % 1000;
-  metric.set_cpu_time_nanos(30'000'000'000 + spread * 1'000'000);
-  metric.set_memory_bytes_used((uint64_t{1} << 30) + spread * 4096);
-  metric.set_memory_bytes_peak(metric.memory_bytes_used() + 65536);
-  metric.set_memory_bytes_seconds(metric.memory_bytes_used() * 60);
-  metric.set_disk_read_bytes(spread * 4096);
-  metric.set_disk_write_bytes(spread * 8192);
-  metric.set_disk_read_ops(spread);
-  metric.set_disk_write_ops(spread * 2);
-  metric.set_network_rx_bytes(spread * 1500);
-  metric.set_network_tx_bytes(spread * 3000);
+  set_time(metric.mutable_window_start(), window.start_ns);
+  set_time(metric.mutable_window_end(), window.end_ns);
+  set_time(metric.mutable_timestamp(), window.end_ns - 100'000'000);
+  metric.set_cpu_time_nanos(window.cpu_time_nanos);
+  metric.set_memory_bytes_used(window.memory_bytes_used);
+  metric.set_memory_bytes_peak(window.memory_bytes_peak);
+  metric.set_memory_bytes_seconds(window.memory_bytes_seconds);
+  metric.set_disk_read_bytes(window.disk_read_bytes);
+  metric.set_disk_write_bytes(window.disk_write_bytes);
+  metric.set_disk_read_ops(window.disk_read_ops);
+  metric.set_disk_write_ops(window.disk_write_ops);
+  metric.set_network_rx_bytes(window.network_rx_bytes);
+  metric.set_network_tx_bytes(window.network_tx_bytes);
 }
 
 std::string connect_code_of(const std::string& body) {
@@ -138,6 +116,12 @@ connection_report run_connection(const loadgen_options& options, int connection,
   request.set_region(region);
   for (int i = 0; i < options.batch_size; ++i) request.add_metrics();
   const connection_vms vms(options, connection);
+  // With --rate, batch b of every connection is due b intervals after the start.
+  const auto paced_start = clock_type::now();
+  const auto interval = std::chrono::duration_cast<clock_type::duration>(
+      std::chrono::duration<double>(options.rate > 0 ? static_cast<double>(options.batch_size) *
+                                                           options.connections / options.rate
+                                                     : 0.0));
 
   for (int batch = 0; batch < options.batches; ++batch) {
     request.set_batch_id(fmt::format("{}-{}-{}", options.run_tag, connection, batch));
@@ -156,7 +140,11 @@ connection_report run_connection(const loadgen_options& options, int connection,
     post.prepare_payload();
     report.windows_sent += static_cast<uint64_t>(options.batch_size);
 
-    const auto started = clock_type::now();
+    auto started = clock_type::now();
+    if (options.rate > 0) {
+      started = paced_start + interval * batch;
+      std::this_thread::sleep_until(started);
+    }
     beast::error_code ec;
     if (!connected) {
       tcp::resolver resolver(io);
@@ -223,7 +211,7 @@ bool verify_through_queries(const loadgen_options& options, int64_t base_ns,
   uint64_t queried = 0;
   for (int customer = 0; customer < options.customers; ++customer) {
     billing::v1::GetCustomerUsageRequest request;
-    request.set_customer_id(fmt::format("cust-{}-{}", options.run_tag, customer));
+    request.set_customer_id(connection_vms::customer_id(options, static_cast<uint64_t>(customer)));
     *request.mutable_start_time() = timestamp_of(from);
     *request.mutable_end_time() = timestamp_of(to);
     request.set_granularity(billing::v1::GRANULARITY_MONTH);
@@ -239,46 +227,30 @@ bool verify_through_queries(const loadgen_options& options, int64_t base_ns,
 }
 
 int run(const loadgen_options& options) {
-  const int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                             std::chrono::system_clock::now().time_since_epoch())
-                             .count();
-  const int64_t base_ns =
-      (now_ns - options.days_back * nanos_per_day) / nanos_per_minute * nanos_per_minute;
-  std::vector<connection_report> reports(static_cast<size_t>(options.connections));
-  std::vector<std::thread> threads;
-  const auto started = clock_type::now();
-  for (int c = 0; c < options.connections; ++c) {
-    threads.emplace_back(
-        [&, c] { reports[static_cast<size_t>(c)] = run_connection(options, c, base_ns); });
-  }
-  for (auto& thread : threads) thread.join();
-  const double seconds = std::chrono::duration<double>(clock_type::now() - started).count();
+  const int64_t base_ns = first_window_start(options.days_back);
+  const auto [reports, seconds] = run_connections<connection_report>(
+      options.connections, [&](int c) { return run_connection(options, c, base_ns); });
 
   connection_report total;
-  for (auto& report : reports) {
+  for (const auto& report : reports) {
     total.windows_sent += report.windows_sent;
     total.accepted += report.accepted;
     total.duplicates += report.duplicates;
     total.rejected += report.rejected;
     total.cpu_nanos_acknowledged += report.cpu_nanos_acknowledged;
     total.cpu_nanos_stored += report.cpu_nanos_stored;
-    total.latencies_ms.insert(total.latencies_ms.end(), report.latencies_ms.begin(),
-                              report.latencies_ms.end());
     for (const auto& [code, count] : report.errors) total.errors[code] += count;
   }
-  std::sort(total.latencies_ms.begin(), total.latencies_ms.end());
+  total.latencies_ms = sorted_latencies(reports);
   uint64_t error_count = 0;
   for (const auto& [code, count] : total.errors) error_count += count;
 
+  fmt::print("customers_touched {}\ntarget_rate {}\n", options.customers, options.rate);
   fmt::print("windows_sent {}\naccepted {}\nduplicates {}\nrejected {}\nerrors {}\n",
              total.windows_sent, total.accepted, total.duplicates, total.rejected, error_count);
   for (const auto& [code, count] : total.errors) fmt::print("error[{}] {}\n", code, count);
   fmt::print("cpu_nanos_acknowledged {}\n", total.cpu_nanos_acknowledged);
-  fmt::print("seconds {:.3f}\nmetrics_per_second {:.0f}\n", seconds,
-             static_cast<double>(total.accepted) / seconds);
-  fmt::print("batch_latency_ms p50 {:.2f} p99 {:.2f} p999 {:.2f}\n",
-             percentile(total.latencies_ms, 0.50), percentile(total.latencies_ms, 0.99),
-             percentile(total.latencies_ms, 0.999));
+  print_throughput(total.accepted, seconds, total.latencies_ms);
   const bool all_acknowledged = error_count == 0 && total.accepted == total.windows_sent;
   const bool verified =
       !options.verify || verify_through_queries(options, base_ns, total.cpu_nanos_stored);
@@ -300,11 +272,18 @@ int main(int argc, char** argv) {
   parser.add("batches", "batches per connection", options.batches);
   parser.add("batch-size", "windows per batch", options.batch_size);
   parser.add("vms", "VMs per connection", options.vms_per_connection);
-  parser.add("customers", "customers, assigned round-robin over all VMs", options.customers);
+  parser.add("customers",
+             "customers, assigned round-robin over all VMs; every one is touched, so at most "
+             "--connections x --vms",
+             options.customers);
   parser.add("regions", "regions, assigned round-robin over connections", options.regions);
   parser.add("days-back", "first window starts this many days ago", options.days_back);
   parser.add("run-tag", "prefix of every id, so runs against one data dir stay unique",
              options.run_tag);
+  parser.add("rate",
+             "metrics/s over all connections, sent on a fixed schedule with latency counted from "
+             "each batch's due time (0: each batch as soon as the last is answered)",
+             options.rate);
   std::string verify = "yes";
   parser.add("verify",
              "yes: at the end, check through GetCustomerUsage that the ledger holds exactly the "
@@ -316,8 +295,15 @@ int main(int argc, char** argv) {
   const auto colon = target.rfind(':');
   if (colon == std::string::npos || options.connections < 1 || options.batches < 1 ||
       options.batch_size < 1 || options.vms_per_connection < 1 || options.customers < 1 ||
-      options.regions < 1) {
+      options.regions < 1 || options.rate < 0) {
     fmt::print(stderr, "invalid arguments; see --help\n");
+    return 2;
+  }
+  if (!options.every_customer_touched()) {
+    fmt::print(stderr,
+               "--customers={} but only {} VMs (--connections x --vms): each VM belongs to one "
+               "customer, so at most {} customers can be touched\n",
+               options.customers, options.total_vms(), options.total_vms());
     return 2;
   }
   options.verify = verify == "yes";

@@ -27,6 +27,13 @@ grep -qx 'errors 0' <<<"$second"
 # The ledger still holds each window once: the totals match the first run's.
 grep -qx 'verify ok' <<<"$second"
 
+# More customers than VMs cannot all be touched: refused (exit 2), nothing sent.
+refused=0
+"$loadgen" --target="$address" --connections=2 --batches=1 --batch-size=10 --vms=20 \
+  --customers=41 --run-tag=too-many 2>"$work/refused.err" || refused=$?
+[[ $refused -eq 2 ]] || { echo "too many customers not refused (exit $refused)" >&2; exit 1; }
+grep -q 'at most 40 customers' "$work/refused.err"
+
 # metald's 100 ms samples: every batch acknowledged, the ledger's CPU and VM
 # time exactly what the counters carried.
 "$metald_loadgen" --target="$address" --connections=2 --vms=3 --minutes=2 --customers=2 \

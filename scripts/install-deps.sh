@@ -14,6 +14,7 @@ debian_packages=(
   librocksdb-dev
   libboost1.81-dev
   libfmt-dev
+  libpq-dev postgresql
   doctest-dev
   zlib1g-dev libssl-dev openssl
   chromium
