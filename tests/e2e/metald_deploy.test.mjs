@@ -258,3 +258,40 @@ test("server and client certificates and the CA bundle rotate without a restart 
   const totals = await vmTotals(url, customer, vm, { nodeOptions: { ca: trusted, cert: certs.pem("metald-eu-next.crt"), key: certs.pem("metald-eu-next.key") } });
   assert.equal(totals.cpuTimeNanos, at - 100n * MS - BASE_NS);
 });
+
+test("any sampling cadence: every 5 minutes (one sample per batch) or every 100 ms (600 per batch), gaps are missing data only", async () => {
+  // The default --expected-cadence-seconds=60.
+  const server = await startServer({ args: [`--metald-region=${REGION}`] });
+  servers.push(server);
+  const metald = createClient(serviceOf("deploy.billaged.v1"), transport(server.baseUrl));
+  const customer = uniqueId("cadence");
+  const MINUTE = 60n * SECOND;
+
+  // Every 5 minutes, one sample per batch; the batch of minute 15 never arrives.
+  const slowVm = uniqueId("vm-5min");
+  const slowAt = [0n, 5n, 10n, 20n, 25n, 30n].map((m) => BASE_NS + m * MINUTE);
+  for (const [i, at] of slowAt.entries()) {
+    const res = await metald.sendMetricsBatch({ vmId: slowVm, customerId: customer, metrics: [sampleMessage({ at, cpu: BigInt(1000 * (i + 1)), memory: 64n })] });
+    assert.equal(res.message, "stored 1 new samples of 1 (0 already seen)");
+  }
+  // Every 100 ms, 600 per batch; one minute of batches is lost.
+  const fastVm = uniqueId("vm-100ms");
+  const fastBatches = [0n, 1n, 3n].map((m) => makeSamples(BASE_NS + m * MINUTE, 600, (i) => ({ cpu: m * 1_000_000n + BigInt(i), memory: 64n })));
+  for (const batch of fastBatches) {
+    const res = await metald.sendMetricsBatch({ vmId: fastVm, customerId: customer, metrics: batch.map(sampleMessage) });
+    assert.equal(res.message, "stored 600 new samples of 600 (0 already seen)");
+  }
+  // Both stop, so no open session shows a gap up to now.
+  assert.equal((await metald.notifyVmStopped({ vmId: slowVm, stopTime: slowAt.at(-1) + SECOND })).success, true);
+  assert.equal((await metald.notifyVmStopped({ vmId: fastVm, stopTime: fastBatches[2][599].at + 100n * MS })).success, true);
+
+  const report = await queryClient(server.baseUrl).getBillingWindow({ customerId: customer, startTime: ts(Number(BASE_NS / MS)), endTime: ts(Number(BASE_NS / MS) + HOUR_MS) });
+  const toNs = (t) => t.seconds * SECOND + BigInt(t.nanos);
+  const gapsOf = (vm) => report.gaps.filter((g) => g.vmId === vm).map((g) => [toNs(g.startTime), toNs(g.endTime)]);
+  // The 5-minute sampler's regular intervals are not gaps; the missing batch is.
+  assert.deepEqual(gapsOf(slowVm), [[BASE_NS + 10n * MINUTE, BASE_NS + 20n * MINUTE]], stringify(report.gaps));
+  // The 100 ms sampler: only the lost minute (from its last sample before it).
+  assert.deepEqual(gapsOf(fastVm), [[fastBatches[1][599].at, BASE_NS + 3n * MINUTE]], stringify(report.gaps));
+  // Usage is counted either way (cumulative counters).
+  assert.equal((await vmTotals(server.baseUrl, customer, slowVm)).cpuTimeNanos, 5000n);
+});
