@@ -102,9 +102,9 @@ result<std::vector<model::plan_version>> invoicing::set_plan(const std::string& 
   }
   if (version.effective_from_ns < finalized_through) {
     return status{status_code::failed_precondition,
-                  fmt::format("a plan version cannot take effect before {} ns: that period is "
+                  fmt::format("a plan version cannot take effect before {}: that period is "
                               "already finalized",
-                              finalized_through)};
+                              model::format_rfc3339(finalized_through))};
   }
   storage::write_set writes;
   writes.put_plan_version(customer_id, version);

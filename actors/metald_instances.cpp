@@ -79,9 +79,9 @@ void expire(instances_pointer self, const std::string& id, const model::metald_i
   auto& st = self->state;
   st.expiring.insert(id);
   observability::log_info(
-      "metald instance {} silent since its heartbeat at {} ns: ending the "
+      "metald instance {} silent since its heartbeat at {}: ending the "
       "sessions of its {} VMs there",
-      id, inst.last_heartbeat_ns, inst.active_vms.size());
+      id, model::format_rfc3339(inst.last_heartbeat_ns), inst.active_vms.size());
   const int64_t heartbeat_ns = inst.last_heartbeat_ns;
   auto remaining = std::make_shared<size_t>(inst.active_vms.size() + 1);
   auto failed = std::make_shared<bool>(false);

@@ -55,8 +55,9 @@ result<int64_t> window_scan_start(const storage::ledger_store& store,
 }
 
 // Adds the gaps known without the raw windows: those metald recorded, and a
-// metald VM whose session is open but which sent nothing for a cadence or
-// more, whose gap runs until now (or the range's end).
+// metald VM whose session is open but which sent nothing for longer than its
+// cadence allows (model::gap_threshold_ns), whose gap runs until now (or the
+// range's end).
 template <class Builder>
 status add_metald_gaps(const storage::ledger_store& store, const model::window_query& query,
                        const query_settings& settings, Builder& builder) {
@@ -71,7 +72,8 @@ status add_metald_gaps(const storage::ledger_store& store, const model::window_q
   return store.scan_vm_states(
       query.customer_id, [&](const std::string& vm_id, const model::vm_state& state) {
         if (state.session_open() && state.watermark_ns != model::kNoTimestamp &&
-            now - state.watermark_ns >= settings.limits.expected_cadence_ns) {
+            now - state.watermark_ns >=
+                model::gap_threshold_ns(state, settings.limits.expected_cadence_ns)) {
           builder.add_gap({vm_id, state.region, state.watermark_ns, now, 0, false});
         }
         return true;

@@ -81,7 +81,11 @@ billingd_config::billingd_config() {
            "serve HTTPS with this PEM certificate (chain); needs --tls-key-file")
       .add(tls_key_file, "tls-key-file", "the PEM private key of --tls-cert-file")
       .add(tls_client_ca_file, "tls-client-ca-file",
-           "mTLS: require client certificates signed by the CA(s) in this PEM file")
+           "mTLS: verify client certificates against the CA(s) in this PEM file (re-read, like "
+           "the certificate and key, when the files change)")
+      .add(tls_client_auth, "tls-client-auth",
+           "with --tls-client-ca-file: 'required' (every client presents a certificate) or "
+           "'optional' (a client may instead send a bearer token; one it presents must verify)")
       .add(max_inflight_batches, "max-inflight-batches",
            "ingest calls being stored at once; more get resource_exhausted (0: unbounded)")
       .add(rate_limit_per_second, "rate-limit-per-second",
@@ -151,6 +155,15 @@ result<gateway::server_options> billingd_config::server_options() const {
   options.tls_cert_file = tls_cert_file;
   options.tls_key_file = tls_key_file;
   options.tls_client_ca_file = tls_client_ca_file;
+  if (tls_client_auth == "required") {
+    options.tls_client_auth = gateway::client_certificates::required;
+  } else if (tls_client_auth == "optional") {
+    options.tls_client_auth = gateway::client_certificates::optional;
+  } else {
+    return status{status_code::invalid_argument,
+                  fmt::format("--tls-client-auth must be 'required' or 'optional', not '{}'",
+                              tls_client_auth)};
+  }
   options.max_stream_buffer_bytes = max_stream_buffer_bytes;
   options.stream_default_timeout = std::chrono::milliseconds{stream_timeout_ms};
   return options;

@@ -69,6 +69,7 @@ class billingd_config : public caf::actor_system_config {
   std::string tls_cert_file;
   std::string tls_key_file;
   std::string tls_client_ca_file;
+  std::string tls_client_auth = "required";  // with a client CA: required or optional
   // Backpressure.
   uint32_t max_inflight_batches = 256;
   uint32_t rate_limit_per_second = 0;  // per source; 0: no limit

@@ -199,6 +199,13 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
                                  metrics->render()};
     });
 
+    server_options->tls_event_log = [](bool failed, const std::string& event) {
+      if (failed) {
+        log_warn("{}", event);
+      } else {
+        log_info("{}", event);
+      }
+    };
     gateway::connect_server server{server_options.value(), std::move(router)};
     metrics->set_scrape_source([&server, ledger = store.value(), actor_gauges, cluster_gauges] {
       const auto stats = ledger->stats();
@@ -233,12 +240,13 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
       log_error("cannot listen on {}: {}", config.listen, bound.error().message());
       exit_code = 1;
     } else {
-      log_info(
-          "billingd ready; data dir {}; {}; listening on {}", config.data_dir,
-          config.tls_cert_file.empty()
-              ? "plain HTTP"
-              : (config.tls_client_ca_file.empty() ? "HTTPS" : "HTTPS with client certificates"),
-          bound.value());
+      log_info("billingd ready; data dir {}; {}; listening on {}", config.data_dir,
+               config.tls_cert_file.empty() ? "plain HTTP"
+                                            : (config.tls_client_ca_file.empty() ? "HTTPS"
+                                               : config.tls_client_auth == "optional"
+                                                   ? "HTTPS with optional client certificates"
+                                                   : "HTTPS with client certificates"),
+               bound.value());
       const int signal = wait_for_stop_signal(stop_signals);
       log_info("received {}; draining in-flight calls (up to {} ms)",
                signal == SIGTERM ? "SIGTERM" : "SIGINT", config.drain_timeout_ms);

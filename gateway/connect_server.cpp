@@ -4,7 +4,6 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 
@@ -19,6 +18,7 @@
 
 #include "gateway/http_session.hpp"
 #include "gateway/server_state.hpp"
+#include "gateway/tls_material.hpp"
 
 namespace billing::gateway {
 namespace net = boost::asio;
@@ -43,42 +43,6 @@ std::string endpoint_text(const tcp::endpoint& endpoint) {
   return host + ":" + std::to_string(endpoint.port());
 }
 
-// The TLS context of `options`, or null when TLS is off.
-result<std::unique_ptr<net::ssl::context>> make_tls_context(const server_options& options) {
-  if (options.tls_cert_file.empty() && options.tls_key_file.empty()) {
-    if (!options.tls_client_ca_file.empty()) {
-      return status{status_code::invalid_argument,
-                    "a TLS client CA file needs a certificate and key (TLS is off)"};
-    }
-    return std::unique_ptr<net::ssl::context>{};
-  }
-  if (options.tls_cert_file.empty() || options.tls_key_file.empty()) {
-    return status{status_code::invalid_argument, "TLS needs both a certificate and a key file"};
-  }
-  auto context = std::make_unique<net::ssl::context>(net::ssl::context::tls_server);
-  context->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
-                       net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 |
-                       net::ssl::context::no_tlsv1_1 | net::ssl::context::single_dh_use);
-  error_code ec;
-  auto failed = [&](std::string_view what, const std::string& file) {
-    return status{status_code::invalid_argument,
-                  fmt::format("cannot load the TLS {} from {}: {}", what, file, ec.message())};
-  };
-  if (context->use_certificate_chain_file(options.tls_cert_file, ec); ec) {
-    return failed("certificate", options.tls_cert_file);
-  }
-  if (context->use_private_key_file(options.tls_key_file, net::ssl::context::pem, ec); ec) {
-    return failed("private key", options.tls_key_file);
-  }
-  if (!options.tls_client_ca_file.empty()) {
-    if (context->load_verify_file(options.tls_client_ca_file, ec); ec) {
-      return failed("client CA", options.tls_client_ca_file);
-    }
-    context->set_verify_mode(net::ssl::verify_peer | net::ssl::verify_fail_if_no_peer_cert);
-  }
-  return context;
-}
-
 }  // namespace
 
 struct connect_server::impl {
@@ -99,7 +63,7 @@ struct connect_server::impl {
   void shut_down_io();
 
   std::shared_ptr<server_state> state;
-  std::unique_ptr<net::ssl::context> tls;  // null: plain HTTP
+  std::unique_ptr<tls_material> tls;  // null: plain HTTP
   net::io_context io;
   tcp::acceptor acceptor;  // on its own strand; closed only through it
   net::steady_timer accept_pause;
@@ -154,7 +118,8 @@ void connect_server::impl::on_accept(error_code ec, tcp::socket socket) {
   // Connect answers are small; do not let Nagle hold them back.
   socket.set_option(tcp::no_delay(true), ignored);
   try {
-    std::make_shared<http_session>(std::move(socket), state, tls.get())->start();
+    std::make_shared<http_session>(std::move(socket), state, tls ? tls->current() : nullptr)
+        ->start();
   } catch (...) {
     // Out of memory for one connection: drop it and keep serving the others.
   }
@@ -242,7 +207,7 @@ result<std::string> connect_server::start() {
   if (impl_->current_stage != impl::stage::created) {
     return status{status_code::failed_precondition, "the server was already started"};
   }
-  auto tls = make_tls_context(impl_->state->options);
+  auto tls = tls_material::load(impl_->state->options);
   if (!tls.ok()) return tls.error();
   impl_->tls = std::move(tls).value();
   auto bound = impl_->listen();

@@ -21,6 +21,8 @@
 
 namespace billing::gateway {
 
+enum class client_certificates { required, optional };
+
 struct server_options {
   std::string host = "127.0.0.1";
   uint16_t port = 8080;  // 0 picks a free port
@@ -50,6 +52,13 @@ struct server_options {
   std::string tls_cert_file;
   std::string tls_key_file;
   std::string tls_client_ca_file;
+  // With a client CA: must every client present a certificate (required), or
+  // may it come without one and use a bearer token (optional)? A certificate
+  // presented is verified against the CA bundle either way.
+  client_certificates tls_client_auth = client_certificates::required;
+  // Told (on an io thread) when changed TLS files were reloaded or could not
+  // be; the files are checked at every new connection.
+  std::function<void(bool failed, const std::string& event)> tls_event_log;
   // Bytes a server stream may hold queued but unwritten (a slow reader)
   // before stream_sink::send answers full.
   uint64_t max_stream_buffer_bytes = uint64_t{1} << 20;
@@ -63,6 +72,9 @@ struct call_context {
   std::string peer;  // "ip:port"
   std::chrono::steady_clock::time_point deadline;
   std::map<std::string, std::string> headers;  // names lower-cased
+  // The verified client certificate's identity (URI SAN, e.g. a SPIFFE ID,
+  // else subject CN); "" without TLS or without a client certificate.
+  std::string client_identity;
 
   // The header's value, or "" when absent.
   const std::string& header(const std::string& lower_case_name) const;

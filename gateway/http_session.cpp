@@ -16,6 +16,7 @@
 
 #include "gateway/connect_codec.hpp"
 #include "gateway/http_fields.hpp"
+#include "gateway/tls_material.hpp"
 
 namespace billing::gateway {
 namespace beast = boost::beast;
@@ -97,8 +98,9 @@ class call_completion {
 }  // namespace
 
 http_session::http_session(tcp::socket socket, std::shared_ptr<server_state> state,
-                           net::ssl::context* tls)
-    : stream_(std::move(socket), tls),
+                           std::shared_ptr<net::ssl::context> tls)
+    : tls_(std::move(tls)),
+      stream_(std::move(socket), tls_.get()),
       state_(std::move(state)),
       peer_(peer_of(stream_.socket())),
       call_deadline_(stream_.get_executor()) {}
@@ -122,15 +124,16 @@ void http_session::handshake() {
     return;
   }
   stream_.expires_after(state_->options.header_timeout);
-  stream_.tls().async_handshake(net::ssl::stream_base::server,
-                                [self = shared_from_this()](beast::error_code ec) {
-                                  if (self->closed_) return;
-                                  if (ec) {
-                                    self->close();  // not TLS, or a certificate refused
-                                    return;
-                                  }
-                                  self->read_header();
-                                });
+  stream_.tls().async_handshake(
+      net::ssl::stream_base::server, [self = shared_from_this()](beast::error_code ec) {
+        if (self->closed_) return;
+        if (ec) {
+          self->close();  // not TLS, or a certificate refused
+          return;
+        }
+        self->client_identity_ = verified_client_identity(self->stream_.tls().native_handle());
+        self->read_header();
+      });
 }
 
 void http_session::request_drain() {
@@ -340,6 +343,7 @@ void http_session::handle_unary(request_type request, const unary_route& route) 
     reply_error(plan.error());
     return;
   }
+  plan->context.client_identity = client_identity_;
   exchange_.wire_codec = *wire_codec;
   exchange_.gzip_response_allowed = plan->gzip_response_allowed;
   dispatch(route, std::move(plan).value());

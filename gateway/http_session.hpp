@@ -34,9 +34,10 @@ namespace billing::gateway {
 
 class http_session : public std::enable_shared_from_this<http_session> {
  public:
-  // `tls`: the server's TLS context, or null for plain HTTP.
+  // `tls`: the server's TLS context when the connection was accepted (kept
+  // for the connection's life), or null for plain HTTP.
   http_session(boost::asio::ip::tcp::socket socket, std::shared_ptr<server_state> state,
-               boost::asio::ssl::context* tls = nullptr);
+               std::shared_ptr<boost::asio::ssl::context> tls = nullptr);
   ~http_session();
   http_session(const http_session&) = delete;
   http_session& operator=(const http_session&) = delete;
@@ -120,9 +121,11 @@ class http_session : public std::enable_shared_from_this<http_session> {
   void discard_until_closed();
   void close();
 
+  std::shared_ptr<boost::asio::ssl::context> tls_;  // before stream_, which uses it
   session_stream stream_;
   std::shared_ptr<server_state> state_;
   std::string peer_;
+  std::string client_identity_;  // verified at the handshake; see call_context
   uint64_t registry_id_ = 0;
   bool registered_ = false;
 

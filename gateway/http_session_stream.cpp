@@ -54,10 +54,10 @@ void http_session::handle_stream(request_type request, const stream_route& route
                  status{status_code::unavailable, "the server is shutting down"});
     return;
   }
-  start_stream(
-      *wire_codec, &route,
-      plan_stream_call(state_->options, *wire_codec, lower_cased_headers(request),
-                       std::move(request.body()), peer_, std::chrono::steady_clock::now()));
+  auto plan = plan_stream_call(state_->options, *wire_codec, lower_cased_headers(request),
+                               std::move(request.body()), peer_, std::chrono::steady_clock::now());
+  if (plan.ok()) plan->context.client_identity = client_identity_;
+  start_stream(*wire_codec, &route, std::move(plan));
 }
 
 std::shared_ptr<stream_channel> http_session::open_channel(bool gzip_messages) {

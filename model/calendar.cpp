@@ -1,5 +1,7 @@
 #include "model/calendar.hpp"
 
+#include <fmt/format.h>
+
 #include <chrono>
 
 namespace billing::model {
@@ -56,6 +58,23 @@ bool is_aligned(granularity g, int64_t unix_ns) {
 
 int64_t unix_now_ns() {
   return duration_cast<nanoseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+std::string format_rfc3339(int64_t unix_ns) {
+  const sys_time<nanoseconds> instant{nanoseconds{unix_ns}};
+  const sys_days day = floor<days>(instant);
+  const year_month_day ymd{day};
+  const hh_mm_ss<nanoseconds> time{instant - day};
+  std::string text =
+      fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", static_cast<int>(ymd.year()),
+                  static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
+                  time.hours().count(), time.minutes().count(), time.seconds().count());
+  if (const int64_t nanos = time.subseconds().count(); nanos != 0) {
+    std::string fraction = fmt::format("{:09}", nanos);
+    fraction.erase(fraction.find_last_not_of('0') + 1);
+    text += "." + fraction;
+  }
+  return text + "Z";
 }
 
 }  // namespace billing::model

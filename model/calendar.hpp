@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 namespace billing::model {
 
@@ -19,5 +20,10 @@ bool is_aligned(granularity g, int64_t unix_ns);
 
 // The system clock as unix nanoseconds.
 int64_t unix_now_ns();
+
+// `unix_ns` as an RFC 3339 UTC time with the fraction trimmed of trailing
+// zeros (Go's RFC3339Nano, what metald logs), e.g. "2026-11-24T10:00:00.1Z",
+// so that error messages name instants people can read.
+std::string format_rfc3339(int64_t unix_ns);
 
 }  // namespace billing::model

@@ -107,6 +107,10 @@ result<metald_usage> apply_samples(vm_state& state, const std::string& customer_
   metald_usage usage;
   usage_sums sums;
   int64_t window_start_ns = next.watermark_ns;
+  // The hole before the batch's first new sample (when it follows a real
+  // sample), and the smallest interval between the batch's own samples.
+  std::optional<int64_t> hole_before_ns;
+  int64_t smallest_interval_ns = 0;
   for (const auto& sample : samples) {
     // At or before the watermark: applied already, or (arriving late) its
     // usage is inside the delta that jumped over it. The watermark advances
@@ -123,9 +127,17 @@ result<metald_usage> apply_samples(vm_state& state, const std::string& customer_
       window_start_ns = sample.timestamp_ns;
       continue;
     }
-    if (usage.new_samples == 1 && gap_after_ns > 0 &&
-        sample.timestamp_ns - next.watermark_ns >= gap_after_ns) {
-      usage.gap = metald_gap{next.watermark_ns, sample.timestamp_ns};
+    const int64_t interval_ns = sample.timestamp_ns - next.watermark_ns;
+    if (usage.new_samples == 1) {
+      if (next.gauge_known) hole_before_ns = interval_ns;
+      // Before any cadence is known, a slow sampler's first interval is not a gap.
+      const bool cadence_unknown = next.cadence_ns == 0 && next.gauge_known;
+      if (gap_after_ns > 0 && !cadence_unknown &&
+          interval_ns >= gap_threshold_ns(next, gap_after_ns)) {
+        usage.gap = metald_gap{next.watermark_ns, sample.timestamp_ns};
+      }
+    } else if (smallest_interval_ns == 0 || interval_ns < smallest_interval_ns) {
+      smallest_interval_ns = interval_ns;
     }
     if (!sums.add_deltas(next.last, sample)) {
       return status{status_code::out_of_range, "usage of one batch exceeds 2^64-1"};
@@ -139,6 +151,11 @@ result<metald_usage> apply_samples(vm_state& state, const std::string& customer_
     next.last = sample;
     next.watermark_ns = sample.timestamp_ns;
     next.gauge_known = true;
+  }
+  if (smallest_interval_ns > 0) {
+    next.cadence_ns = smallest_interval_ns;
+  } else if (hole_before_ns && !usage.gap) {
+    next.cadence_ns = *hole_before_ns;
   }
   if (usage.new_samples > 0 && next.watermark_ns > window_start_ns) {
     usage_window window;
@@ -154,6 +171,10 @@ result<metald_usage> apply_samples(vm_state& state, const std::string& customer_
   }
   state = std::move(next);
   return usage;
+}
+
+int64_t gap_threshold_ns(const vm_state& state, int64_t gap_after_ns) {
+  return std::max(gap_after_ns, state.cadence_ns + state.cadence_ns / 2);
 }
 
 bool apply_start(vm_state& state, int64_t start_ns) {

@@ -52,6 +52,11 @@ struct vm_state {
   int64_t session_start_ns = kNoTimestamp;
   int64_t session_end_ns = kNoTimestamp;
   bool session_end_by_timeout = false;
+  // The VM's sampling interval as learned from its samples (0: not yet):
+  // metald samples every 100 ms (600 per batch) or every 5 minutes (one per
+  // batch), so a gap is a hole longer than this VM's cadence allows, not a
+  // fixed time.
+  int64_t cadence_ns = 0;
 
   bool session_open() const { return session_end_ns == kNoTimestamp; }
   friend bool operator==(const vm_state&, const vm_state&) = default;
@@ -97,11 +102,20 @@ struct metald_usage {
 // two new samples with one timestamp the first in the batch counts. The
 // window, when there is one, carries customer, region and vm ids.
 // out_of_range (state unchanged) if a sum would exceed 2^64-1.
-// When `gap_after_ns` > 0, a hole of at least that long between the
+// When `gap_after_ns` > 0, a hole of at least gap_threshold_ns between the
 // watermark and the first new sample of an open session is reported as a gap.
+// The cadence is learned as the batch's smallest interval between samples,
+// or, for a batch of one sample, the hole before it unless that is a gap
+// (the first hole of a VM only teaches the cadence).
 result<metald_usage> apply_samples(vm_state& state, const std::string& customer_id,
                                    const std::string& vm_id, std::vector<metald_sample> samples,
                                    int64_t gap_after_ns = 0);
+
+// How long a hole in the VM's samples must be to be a gap: at least
+// `gap_after_ns` (--expected-cadence-seconds) and at least one and a half of
+// the VM's learned cadence (one sample missing), so a slow sampler's regular
+// interval is never a gap.
+int64_t gap_threshold_ns(const vm_state& state, int64_t gap_after_ns);
 
 // NotifyVmStarted at start_ns: opens a session whose counters start from zero.
 // Returns false (and changes nothing) when it adds nothing: a duplicate, or a

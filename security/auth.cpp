@@ -12,6 +12,17 @@ namespace {
 
 constexpr std::string_view kBearerPrefix = "Bearer ";
 constexpr std::string_view kInsecureName = "insecure-no-auth";
+constexpr std::string_view kCertificatePrefix = "cert:";
+
+// RFC 9110 11.1: the auth-scheme is case-insensitive ("bearer", "BEARER").
+bool has_bearer_scheme(std::string_view header) {
+  if (header.size() < kBearerPrefix.size()) return false;
+  for (size_t i = 0; i < kBearerPrefix.size(); ++i) {
+    const auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; };
+    if (lower(header[i]) != lower(kBearerPrefix[i])) return false;
+  }
+  return true;
+}
 
 std::string_view trim(std::string_view text) {
   while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
@@ -68,28 +79,51 @@ bool add_scope(principal& who, std::string_view scope) {
   return true;
 }
 
+status invalid_line(size_t line_number, std::string_view why) {
+  return status{status_code::invalid_argument,
+                fmt::format("token file line {}: {}", line_number, why)};
+}
+
+// The scopes field of a line into `who`.
+status add_scopes(principal& who, std::string_view scopes, size_t line_number) {
+  while (!scopes.empty()) {
+    const auto comma = scopes.find(',');
+    const std::string_view scope = scopes.substr(0, comma);
+    if (!add_scope(who, scope)) {
+      return invalid_line(
+          line_number,
+          fmt::format("unknown scope '{}' (known: ingest, ingest:<region>, customer:<id>, admin)",
+                      scope));
+    }
+    scopes = comma == std::string_view::npos ? std::string_view{} : scopes.substr(comma + 1);
+  }
+  return status::ok_status();
+}
+
+// "cert:<identity> <scopes> [name]"; the name defaults to the identity.
+result<principal> parse_certificate_line(std::string_view line, size_t line_number) {
+  const auto fields = fields_of(line);
+  if (fields.size() < 2 || fields.size() > 3 || fields[0].size() == kCertificatePrefix.size()) {
+    return invalid_line(line_number, "expected 'cert:<identity> <scope>[,<scope>...] [name]'");
+  }
+  principal who;
+  who.from_certificate = true;
+  who.name =
+      std::string{fields.size() == 3 ? fields[2] : fields[0].substr(kCertificatePrefix.size())};
+  if (status added = add_scopes(who, fields[1], line_number); !added.ok()) return added;
+  return who;
+}
+
 result<principal> parse_line(std::string_view line, size_t line_number) {
   const auto fields = fields_of(line);
-  auto invalid = [&](std::string_view why) {
-    return status{status_code::invalid_argument,
-                  fmt::format("token file line {}: {}", line_number, why)};
-  };
+  auto invalid = [&](std::string_view why) { return invalid_line(line_number, why); };
   if (fields.size() < 2 || fields.size() > 3) {
     return invalid("expected '<sha256-hex> <scope>[,<scope>...] [name]'");
   }
   if (!parse_hex_digest(fields[0])) return invalid("the digest must be 64 hex digits");
   principal who;
   who.name = fields.size() == 3 ? std::string{fields[2]} : std::string{fields[0].substr(0, 12)};
-  std::string_view scopes = fields[1];
-  while (!scopes.empty()) {
-    const auto comma = scopes.find(',');
-    const std::string_view scope = scopes.substr(0, comma);
-    if (!add_scope(who, scope)) {
-      return invalid(fmt::format(
-          "unknown scope '{}' (known: ingest, ingest:<region>, customer:<id>, admin)", scope));
-    }
-    scopes = comma == std::string_view::npos ? std::string_view{} : scopes.substr(comma + 1);
-  }
+  if (status added = add_scopes(who, fields[1], line_number); !added.ok()) return added;
   return who;
 }
 
@@ -128,7 +162,8 @@ status check_scope(const principal& who, const access_requirement& need) {
   if (who.unrestricted) return status::ok_status();
   auto denied = [&](std::string why) {
     return status{status_code::permission_denied,
-                  fmt::format("token '{}' {}", who.name, std::move(why))};
+                  fmt::format("{} '{}' {}", who.from_certificate ? "client certificate" : "token",
+                              who.name, std::move(why))};
   };
   switch (need.needed) {
     case access_requirement::kind::ingest:
@@ -163,6 +198,18 @@ result<token_table> token_table::parse(std::string_view text) {
     }
     line = trim(line);
     if (line.empty()) continue;
+    if (line.starts_with(kCertificatePrefix)) {
+      auto who = parse_certificate_line(line, line_number);
+      if (!who.ok()) return who.error();
+      std::string identity{fields_of(line)[0].substr(kCertificatePrefix.size())};
+      if (table.certificates_.contains(identity)) {
+        return status{status_code::invalid_argument,
+                      fmt::format("token file line {}: certificate identity '{}' is mapped twice",
+                                  line_number, identity)};
+      }
+      table.certificates_.emplace(std::move(identity), std::move(who).value());
+      continue;
+    }
     auto who = parse_line(line, line_number);
     if (!who.ok()) return who.error();
     table.entries_.push_back({*parse_hex_digest(fields_of(line)[0]), std::move(who).value()});
@@ -197,6 +244,46 @@ std::optional<principal> token_table::find(std::string_view token) const {
   return match->who;
 }
 
+std::optional<principal> token_table::find_certificate(std::string_view identity) const {
+  const auto found = certificates_.find(identity);
+  if (found == certificates_.end()) return std::nullopt;
+  return found->second;
+}
+
+result<principal> authenticator::authorize(std::string_view authorization_header,
+                                           std::string_view client_identity,
+                                           const access_requirement& need) const {
+  if (insecure_ || !authorization_header.empty() || client_identity.empty()) {
+    auto by_token = authenticate(authorization_header);
+    if (!by_token.ok()) {
+      if (authorization_header.empty() && !insecure_) {
+        return status{status_code::unauthenticated,
+                      "missing credentials: send 'Authorization: Bearer <token>' or a client "
+                      "certificate"};
+      }
+      return by_token.error();
+    }
+    status allowed = check_scope(by_token.value(), need);
+    if (allowed.ok() || client_identity.empty()) {
+      if (!allowed.ok()) return allowed;
+      return by_token;
+    }
+    // The token does not cover the call; the certificate may.
+    auto by_certificate = tokens_.find_certificate(client_identity);
+    if (by_certificate && check_scope(*by_certificate, need).ok())
+      return std::move(*by_certificate);
+    return allowed;
+  }
+  auto by_certificate = tokens_.find_certificate(client_identity);
+  if (!by_certificate) {
+    return status{
+        status_code::permission_denied,
+        fmt::format("client certificate '{}' is not mapped to any scope", client_identity)};
+  }
+  if (status allowed = check_scope(*by_certificate, need); !allowed.ok()) return allowed;
+  return std::move(*by_certificate);
+}
+
 authenticator authenticator::with_tokens(token_table tokens) {
   authenticator auth;
   auth.tokens_ = std::move(tokens);
@@ -220,7 +307,7 @@ result<principal> authenticator::authenticate(std::string_view authorization_hea
     return status{status_code::unauthenticated,
                   "missing credentials: send 'Authorization: Bearer <token>'"};
   }
-  if (!authorization_header.starts_with(kBearerPrefix)) {
+  if (!has_bearer_scheme(authorization_header)) {
     return status{status_code::unauthenticated,
                   "unsupported Authorization scheme: send 'Authorization: Bearer <token>'"};
   }

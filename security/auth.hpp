@@ -5,6 +5,9 @@
 //
 // Token file (--auth-tokens-file), one token per line, '#' starts a comment:
 //   <sha256-hex-of-token> <scope>[,<scope>...] [name]
+// or one client-certificate identity (its URI SAN, e.g. a SPIFFE ID, else
+// its subject CN; the gateway verified the certificate) per line:
+//   cert:<identity> <scope>[,<scope>...] [name]
 // Scopes:
 //   ingest            may send metrics of any region
 //   ingest:<region>   may send metrics of that region only (repeat for several)
@@ -14,6 +17,7 @@
 
 #include <array>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -37,7 +41,8 @@ struct principal {
   std::set<std::string> ingest_regions;  // used when !ingest_any_region
   std::set<std::string> customers;
   bool admin = false;
-  bool unrestricted = false;  // dev mode without auth: everything allowed
+  bool unrestricted = false;      // dev mode without auth: everything allowed
+  bool from_certificate = false;  // a client-certificate identity, not a token
 };
 
 // What a call needs. Build with the helpers below.
@@ -74,7 +79,11 @@ class token_table {
   // does not reveal how much of a digest matched or which entry did.
   std::optional<principal> find(std::string_view token) const;
 
-  size_t size() const { return entries_.size(); }
+  // The principal a verified client certificate's identity maps to, or
+  // nullopt (identities are public, so a plain lookup).
+  std::optional<principal> find_certificate(std::string_view identity) const;
+
+  size_t size() const { return entries_.size() + certificates_.size(); }
 
  private:
   struct entry {
@@ -82,6 +91,7 @@ class token_table {
     principal who;
   };
   std::vector<entry> entries_;
+  std::map<std::string, principal, std::less<>> certificates_;
 };
 
 // Turns the Authorization header into a principal. Either a token table or
@@ -91,9 +101,19 @@ class authenticator {
   static authenticator with_tokens(token_table tokens);
   static authenticator insecure_no_auth();
 
-  // unauthenticated when the header is missing, not "Bearer <token>", or the
-  // token is unknown (the message never echoes the token).
+  // unauthenticated when the header is missing, not "Bearer <token>" (the
+  // scheme in any case, RFC 9110), or the token is unknown (the message never
+  // echoes the token).
   result<principal> authenticate(std::string_view authorization_header) const;
+
+  // Authorizes a call by its bearer token, its verified client certificate's
+  // identity ("" when none), or both: the call passes when a credential it
+  // presents meets `need`. A token that is sent must be valid (a bad one is
+  // unauthenticated, never ignored); a certificate that verified but maps to
+  // no scopes is permission_denied; neither credential is unauthenticated.
+  result<principal> authorize(std::string_view authorization_header,
+                              std::string_view client_identity,
+                              const access_requirement& need) const;
 
   bool insecure() const { return insecure_; }
 

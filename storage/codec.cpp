@@ -345,12 +345,17 @@ std::string encode_vm_state(const model::vm_state& state) {
   bytes::append_u64(out, state.memory_remainder);
   bytes::append_i64(out, state.session_start_ns);
   bytes::append_i64(out, state.session_end_ns);
+  bytes::append_i64(out, state.cadence_ns);
   return out;
 }
 
 result<model::vm_state> decode_vm_state(std::string_view value) {
   bytes::reader in(value);
-  if (auto checked = check_format(in, "vm_state value", vm_state_format); !checked.ok()) {
+  // Format 1 (before the learned cadence) is format 2 without its last field.
+  const bool with_cadence = !value.empty() && static_cast<uint8_t>(value[0]) == vm_state_format;
+  if (auto checked = check_format(in, "vm_state value",
+                                  with_cadence ? vm_state_format : vm_state_format_without_cadence);
+      !checked.ok()) {
     return checked;
   }
   model::vm_state state;
@@ -363,6 +368,11 @@ result<model::vm_state> decode_vm_state(std::string_view value) {
   auto end = in.i64();
   if (!counters || !flags || !remainder || !start || !end) {
     return corrupt("vm_state value", "truncated");
+  }
+  if (with_cadence) {
+    auto cadence = in.i64();
+    if (!cadence) return corrupt("vm_state value", "truncated");
+    state.cadence_ns = *cadence;
   }
   if (auto checked = check_end(in, "vm_state value"); !checked.ok()) return checked;
   state.region = std::move(*region);

@@ -8,10 +8,7 @@ result<security::principal> authorize(const security::authenticator* auth,
   if (auth == nullptr) {
     return status{status_code::internal, "no authenticator is configured for this service"};
   }
-  auto caller = auth->authenticate(context.header("authorization"));
-  if (!caller.ok()) return caller.error();
-  if (status allowed = security::check_scope(caller.value(), need); !allowed.ok()) return allowed;
-  return caller;
+  return auth->authorize(context.header("authorization"), context.client_identity, need);
 }
 
 }  // namespace billing::gateway

@@ -9,11 +9,13 @@
 
 namespace billing::gateway {
 
-// Authenticates the call's `Authorization: Bearer <token>` header with `auth`
-// and checks that the token's scopes meet `need`. Returns the caller (its
-// name keys rate limits) or the status to answer with, unchanged:
+// Authenticates the call's `Authorization: Bearer <token>` header and/or its
+// verified client certificate (call_context::client_identity) with `auth`
+// and checks that the scopes of one of them meet `need`. Returns the caller
+// (its name keys rate limits) or the status to answer with, unchanged:
 //   - unauthenticated: no, malformed or unknown credentials;
-//   - permission_denied: a valid token whose scopes do not cover `need`;
+//   - permission_denied: a valid token, or a verified certificate, whose
+//     scopes do not cover `need` (a certificate mapped to none included);
 //   - internal: `auth` is null (a wiring bug; never lets a call through).
 // Call it first in a handler, before reading or writing anything. E.g. in a
 // query handler (GetCustomerUsage, GetBillingWindow, StreamLiveUsage):

@@ -13,7 +13,13 @@
 namespace billing::gateway {
 namespace {
 
-constexpr std::string_view kMetaldPrefix = "/billing.v1.BillingService/";
+// metald's service under each proto package its released versions call it by
+// (same messages, same field numbers); one implementation serves them all.
+constexpr std::string_view kMetaldPrefixes[] = {
+    "/billing.v1.BillingService/",
+    "/deploy.billaged.v1.BillingService/",
+    "/billaged.v1.BillingService/",
+};
 
 status invalid(std::string message) {
   return {status_code::invalid_argument, std::move(message)};
@@ -31,11 +37,13 @@ status check_instant(std::string_view field, int64_t ns, const metald_settings& 
           ? std::max(model::kEarliestValidNs, now - settings.limits.raw_retention_ns)
           : model::kEarliestValidNs;
   if (ns == model::kNoTimestamp || ns < earliest || ns > latest) {
+    if (ns == model::kNoTimestamp) return invalid(fmt::format("{} is missing", field));
     return invalid(fmt::format(
-        "{} {} ns is out of range (after 2000-01-01 and the {}-day raw retention, at most {} s "
-        "ahead)",
-        field, ns, settings.limits.raw_retention_ns / model::kNanosPerDay,
-        settings.limits.max_clock_skew_ns / model::kNanosPerSecond));
+        "{} {} is out of range (after {} and the {}-day raw retention, at most {} s ahead of "
+        "now, {})",
+        field, model::format_rfc3339(ns), model::format_rfc3339(earliest),
+        settings.limits.raw_retention_ns / model::kNanosPerDay,
+        settings.limits.max_clock_skew_ns / model::kNanosPerSecond, model::format_rfc3339(now)));
   }
   return status::ok_status();
 }
@@ -48,21 +56,23 @@ status authorize_metald(const call_context& context, const metald_settings& sett
   return caller.ok() ? status::ok_status() : caller.error();
 }
 
-// Binds `method` of billing.v1.BillingService behind the ingest-scope check,
-// so no handler can forget it.
+// Binds `method` of metald's BillingService, under every package name in
+// kMetaldPrefixes, behind the ingest-scope check, so no handler can forget it.
 template <class Request, class Response, class Handler>
 void add_authorized(connect_router& router, std::string_view method,
                     const metald_settings& settings, Handler handler) {
-  router.add_unary<Request, Response>(
-      std::string{kMetaldPrefix} + std::string{method},
-      [settings, handler = std::move(handler)](const call_context& context, Request request,
-                                               responder<Response> respond) {
-        if (status denied = authorize_metald(context, settings); !denied.ok()) {
-          respond(denied);
-          return;
-        }
-        handler(context, std::move(request), std::move(respond));
-      });
+  for (std::string_view prefix : kMetaldPrefixes) {
+    router.add_unary<Request, Response>(
+        std::string{prefix} + std::string{method},
+        [settings, handler](const call_context& context, Request request,
+                            responder<Response> respond) {
+          if (status denied = authorize_metald(context, settings); !denied.ok()) {
+            respond(denied);
+            return;
+          }
+          handler(context, std::move(request), std::move(respond));
+        });
+  }
 }
 
 // A lifecycle op about `vm_id` at `at_ns`; the customer is set by the caller.

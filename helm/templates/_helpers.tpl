@@ -75,7 +75,7 @@ kubelet cannot complete the handshake (it has no client certificate), so the
 probe only checks that the port accepts connections.
 */}}
 {{- define "billing.probe" -}}
-{{- if .root.Values.tls.clientCASecret -}}
+{{- if and .root.Values.tls.clientCASecret (ne (.root.Values.tls.clientAuth | default "required") "optional") -}}
 tcpSocket:
   port: http
 {{- else -}}
@@ -97,7 +97,7 @@ httpGet:
 {{- if and .Values.tls.clientCASecret (not .Values.tls.existingSecret) }}
 {{- fail "tls.clientCASecret (mTLS) needs tls.existingSecret (the server certificate)" }}
 {{- end }}
-{{- $managed := list "listen" "data-dir" "regions" "metald-region" "auth-tokens-file" "insecure-no-auth" "tls-cert-file" "tls-key-file" "tls-client-ca-file" "config-file" "node-id" "cluster-members" "cluster-bind-address" "cluster-tls-cert-file" "cluster-tls-key-file" "cluster-tls-ca-file" }}
+{{- $managed := list "listen" "data-dir" "regions" "metald-region" "auth-tokens-file" "insecure-no-auth" "tls-cert-file" "tls-key-file" "tls-client-ca-file" "tls-client-auth" "config-file" "node-id" "cluster-members" "cluster-bind-address" "cluster-tls-cert-file" "cluster-tls-key-file" "cluster-tls-ca-file" }}
 {{- range $key, $value := .Values.config }}
 {{- if has $key $managed }}
 {{- fail (printf "config.%s is set by the chart itself; use the chart's own values for it" $key) }}

@@ -160,6 +160,25 @@ describe("helm chart", () => {
     }
   });
 
+  test("SPIFFE / cert-manager client certificates: the CA bundle key and optional client certificates", () => {
+    const manifests = render({
+      args: [...valuesFile("cluster-tls"), "--set", "tls.clientCASecret=spire-bundle", "--set", "tls.clientCAKey=bundle.pem", "--set", "tls.clientAuth=optional"],
+    });
+    const { billingd, statefulSet, ini } = assertCommonShape(manifests, { namespace: "billing", replicas: 3 });
+    assert.equal(ini["tls-client-ca-file"], "/etc/billingd/client-ca/bundle.pem");
+    assert.equal(secretBehind(statefulSet, ini["tls-client-ca-file"]), "spire-bundle");
+    assert.equal(ini["tls-client-auth"], "optional");
+    // kubelet may come without a client certificate: the probes call the endpoints over HTTPS.
+    for (const probe of ["readinessProbe", "livenessProbe", "startupProbe"]) {
+      assert.equal(billingd[probe].httpGet?.scheme, "HTTPS", probe);
+    }
+    const required = assertCommonShape(render({ args: [...valuesFile("cluster-tls"), "--set", "tls.clientCASecret=spire-bundle"] }), { namespace: "billing", replicas: 3 });
+    assert.equal(required.ini["tls-client-auth"], "required");
+    assert.equal(required.ini["tls-client-ca-file"], "/etc/billingd/client-ca/ca.crt");
+    assert.throws(() => render({ args: [...valuesFile("cluster-tls"), "--set", "tls.clientAuth=sometimes"] }), /clientAuth/);
+    assert.throws(() => render({ args: [...valuesFile("cluster-tls"), "--set", "config.tls-client-auth=optional"] }), /set by the chart/);
+  });
+
   test("the release name and namespace flow into the peer names", () => {
     const manifests = render({ release: "usage", namespace: "eu", args: [...valuesFile("minimal"), "--set", "replicaCount=2"] });
     const { billingd } = assertCommonShape(manifests, { namespace: "eu", replicas: 2 });

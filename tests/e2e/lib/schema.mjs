@@ -2,7 +2,7 @@
 // FileDescriptorSet and a protobuf-es v2 registry over it. Nothing generated is
 // kept in the repository.
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { createFileRegistry, fromBinary } from "@bufbuild/protobuf";
@@ -57,3 +57,25 @@ export const RejectReason = byName(RejectReasonEnum);
 // The proto name of an enum number, for readable assertion messages.
 export const itemStatusName = (n) => ItemStatusEnum.values.find((v) => v.number === n)?.name ?? `ItemStatus(${n})`;
 export const rejectReasonName = (n) => RejectReasonEnum.values.find((v) => v.number === n)?.name ?? `RejectReason(${n})`;
+
+// metald's BillingService as later metald versions declare it, under another
+// proto package (e.g. "deploy.billaged.v1"): metald.proto with only its
+// package line changed, built at test time, so the client's paths, type names
+// and codecs are exactly those of a metald compiled from such a file.
+export function metaldServiceIn(protoPackage) {
+  const source = readFileSync(path.join(PROTOCOL_DIR, "billing", "v1", "metald.proto"), "utf8");
+  const renamed = source.replace(/^package billing\.v1;$/m, `package ${protoPackage};`);
+  if (renamed === source) throw new Error("metald.proto has no 'package billing.v1;' line to rename");
+  const dir = mkdtempSync(path.join(os.tmpdir(), "billing-e2e-metald-"));
+  try {
+    const protoDir = path.join(dir, "proto", ...protoPackage.split("."));
+    mkdirSync(protoDir, { recursive: true });
+    writeFileSync(path.join(protoDir, "metald.proto"), renamed);
+    const out = path.join(dir, "metald.binpb");
+    execFileSync(BUF, ["build", path.join(dir, "proto"), "-o", out], { stdio: ["ignore", "ignore", "pipe"], timeout: 30_000 });
+    const renamedRegistry = createFileRegistry(fromBinary(FileDescriptorSetSchema, readFileSync(out)));
+    return must("service", `${protoPackage}.BillingService`, renamedRegistry.getService(`${protoPackage}.BillingService`));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

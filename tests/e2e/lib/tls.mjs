@@ -10,16 +10,20 @@ function openssl(args, cwd) {
   execFileSync("openssl", args, { cwd, stdio: ["ignore", "ignore", "pipe"], timeout: 30_000 });
 }
 
-function makeCa(dir, name) {
+export function makeCa(dir, name) {
   openssl(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", `/CN=${name}`, "-keyout", `${name}.key`, "-out", `${name}.crt`], dir);
 }
 
-function makeSigned(dir, ca, name, { serverIp, clientToo = false } = {}) {
-  openssl(["req", "-newkey", "rsa:2048", "-nodes", "-subj", `/CN=${name}`, "-keyout", `${name}.key`, "-out", `${name}.csr`], dir);
+// `${name}.crt`/`.key` signed by `ca`: a server certificate for `serverIp`, or
+// a client one; `uri` adds a URI SAN (a SPIFFE ID, as in an X.509 SVID);
+// `days: -1` makes one that has already expired; `cn` overrides the subject CN.
+export function makeSigned(dir, ca, name, { serverIp, clientToo = false, uri, days = 2, cn = name } = {}) {
+  openssl(["req", "-newkey", "rsa:2048", "-nodes", "-subj", `/CN=${cn}`, "-keyout", `${name}.key`, "-out", `${name}.csr`], dir);
   const usage = clientToo ? "serverAuth,clientAuth" : "serverAuth";
-  const ext = serverIp ? `subjectAltName=IP:${serverIp}\nextendedKeyUsage=${usage}\n` : "extendedKeyUsage=clientAuth\n";
+  let ext = serverIp ? `subjectAltName=IP:${serverIp}\nextendedKeyUsage=${usage}\n` : "extendedKeyUsage=clientAuth\n";
+  if (uri) ext += `subjectAltName=URI:${uri}\n`;
   writeFileSync(path.join(dir, `${name}.ext`), ext);
-  openssl(["x509", "-req", "-in", `${name}.csr`, "-CA", `${ca}.crt`, "-CAkey", `${ca}.key`, "-CAcreateserial", "-days", "2", "-extfile", `${name}.ext`, "-out", `${name}.crt`], dir);
+  openssl(["x509", "-req", "-in", `${name}.csr`, "-CA", `${ca}.crt`, "-CAkey", `${ca}.key`, "-CAcreateserial", "-days", String(days), "-extfile", `${name}.ext`, "-out", `${name}.crt`], dir);
 }
 
 // A cluster node's certificate is used both ways (it accepts and opens

@@ -201,3 +201,43 @@ TEST_CASE("a hole in the samples at least the gap threshold long is reported as 
   CHECK(*hole->gap == metald_gap{kT0 + 30 * kNanosPerSecond, kT0 + 200 * kNanosPerSecond});
   CHECK(hole->window->cpu_time_nanos == 75);  // the counters still carry everything
 }
+
+TEST_CASE("the gap threshold follows each VM's learned cadence: 100 ms or 5 minutes") {
+  constexpr int64_t kMinute = 60 * kNanosPerSecond;
+  constexpr int64_t kExpected = kMinute;  // --expected-cadence-seconds=60
+  SUBCASE("every 5 minutes, one sample per batch: regular intervals are no gap, a missed one is") {
+    auto state = fresh_state();
+    for (int i = 0; i < 4; ++i) {
+      auto usage = apply_samples(state, "acme", "vm-1", {sample(kT0 + i * 5 * kMinute, 10 * i, 0)},
+                                 kExpected);
+      REQUIRE(usage.ok());
+      CHECK_FALSE(usage->gap);
+    }
+    CHECK(state.cadence_ns == 5 * kMinute);
+    CHECK(gap_threshold_ns(state, kExpected) == 7 * kMinute + 30 * kNanosPerSecond);
+    // The batch of minute 20 is missing: 15 → 25 is a gap.
+    auto missed =
+        apply_samples(state, "acme", "vm-1", {sample(kT0 + 25 * kMinute, 50, 0)}, kExpected);
+    REQUIRE(missed.ok());
+    REQUIRE(missed->gap);
+    CHECK(*missed->gap == metald_gap{kT0 + 15 * kMinute, kT0 + 25 * kMinute});
+    CHECK(state.cadence_ns == 5 * kMinute);  // a gap teaches nothing
+    auto next =
+        apply_samples(state, "acme", "vm-1", {sample(kT0 + 30 * kMinute, 60, 0)}, kExpected);
+    REQUIRE(next.ok());
+    CHECK_FALSE(next->gap);
+  }
+  SUBCASE("every 100 ms, 600 per batch: the --expected-cadence-seconds floor still applies") {
+    auto state = fresh_state();
+    std::vector<metald_sample> batch;
+    for (int i = 0; i < 600; ++i) batch.push_back(sample(kT0 + i * 100 * kMs, i, 0));
+    REQUIRE(apply_samples(state, "acme", "vm-1", batch, kExpected).ok());
+    CHECK(state.cadence_ns == 100 * kMs);
+    CHECK(gap_threshold_ns(state, kExpected) == kExpected);
+    auto hole =
+        apply_samples(state, "acme", "vm-1", {sample(kT0 + 2 * kMinute, 700, 0)}, kExpected);
+    REQUIRE(hole.ok());
+    REQUIRE(hole->gap);
+    CHECK(*hole->gap == metald_gap{kT0 + 59'900 * kMs, kT0 + 2 * kMinute});
+  }
+}

@@ -73,8 +73,8 @@ TEST_CASE("malformed token files are refused naming the line") {
 
 TEST_CASE("missing, malformed or unknown credentials are unauthenticated") {
   auto auth = authenticator::with_tokens(sample_table());
-  for (const std::string header :
-       {"", "Basic dXNlcjpwYXNz", "Bearer ", "Bearer wrong", "t-admin", "bearer t-admin"}) {
+  for (const std::string header : {"", "Basic dXNlcjpwYXNz", "Bearer ", "Bearer wrong", "t-admin",
+                                   "Bearert-admin", "bearer wrong"}) {
     CAPTURE(header);
     auto who = auth.authenticate(header);
     REQUIRE_FALSE(who.ok());
@@ -127,4 +127,99 @@ TEST_CASE("the insecure dev mode lets every call through without a header") {
   CHECK(check_scope(*who, require_admin()).ok());
   CHECK(check_scope(*who, require_customer("anyone")).ok());
   CHECK(check_scope(*who, require_ingest({"any-region"})).ok());
+}
+
+TEST_CASE("the Bearer scheme is matched case-insensitively (RFC 9110)") {
+  auto auth = authenticator::with_tokens(sample_table());
+  for (const std::string header :
+       {"Bearer t-admin", "bearer t-admin", "BEARER t-admin", "BeArEr t-admin"}) {
+    CAPTURE(header);
+    auto who = auth.authenticate(header);
+    REQUIRE_MESSAGE(who.ok(), who.error().message());
+    CHECK(who->name == "support");
+  }
+}
+
+namespace {
+
+const std::string kMetaldUsEast = "spiffe://example.org/metald/us-east-1";
+
+authenticator with_certificates() {
+  const std::string text = line_for("t-ingest", "ingest", "metald-all") +
+                           line_for("t-acme", "customer:acme", "acme-portal") +
+                           "cert:" + kMetaldUsEast + " ingest:us-east-1 metald-use1\n" +
+                           "cert:dashboard.internal customer:acme\n";
+  auto table = token_table::parse(text);
+  REQUIRE_MESSAGE(table.ok(), table.error().message());
+  CHECK(table->size() == 4);
+  return authenticator::with_tokens(std::move(table).value());
+}
+
+}  // namespace
+
+TEST_CASE("a verified certificate identity maps to scopes like a token") {
+  const auto auth = with_certificates();
+  auto who = auth.authorize("", kMetaldUsEast, require_ingest({"us-east-1"}));
+  REQUIRE_MESSAGE(who.ok(), who.error().message());
+  CHECK(who->name == "metald-use1");
+  CHECK(who->from_certificate);
+  // The name defaults to the identity (a subject CN here).
+  auto dashboard = auth.authorize("", "dashboard.internal", require_customer("acme"));
+  REQUIRE_MESSAGE(dashboard.ok(), dashboard.error().message());
+  CHECK(dashboard->name == "dashboard.internal");
+
+  // Another region, a customer read, an admin call: permission_denied naming the certificate.
+  for (const auto& need :
+       {require_ingest({"eu-west-1"}), require_customer("acme"), require_admin()}) {
+    auto denied = auth.authorize("", kMetaldUsEast, need);
+    REQUIRE_FALSE(denied.ok());
+    CHECK(denied.error().code() == status_code::permission_denied);
+    CHECK(denied.error().message().find("client certificate 'metald-use1'") != std::string::npos);
+  }
+}
+
+TEST_CASE("a certificate that verifies but maps to nothing is permission_denied") {
+  auto denied = with_certificates().authorize("", "spiffe://example.org/unknown",
+                                              require_ingest({"us-east-1"}));
+  REQUIRE_FALSE(denied.ok());
+  CHECK(denied.error().code() == status_code::permission_denied);
+  CHECK(denied.error().message().find("spiffe://example.org/unknown") != std::string::npos);
+}
+
+TEST_CASE("a call is authorized by its certificate, its token, or both") {
+  const auto auth = with_certificates();
+  // Neither: unauthenticated, naming both ways in.
+  auto none = auth.authorize("", "", require_ingest({"us-east-1"}));
+  REQUIRE_FALSE(none.ok());
+  CHECK(none.error().code() == status_code::unauthenticated);
+  CHECK(none.error().message().find("client certificate") != std::string::npos);
+  // Token only.
+  CHECK(auth.authorize("Bearer t-ingest", "", require_ingest({"eu-west-1"})).ok());
+  // Both: either one covering the call lets it through.
+  auto by_token = auth.authorize("Bearer t-acme", kMetaldUsEast, require_customer("acme"));
+  REQUIRE(by_token.ok());
+  CHECK(by_token->name == "acme-portal");
+  auto by_certificate =
+      auth.authorize("Bearer t-acme", kMetaldUsEast, require_ingest({"us-east-1"}));
+  REQUIRE(by_certificate.ok());
+  CHECK(by_certificate->name == "metald-use1");
+  // Neither covers it: the token's denial.
+  auto neither = auth.authorize("Bearer t-acme", kMetaldUsEast, require_admin());
+  REQUIRE_FALSE(neither.ok());
+  CHECK(neither.error().code() == status_code::permission_denied);
+  // A bad token is never ignored, even beside a good certificate.
+  auto bad_token = auth.authorize("Bearer wrong", kMetaldUsEast, require_ingest({"us-east-1"}));
+  REQUIRE_FALSE(bad_token.ok());
+  CHECK(bad_token.error().code() == status_code::unauthenticated);
+}
+
+TEST_CASE("malformed certificate lines are refused naming the line") {
+  for (const std::string text :
+       {"cert: ingest\n", "cert:x\n", "cert:x bogus\n", "cert:x ingest\ncert:x admin\n"}) {
+    CAPTURE(text);
+    auto parsed = token_table::parse(text);
+    REQUIRE_FALSE(parsed.ok());
+    CHECK(parsed.error().code() == status_code::invalid_argument);
+    CHECK(parsed.error().message().find("line") != std::string::npos);
+  }
 }
