@@ -243,7 +243,7 @@ bool http_client::post_streaming(std::string_view target, const http_headers& he
   while (!parser.is_done()) {
     parser.get().body().data = chunk.data();
     parser.get().body().size = chunk.size();
-    self.with_stream([&](auto& stream) { http::read(stream, self.buffer, parser, ec); });
+    self.with_stream([&](auto& stream) { http::read_some(stream, self.buffer, parser, ec); });
     if (ec == http::error::need_buffer) ec = {};
     if (ec) return self.fail(failure, "reading the stream from", ec);
     const std::string_view piece{chunk.data(), chunk.size() - parser.get().body().size};
