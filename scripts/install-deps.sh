@@ -13,7 +13,7 @@ debian_packages=(
   libprotobuf-dev protobuf-compiler
   librocksdb-dev
   libboost1.81-dev
-  libfmt-dev
+  libfmt-dev libcli11-dev
   libpq-dev postgresql
   doctest-dev
   zlib1g-dev libssl-dev openssl
