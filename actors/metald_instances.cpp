@@ -213,6 +213,39 @@ result<std::vector<model::metald_session>> active_sessions(const instances_state
   return sessions;
 }
 
+// Finishes the held stop of (customer, vm) through its ledger; retried after
+// another grace when the ledger cannot be reached.
+void finish_held_stop(instances_pointer self, const std::string& customer, const std::string& vm) {
+  model::metald_op op;
+  op.kind = model::metald_op_kind::finish_stop;
+  op.customer_id = customer;
+  op.region = self->state.settings.region;
+  op.vm_id = vm;
+  self->request(self->state.directory, std::chrono::seconds{30}, metald_atom::value, std::move(op))
+      .then([](uint32_t) {},
+            [self, customer, vm](caf::error& error) {
+              observability::log_warn("cannot finish the held stop of vm {} yet ({}); retrying", vm,
+                                      caf::to_string(error));
+              self->delayed_send(self, self->state.settings.stop_grace, held_stop_atom::value,
+                                 customer, vm);
+            });
+}
+
+// At start: every stop held when billingd stopped is finished after the grace.
+void schedule_recovered_stops(instances_pointer self) {
+  status scanned = self->state.store->scan_all_vm_states(
+      [self](const std::string& customer, const std::string& vm, const model::vm_state& state) {
+        if (state.stop_pending) {
+          self->delayed_send(self, self->state.settings.stop_grace, held_stop_atom::value, customer,
+                             vm);
+        }
+        return true;
+      });
+  if (!scanned.ok()) {
+    observability::log_error("cannot look for held VM stops: {}", scanned.message());
+  }
+}
+
 instances_actor::behavior_type metald_instances(instances_pointer self, instances_settings settings,
                                                 directory_actor directory,
                                                 std::shared_ptr<storage::ledger_store> store) {
@@ -230,6 +263,7 @@ instances_actor::behavior_type metald_instances(instances_pointer self, instance
     observability::log_error("cannot read the metald instances: {}", loaded.message());
   }
   self->send(self, sweep_atom::value);
+  schedule_recovered_stops(self);
   return {
       [self](heartbeat_atom, std::string& id,
              std::vector<std::string>& active_vms) -> caf::result<bool> {
@@ -253,6 +287,14 @@ instances_actor::behavior_type metald_instances(instances_pointer self, instance
         auto sessions = active_sessions(self->state, id);
         if (!sessions.ok()) return to_error(sessions.error());
         return std::move(sessions.value());
+      },
+      [self](held_stop_atom, std::string& customer, std::string& vm) {
+        if (self->current_sender() == self->ctrl()) {
+          finish_held_stop(self, customer, vm);
+        } else {
+          self->delayed_send(self, self->state.settings.stop_grace, held_stop_atom::value,
+                             std::move(customer), std::move(vm));
+        }
       },
       [self](sweep_atom) {
         sweep(self);

@@ -10,6 +10,11 @@
 // from the restart at the earliest (metald could not reach us before), while
 // sessions still end at the last heartbeat received.
 //
+// NotifyVmStopped after a VM's last sample is held (model::vm_state::
+// stop_pending) for its final batch: this actor finishes it after the stop
+// grace, and at start finishes every held stop found in the store (after the
+// grace from the start, since metald may still deliver the batch).
+//
 // A VM a heartbeat lists that we have never seen (no start, no samples) has no
 // customer yet, so no customer's GetBillingWindow can show it: it is logged
 // and remembered (in memory) with the first heartbeat that listed it. Once it
@@ -22,6 +27,7 @@
 
 #include <caf/all.hpp>
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -35,12 +41,16 @@ namespace billing::actors {
 using heartbeat_atom = caf::atom_constant<caf::atom("heartbeat")>;
 using sessions_atom = caf::atom_constant<caf::atom("sessions")>;
 using sweep_atom = caf::atom_constant<caf::atom("sweep")>;
+using held_stop_atom = caf::atom_constant<caf::atom("heldstop")>;
 
 using instances_actor = caf::typed_actor<
     // SendHeartbeat(instance_id, active_vms): answers true once durable.
     caf::replies_to<heartbeat_atom, std::string, std::vector<std::string>>::with<bool>,
     // GetActiveBillingSessions(instance_id).
     caf::replies_to<sessions_atom, std::string>::with<std::vector<model::metald_session>>,
+    // NotifyVmStopped of (customer, vm) was applied: after the stop grace, its
+    // held stop (if any) is finished, writing its closing window.
+    caf::reacts_to<held_stop_atom, std::string, std::string>,
     // Internal: the timeout sweep's timer.
     caf::reacts_to<sweep_atom>,
     // Internal: the store finished commit `id` with the status (code, message).
@@ -53,6 +63,10 @@ struct instances_settings {
   // --expected-cadence-seconds: a VM listed as active this long before its
   // first sample (or start) has that stretch recorded as a gap.
   int64_t gap_after_ns = int64_t{60} * 1'000'000'000;
+  // --metald-stop-grace-seconds: how long a stop waits for the VM's final
+  // batch (metald sends it up to ~15 s after the stop) before its closing
+  // window is written.
+  std::chrono::milliseconds stop_grace{30'000};
 };
 
 instances_actor spawn_metald_instances(caf::actor_system& system, instances_settings settings,

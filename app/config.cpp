@@ -96,6 +96,9 @@ billingd_config::billingd_config() {
            "worth)")
       .add(metald_region, "metald-region",
            "region under which VMs reported through billing.v1.BillingService (metald) are filed")
+      .add(metald_stop_grace_ms, "metald-stop-grace-ms",
+           "a NotifyVmStopped after a VM's last sample waits this long for samples stamped up "
+           "to the stop (metald's final batch) before the session's closing window is written")
       .add(heartbeat_timeout_seconds, "heartbeat-timeout-seconds",
            "a metald instance silent this long has its VMs' sessions ended at its last "
            "heartbeat")
@@ -239,8 +242,11 @@ gateway::metald_settings billingd_config::metald_settings() const {
 }
 
 actors::instances_settings billingd_config::instances_settings() const {
-  return {int64_t{heartbeat_timeout_seconds} * model::kNanosPerSecond, metald_region,
-          int64_t{expected_cadence_seconds} * model::kNanosPerSecond};
+  actors::instances_settings settings{int64_t{heartbeat_timeout_seconds} * model::kNanosPerSecond,
+                                      metald_region,
+                                      int64_t{expected_cadence_seconds} * model::kNanosPerSecond};
+  settings.stop_grace = std::chrono::milliseconds{metald_stop_grace_ms};
+  return settings;
 }
 
 actors::query_settings billingd_config::query_settings() const {

@@ -78,6 +78,7 @@ class billingd_config : public caf::actor_system_config {
   // metald (billing.v1.BillingService): its API names no region.
   std::string metald_region = "default";
   uint32_t heartbeat_timeout_seconds = 120;
+  uint32_t metald_stop_grace_ms = 30'000;  // a stop waits this long for the final batch
   // Cluster (issue 5): empty --cluster-members runs a single node.
   std::string node_id;
   std::string cluster_members;       // "id@host:port,..." including this node

@@ -1,5 +1,7 @@
 #include "model/metald.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <array>
 
@@ -92,6 +94,43 @@ void open_session(vm_state& state, int64_t start_ns) {
   state.watermark_ns = start_ns;
   state.last = metald_sample{start_ns, 0, 0, 0, 0, 0, 0};
   state.gauge_known = false;
+  state.stop_pending = false;
+  state.last_sample_ns = kNoTimestamp;
+}
+
+// Appends `next` (which starts where `into` ends) to `into`: one window over
+// both, as if one batch had carried them; out_of_range past 2^64-1.
+status append_window(std::optional<usage_window>& into, const std::optional<usage_window>& next) {
+  if (!next) return status::ok_status();
+  if (!into) {
+    into = next;
+    return status::ok_status();
+  }
+  if (into->window_end_ns != next->window_start_ns) {
+    return {status_code::internal, "metald windows to append are not contiguous"};
+  }
+  const std::array<std::pair<uint64_t*, uint64_t>, 8> parts = {{
+      {&into->cpu_time_nanos, next->cpu_time_nanos},
+      {&into->memory_bytes_seconds, next->memory_bytes_seconds},
+      {&into->disk_read_bytes, next->disk_read_bytes},
+      {&into->disk_write_bytes, next->disk_write_bytes},
+      {&into->disk_read_ops, next->disk_read_ops},
+      {&into->disk_write_ops, next->disk_write_ops},
+      {&into->network_rx_bytes, next->network_rx_bytes},
+      {&into->network_tx_bytes, next->network_tx_bytes},
+  }};
+  std::array<uint64_t, 8> sums{};
+  for (size_t i = 0; i < parts.size(); ++i) {
+    if (__builtin_add_overflow(*parts[i].first, parts[i].second, &sums[i])) {
+      return {status_code::out_of_range, "usage of one batch exceeds 2^64-1"};
+    }
+  }
+  for (size_t i = 0; i < parts.size(); ++i) *parts[i].first = sums[i];
+  into->window_end_ns = next->window_end_ns;
+  into->sampled_at_ns = next->sampled_at_ns;
+  into->memory_bytes_peak = std::max(into->memory_bytes_peak, next->memory_bytes_peak);
+  into->memory_bytes_used = next->memory_bytes_used;
+  return status::ok_status();
 }
 
 }  // namespace
@@ -115,12 +154,22 @@ result<metald_usage> apply_samples(vm_state& state, const std::string& customer_
     // At or before the watermark: applied already, or (arriving late) its
     // usage is inside the delta that jumped over it. The watermark advances
     // with every new sample, so a repeated timestamp is dropped too.
-    if (next.watermark_ns != kNoTimestamp && sample.timestamp_ns <= next.watermark_ns) continue;
+    if (next.watermark_ns != kNoTimestamp && sample.timestamp_ns <= next.watermark_ns) {
+      // Never seen, but its session's closing window is written already: its
+      // usage cannot be placed any more (it arrived after the stop's grace).
+      if (!next.session_open() && !next.stop_pending &&
+          sample.timestamp_ns <= next.session_end_ns &&
+          (next.last_sample_ns == kNoTimestamp || sample.timestamp_ns > next.last_sample_ns)) {
+        ++usage.after_closed_stop;
+      }
+      continue;
+    }
     ++usage.new_samples;
     if (next.watermark_ns == kNoTimestamp) {
       // No start notification and no sample yet: the baseline. What its
       // counters hold from before is not charged.
       next.watermark_ns = sample.timestamp_ns;
+      next.last_sample_ns = sample.timestamp_ns;
       next.last = sample;
       next.gauge_known = true;
       if (next.session_start_ns == kNoTimestamp) next.session_start_ns = sample.timestamp_ns;
@@ -150,7 +199,20 @@ result<metald_usage> apply_samples(vm_state& state, const std::string& customer_
     sums.memory_peak = std::max(sums.memory_peak, sample.memory_usage_bytes);
     next.last = sample;
     next.watermark_ns = sample.timestamp_ns;
+    next.last_sample_ns = sample.timestamp_ns;
     next.gauge_known = true;
+  }
+  if (usage.new_samples == 0 && usage.after_closed_stop > 0) {
+    return status{
+        status_code::failed_precondition,
+        fmt::format("{} samples stamped at or before the end of the VM's session at {} "
+                    "({}) arrived after its usage was closed (after the newest sample "
+                    "billed, {}); they were not seen before and cannot be billed any more",
+                    usage.after_closed_stop, format_rfc3339(next.session_end_ns),
+                    next.session_end_by_timeout ? "its metald's heartbeats timed out"
+                                                : "NotifyVmStopped, past its grace",
+                    next.last_sample_ns == kNoTimestamp ? std::string{"none"}
+                                                        : format_rfc3339(next.last_sample_ns))};
   }
   if (smallest_interval_ns > 0) {
     next.cadence_ns = smallest_interval_ns;
@@ -165,9 +227,12 @@ result<metald_usage> apply_samples(vm_state& state, const std::string& customer_
       return done;
     }
     usage.window = std::move(window);
-    // Samples after a stop or a heartbeat timeout: the VM runs, the session reopens.
-    next.session_end_ns = kNoTimestamp;
-    next.session_end_by_timeout = false;
+    // Samples after a stop or a heartbeat timeout: the VM runs, the session
+    // reopens (a held stop's late samples leave it closed).
+    if (!next.stop_pending) {
+      next.session_end_ns = kNoTimestamp;
+      next.session_end_by_timeout = false;
+    }
   }
   state = std::move(next);
   return usage;
@@ -229,10 +294,69 @@ result<metald_usage> end_session(vm_state& state, const std::string& customer_id
 
 result<metald_usage> apply_stop(vm_state& state, const std::string& customer_id,
                                 const std::string& vm_id, int64_t stop_ns) {
-  // The first stop wins; a stop after a timeout is the exact end.
+  // The first stop wins (a held one included); a stop after a timeout is the exact end.
   if (!state.session_open() && !state.session_end_by_timeout) return metald_usage{};
-  return end_session(state, customer_id, vm_id, stop_ns, false);
+  if (state.watermark_ns == kNoTimestamp || stop_ns <= state.watermark_ns) {
+    return end_session(state, customer_id, vm_id, stop_ns, false);
+  }
+  // metald's final batch may still be on its way: hold the closing window.
+  state.session_end_ns = stop_ns;
+  state.session_end_by_timeout = false;
+  state.stop_pending = true;
+  metald_usage usage;
+  usage.new_samples = 1;
+  return usage;
 }
+
+result<metald_usage> finish_stop(vm_state& state, const std::string& customer_id,
+                                 const std::string& vm_id) {
+  if (!state.stop_pending) return metald_usage{};
+  vm_state next = state;
+  next.stop_pending = false;
+  auto closed = end_session(next, customer_id, vm_id, next.session_end_ns, false);
+  if (closed.ok()) state = std::move(next);
+  return closed;
+}
+
+namespace {
+
+// Samples of a VM whose stop is held: those up to the stop are billed in its
+// session; later ones (the VM runs again) first close it, then reopen it.
+result<metald_usage> apply_samples_around_stop(vm_state& state, const metald_op& op) {
+  if (!state.stop_pending) {
+    return apply_samples(state, op.customer_id, op.vm_id, op.samples, op.gap_after_ns);
+  }
+  std::vector<metald_sample> before;
+  std::vector<metald_sample> after;
+  for (const auto& sample : op.samples) {
+    (sample.timestamp_ns <= state.session_end_ns ? before : after).push_back(sample);
+  }
+  vm_state next = state;
+  metald_usage usage;
+  if (!before.empty()) {
+    auto late = apply_samples(next, op.customer_id, op.vm_id, std::move(before), op.gap_after_ns);
+    if (!late.ok()) return late;
+    usage = std::move(late).value();
+  }
+  if (!after.empty()) {
+    auto closing = finish_stop(next, op.customer_id, op.vm_id);
+    if (!closing.ok()) return closing;
+    if (status appended = append_window(usage.window, closing->window); !appended.ok()) {
+      return appended;
+    }
+    auto resumed = apply_samples(next, op.customer_id, op.vm_id, std::move(after), op.gap_after_ns);
+    if (!resumed.ok()) return resumed;
+    if (status appended = append_window(usage.window, resumed->window); !appended.ok()) {
+      return appended;
+    }
+    usage.new_samples += resumed->new_samples;
+    if (!usage.gap) usage.gap = resumed->gap;
+  }
+  state = std::move(next);
+  return usage;
+}
+
+}  // namespace
 
 result<metald_usage> apply_timeout(vm_state& state, const std::string& customer_id,
                                    const std::string& vm_id, int64_t end_ns) {
@@ -244,15 +368,27 @@ result<metald_usage> apply_op(vm_state& state, const metald_op& op) {
   if (state.region.empty()) state.region = op.region;
   switch (op.kind) {
     case metald_op_kind::samples:
-      return apply_samples(state, op.customer_id, op.vm_id, op.samples, op.gap_after_ns);
-    case metald_op_kind::start:
-      return metald_usage{apply_start(state, op.at_ns) ? 1u : 0u, std::nullopt, std::nullopt};
+      return apply_samples_around_stop(state, op);
+    case metald_op_kind::start: {
+      // A start after a held stop: the stopped session closes first.
+      auto closing = finish_stop(state, op.customer_id, op.vm_id);
+      if (!closing.ok()) return closing;
+      const bool started = apply_start(state, op.at_ns);
+      closing->new_samples = started || closing->new_samples > 0 ? 1u : 0u;
+      return closing;
+    }
+    case metald_op_kind::finish_stop:
+      return finish_stop(state, op.customer_id, op.vm_id);
     case metald_op_kind::stop:
       return apply_stop(state, op.customer_id, op.vm_id, op.at_ns);
     case metald_op_kind::timeout:
       return apply_timeout(state, op.customer_id, op.vm_id, op.at_ns);
-    case metald_op_kind::gap:
-      return metald_usage{1, std::nullopt, metald_gap{op.at_ns, op.until_ns}};
+    case metald_op_kind::gap: {
+      metald_usage usage;
+      usage.new_samples = 1;
+      usage.gap = metald_gap{op.at_ns, op.until_ns};
+      return usage;
+    }
   }
   return status{status_code::invalid_argument, "unknown metald operation"};
 }

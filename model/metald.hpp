@@ -57,6 +57,14 @@ struct vm_state {
   // batch), so a gap is a hole longer than this VM's cadence allows, not a
   // fixed time.
   int64_t cadence_ns = 0;
+  // A NotifyVmStopped after the last sample is held open for the VM's final
+  // batch, which metald may deliver after the stop: until finish_stop, the
+  // session is closed (at session_end_ns) but its closing window is not
+  // written yet, so samples stamped up to the stop are still billed, once.
+  bool stop_pending = false;
+  // The newest real sample applied (kNoTimestamp: none since the session
+  // began): tells a late sample that was never seen from one that was.
+  int64_t last_sample_ns = kNoTimestamp;
 
   bool session_open() const { return session_end_ns == kNoTimestamp; }
   friend bool operator==(const vm_state&, const vm_state&) = default;
@@ -93,6 +101,9 @@ struct metald_gap {
 // samples span any time), and the gap before them, if any.
 struct metald_usage {
   uint32_t new_samples = 0;
+  // Samples stamped at or before a stop whose closing window was already
+  // written (they arrived after finish_stop): not billed, and said so.
+  uint32_t after_closed_stop = 0;
   std::optional<usage_window> window;
   std::optional<metald_gap> gap;
 };
@@ -118,16 +129,23 @@ result<metald_usage> apply_samples(vm_state& state, const std::string& customer_
 int64_t gap_threshold_ns(const vm_state& state, int64_t gap_after_ns);
 
 // NotifyVmStarted at start_ns: opens a session whose counters start from zero.
+// A held stop must be finished first (apply_op does).
 // Returns false (and changes nothing) when it adds nothing: a duplicate, or a
 // start at or before what was already applied.
 bool apply_start(vm_state& state, int64_t start_ns);
 
-// NotifyVmStopped at stop_ns: closes the session; the window from the last
-// sample to the stop (no counter usage, the memory gauge held) is returned.
-// A duplicate stop, or one at or before the watermark of a closed session,
-// changes nothing.
+// NotifyVmStopped at stop_ns: closes the session. A stop after the last
+// sample is held (vm_state::stop_pending) for samples stamped up to it that
+// are still on their way; finish_stop then writes the window from the last
+// sample to the stop (no counter usage, the memory gauge held). A duplicate
+// stop, or one at or before the watermark of a closed session, changes nothing.
 result<metald_usage> apply_stop(vm_state& state, const std::string& customer_id,
                                 const std::string& vm_id, int64_t stop_ns);
+
+// Writes the closing window of a pending stop (see apply_stop); nothing when
+// none is pending.
+result<metald_usage> finish_stop(vm_state& state, const std::string& customer_id,
+                                 const std::string& vm_id);
 
 // The heartbeat timeout of the VM's metald instance: an open session ends at
 // the instance's last heartbeat `end_ns` (recorded as by timeout), with the
@@ -136,7 +154,14 @@ result<metald_usage> apply_timeout(vm_state& state, const std::string& customer_
                                    const std::string& vm_id, int64_t end_ns);
 
 // One thing metald told us about a VM, as a customer ledger applies it.
-enum class metald_op_kind : uint8_t { samples = 1, start = 2, stop = 3, timeout = 4, gap = 5 };
+enum class metald_op_kind : uint8_t {
+  samples = 1,
+  start = 2,
+  stop = 3,
+  timeout = 4,
+  gap = 5,
+  finish_stop = 6,  // the grace for a stopped VM's final batch is over
+};
 struct metald_op {
   metald_op_kind kind = metald_op_kind::samples;
   std::string customer_id;

@@ -324,6 +324,7 @@ auto sample_counters(model::metald_sample& s) {
 
 constexpr uint8_t gauge_known_flag = 1;
 constexpr uint8_t end_by_timeout_flag = 2;
+constexpr uint8_t stop_pending_flag = 4;
 
 status check_end(const bytes::reader& in, std::string_view what) {
   if (in.at_end()) return status::ok_status();
@@ -341,11 +342,13 @@ std::string encode_vm_state(const model::vm_state& state) {
   append_u64_fields(out, sample_counters(last));
   bytes::append_u8(out,
                    static_cast<uint8_t>((state.gauge_known ? gauge_known_flag : 0) |
-                                        (state.session_end_by_timeout ? end_by_timeout_flag : 0)));
+                                        (state.session_end_by_timeout ? end_by_timeout_flag : 0) |
+                                        (state.stop_pending ? stop_pending_flag : 0)));
   bytes::append_u64(out, state.memory_remainder);
   bytes::append_i64(out, state.session_start_ns);
   bytes::append_i64(out, state.session_end_ns);
   bytes::append_i64(out, state.cadence_ns);
+  bytes::append_i64(out, state.last_sample_ns);
   return out;
 }
 
@@ -371,8 +374,10 @@ result<model::vm_state> decode_vm_state(std::string_view value) {
   }
   if (with_cadence) {
     auto cadence = in.i64();
-    if (!cadence) return corrupt("vm_state value", "truncated");
+    auto last_sample = in.i64();
+    if (!cadence || !last_sample) return corrupt("vm_state value", "truncated");
     state.cadence_ns = *cadence;
+    state.last_sample_ns = *last_sample;
   }
   if (auto checked = check_end(in, "vm_state value"); !checked.ok()) return checked;
   state.region = std::move(*region);
@@ -380,6 +385,7 @@ result<model::vm_state> decode_vm_state(std::string_view value) {
   state.last.timestamp_ns = *watermark;
   state.gauge_known = (*flags & gauge_known_flag) != 0;
   state.session_end_by_timeout = (*flags & end_by_timeout_flag) != 0;
+  state.stop_pending = (*flags & stop_pending_flag) != 0;
   state.memory_remainder = *remainder;
   state.session_start_ns = *start;
   state.session_end_ns = *end;

@@ -22,7 +22,8 @@ inline constexpr uint8_t rollup_value_format = 2;
 // Audit values start with their format byte, which also tells their kind.
 inline constexpr uint8_t ingest_record_format = 2;
 inline constexpr uint8_t vm_state_format = 2;
-// The format before the learned cadence (vm_state::cadence_ns); still read.
+// Format 2 added the learned cadence and the newest sample's time
+// (vm_state::cadence_ns, last_sample_ns); format 1 values are still read.
 inline constexpr uint8_t vm_state_format_without_cadence = 1;
 inline constexpr uint8_t vm_index_format = 1;
 inline constexpr uint8_t metald_instance_format = 1;

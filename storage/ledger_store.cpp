@@ -669,6 +669,25 @@ status ledger_store::scan_vm_states(
       });
 }
 
+status ledger_store::scan_all_vm_states(
+    const std::function<bool(const std::string&, const std::string&, const model::vm_state&)>&
+        visit) const {
+  return impl_->scan_prefix(
+      vm_state_family, "", "scanning every vm state",
+      [&](std::string_view key, std::string_view value) -> result<bool> {
+        // <u8 length><customer><u8 length><vm>
+        const size_t customer_length = key.empty() ? 0 : static_cast<uint8_t>(key[0]);
+        if (key.empty() || key.size() < customer_length + 2 ||
+            static_cast<uint8_t>(key[customer_length + 1]) + customer_length + 2 != key.size()) {
+          return status{status_code::data_loss, "corrupt vm_state key"};
+        }
+        auto state = codec::decode_vm_state(value);
+        if (!state) return state.error();
+        return visit(std::string(key.substr(1, customer_length)),
+                     std::string(key.substr(customer_length + 2)), *state);
+      });
+}
+
 status ledger_store::scan_metald_instances(
     const std::function<bool(const std::string&, const model::metald_instance&)>& visit) const {
   return impl_->scan_prefix(

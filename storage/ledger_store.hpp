@@ -320,6 +320,10 @@ class ledger_store {
   status scan_vm_states(
       const std::string& customer_id,
       const std::function<bool(const std::string&, const model::vm_state&)>& visit) const;
+  // Every metald VM state of every customer, as (customer, vm, state); stops
+  // when `visit` returns false. For recovery at start (held stops).
+  status scan_all_vm_states(const std::function<bool(const std::string&, const std::string&,
+                                                     const model::vm_state&)>& visit) const;
   // Every stored metald instance, in id order; stops when `visit` returns false.
   status scan_metald_instances(
       const std::function<bool(const std::string&, const model::metald_instance&)>& visit) const;

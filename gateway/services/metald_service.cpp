@@ -185,15 +185,17 @@ std::function<void(result<uint32_t>)> answer_success(responder<v1::MetaldSuccess
 // Applies `op` (which names no customer) to a VM we know: the vm index,
 // written with the VM's state and durable before any earlier call was
 // acknowledged, has its customer; the directory looks it up (in a cluster,
-// on every node). An unknown VM is not_found.
+// on every node). An unknown VM is not_found. `on_applied(customer)` runs
+// once the op is durable, before the answer.
 void apply_to_known_vm(caf::actor_system& system, const actors::directory_actor& directory,
                        const call_context& context, const metald_settings& settings,
-                       model::metald_op op, responder<v1::MetaldSuccessResponse> respond) {
+                       model::metald_op op, responder<v1::MetaldSuccessResponse> respond,
+                       std::function<void(const std::string&)> on_applied = {}) {
   std::string vm_id = op.vm_id;
   ask<std::string>(
       system, directory, time_left(context),
-      [&system, directory, context, settings, op = std::move(op),
-       respond = std::move(respond)](result<std::string> customer) mutable {
+      [&system, directory, context, settings, op = std::move(op), respond = std::move(respond),
+       on_applied = std::move(on_applied)](result<std::string> customer) mutable {
         if (!customer.ok()) {
           respond(customer.error());
           return;
@@ -211,7 +213,15 @@ void apply_to_known_vm(caf::actor_system& system, const actors::directory_actor&
         }
         op.customer_id = std::move(customer).value();
         op.region = settings.region;
-        apply(system, directory, context, std::move(op), answer_success(std::move(respond)));
+        auto answer = answer_success(std::move(respond));
+        if (on_applied) {
+          answer = [answer = std::move(answer), on_applied = std::move(on_applied),
+                    customer_id = op.customer_id](result<uint32_t> applied) {
+            if (applied.ok()) on_applied(customer_id);
+            answer(std::move(applied));
+          };
+        }
+        apply(system, directory, context, std::move(op), std::move(answer));
       },
       actors::locate_atom::value, std::move(vm_id));
 }
@@ -269,19 +279,23 @@ void add_metald_service(connect_router& router, caf::actor_system& system,
 
   add_authorized<v1::MetaldNotifyVmStoppedRequest, v1::MetaldSuccessResponse>(
       router, "NotifyVmStopped", settings,
-      [&system, directory, settings](const call_context& context,
-                                     v1::MetaldNotifyVmStoppedRequest request,
-                                     responder<v1::MetaldSuccessResponse> respond) {
+      [&system, directory, instances, settings](const call_context& context,
+                                                v1::MetaldNotifyVmStoppedRequest request,
+                                                responder<v1::MetaldSuccessResponse> respond) {
         if (status bad = first_error({model::check_id("vm_id", request.vm_id(), settings.limits),
                                       check_instant("stop_time", request.stop_time(), settings)});
             !bad.ok()) {
           respond(bad);
           return;
         }
+        // A stop after the last sample is held for the VM's final batch; the
+        // instances actor finishes it after the grace.
         apply_to_known_vm(
             system, directory, context, settings,
             lifecycle_op(model::metald_op_kind::stop, request.vm_id(), request.stop_time()),
-            std::move(respond));
+            std::move(respond), [instances, vm_id = request.vm_id()](const std::string& customer) {
+              caf::anon_send(instances, actors::held_stop_atom::value, customer, vm_id);
+            });
       });
 
   add_authorized<v1::MetaldNotifyPossibleGapRequest, v1::MetaldSuccessResponse>(

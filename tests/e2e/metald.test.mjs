@@ -15,17 +15,20 @@ import {
   expectedUsage,
   makeSamples,
   postMetald,
+  sampleJson,
   sampleMessage,
   sendBatchJson,
 } from "./lib/metald.mjs";
 import { ts, uniqueId } from "./lib/metrics.mjs";
 import { makeTempDir, removeTempDir, startServer } from "./lib/server.mjs";
 
+const STOP_GRACE_MS = 300;
 const servers = [];
 let server;
 
 before(async () => {
-  server = await startServer({ args: ["--metald-region=eu-test"] });
+  // A short stop grace: a held stop's closing window is written 300 ms later.
+  server = await startServer({ args: ["--metald-region=eu-test", `--metald-stop-grace-ms=${STOP_GRACE_MS}`] });
   servers.push(server);
 });
 
@@ -47,6 +50,18 @@ async function vmUsage(baseUrl, customerId, vmId) {
   });
   const vm = usage.vms.find((v) => v.vmId === vmId);
   return vm ? vm.totals : null;
+}
+
+// assertUsage once a held stop's grace is over: polls for up to 5 s.
+async function assertUsageEventually(baseUrl, customerId, vmId, expected) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await assertUsage(baseUrl, customerId, vmId, expected);
+    } catch (error) {
+      if (attempt >= 50) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
 }
 
 async function assertUsage(baseUrl, customerId, vmId, expected) {
@@ -211,8 +226,9 @@ test("lifecycle: exact VM time from NotifyVmStarted/Stopped, duplicates harmless
     const res = await postMetald(server.baseUrl, "NotifyVmStopped", { vm_id: vm, stop_time: String(stop) });
     assert.deepEqual(res.json, { success: true }, res.text);
   }
-  // 1000 B from the start to the last sample and held to the stop.
-  await assertUsage(server.baseUrl, customer, vm, {
+  // 1000 B from the start to the last sample and held to the stop (written
+  // once the stop's grace for a final batch is over).
+  await assertUsageEventually(server.baseUrl, customer, vm, {
     cpuTimeNanos: 20_000_000n,
     vmActiveNanos: stop - start,
     memoryBytesSeconds: (1000n * (stop - start)) / SECOND,
@@ -232,7 +248,7 @@ test("lifecycle: exact VM time from NotifyVmStarted/Stopped, duplicates harmless
   const { json } = metaldClients(server.baseUrl);
   assert.equal((await json.notifyVmStarted({ vmId: longVm, customerId: customer, startTime: longStart })).success, true);
   assert.equal((await json.notifyVmStopped({ vmId: longVm, stopTime: longStop })).success, true);
-  await assertUsage(server.baseUrl, customer, longVm, { vmActiveNanos: longStop - longStart, cpuTimeNanos: 0n });
+  await assertUsageEventually(server.baseUrl, customer, longVm, { vmActiveNanos: longStop - longStart, cpuTimeNanos: 0n });
 });
 
 test("a SIGKILL between batches changes no total, and the next batch continues exactly", async () => {
@@ -389,4 +405,56 @@ test("a VM listed in heartbeats before it was ever started shows that stretch as
   // The VM already known when listed got no such gap.
   const report = await queryClient(node.baseUrl).getBillingWindow({ customerId: customer, startTime: ts(hour - HOUR_MS), endTime: ts(hour + HOUR_MS) });
   assert.equal(report.gaps.filter((g) => g.vmId === known && toNs(g.endTime) <= afterListing).length, 0);
+});
+
+test("a final batch arriving after NotifyVmStopped is billed exactly once, across a restart; later ones are refused truthfully", async () => {
+  const dataDir = makeTempDir();
+  try {
+    // A long grace first: the final batch and its retries arrive while the stop is held.
+    let node = await startServer({ dataDir, args: ["--metald-stop-grace-ms=60000"] });
+    servers.push(node);
+    const customer = uniqueId("metald-final");
+    const vm = uniqueId("vm");
+    const start = BASE_NS;
+    const memory = 1_000_000_000n; // 1e9 B: every byte-second total is an exact integer
+    const samples = makeSamples(start + 100n * MS, 700, (i) => ({ cpu: BigInt(1000 * (i + 1)), memory }));
+    const [first, last] = [samples.slice(0, 600), samples.slice(600)]; // S+0.1..S+60 s, S+60.1..S+70 s
+    const stop = start + 70n * SECOND + 50n * MS;
+    const started = await postMetald(node.baseUrl, "NotifyVmStarted", { vm_id: vm, customer_id: customer, start_time: String(start) });
+    assert.deepEqual(started.json, { success: true }, started.text);
+    assert.match((await sendBatchJson(node.baseUrl, vm, customer, first)).message, /stored 600 new samples of 600 \(0 already seen\)/);
+    const stopped = await postMetald(node.baseUrl, "NotifyVmStopped", { vm_id: vm, stop_time: String(stop) });
+    assert.deepEqual(stopped.json, { success: true }, stopped.text);
+
+    // The final batch, after the stop: billed, and said so.
+    assert.match((await sendBatchJson(node.baseUrl, vm, customer, last)).message, /stored 100 new samples of 100 \(0 already seen\)/);
+    assert.match((await sendBatchJson(node.baseUrl, vm, customer, last)).message, /stored 0 new samples of 100 \(100 already seen\)/);
+    const billed = { cpuTimeNanos: 700_000n, vmActiveNanos: samples.at(-1).at - start, memoryBytesSeconds: samples.at(-1).at - start };
+    await assertUsage(node.baseUrl, customer, vm, billed);
+
+    // SIGKILL while the stop is held; after the restart the retry is still a duplicate.
+    await node.kill();
+    node = await startServer({ dataDir, args: [`--metald-stop-grace-ms=${STOP_GRACE_MS}`] });
+    servers.push(node);
+    assert.match((await sendBatchJson(node.baseUrl, vm, customer, last)).message, /stored 0 new samples of 100 \(100 already seen\)/);
+    // The held stop is finished after the grace: the VM ran exactly to the stop.
+    const closed = { cpuTimeNanos: 700_000n, vmActiveNanos: stop - start, memoryBytesSeconds: stop - start };
+    await assertUsageEventually(node.baseUrl, customer, vm, closed);
+
+    // A never-seen sample stamped before the stop, arriving after the grace:
+    // not billable any more, and not called "already seen".
+    const tooLate = [{ at: start + 70n * SECOND + 20n * MS, cpu: 700_500n, memory }];
+    const res = await postMetald(node.baseUrl, "SendMetricsBatch", { vm_id: vm, customer_id: customer, metrics: tooLate.map((s) => sampleJson(s)) });
+    assert.equal(res.json?.code, "failed_precondition", res.text);
+    assert.match(res.json.message, /arrived after its usage was closed/);
+    assert.match(res.json.message, /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z/, "instants as RFC 3339");
+    assert.doesNotMatch(res.json.message, /already seen/);
+    await assertUsage(node.baseUrl, customer, vm, closed);
+    // Samples after the stop: the VM runs again and they are billed as new.
+    const again = makeSamples(stop + SECOND, 3, (i) => ({ cpu: BigInt(800_000 + 1000 * i), memory }));
+    assert.match((await sendBatchJson(node.baseUrl, vm, customer, again)).message, /stored 3 new samples of 3/);
+    await node.cleanup();
+  } finally {
+    removeTempDir(dataDir);
+  }
 });

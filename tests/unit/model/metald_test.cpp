@@ -139,8 +139,14 @@ TEST_CASE("start and stop notifications give the session's exact VM time") {
   CHECK(first.window->cpu_time_nanos == 100);       // counted from zero at the start
   CHECK(first.window->memory_bytes_seconds == 10);  // the first reading held back to the start
 
-  auto stopped = apply_stop(state, "acme", "vm-1", kT0 + 3 * kNanosPerSecond);
+  auto held = apply_stop(state, "acme", "vm-1", kT0 + 3 * kNanosPerSecond);
+  REQUIRE(held.ok());
+  CHECK_FALSE(held->window);  // held for the final batch
+  CHECK(state.stop_pending);
+  CHECK_FALSE(state.session_open());
+  auto stopped = finish_stop(state, "acme", "vm-1");
   REQUIRE(stopped.ok());
+  CHECK_FALSE(state.stop_pending);
   REQUIRE(stopped->window);
   CHECK(stopped->window->window_start_ns == kT0 + kNanosPerSecond);
   CHECK(stopped->window->window_end_ns == kT0 + 3 * kNanosPerSecond);
@@ -240,4 +246,115 @@ TEST_CASE("the gap threshold follows each VM's learned cadence: 100 ms or 5 minu
     REQUIRE(hole->gap);
     CHECK(*hole->gap == metald_gap{kT0 + 59'900 * kMs, kT0 + 2 * kMinute});
   }
+}
+
+namespace {
+
+metald_op samples_op(std::vector<metald_sample> samples) {
+  metald_op op;
+  op.kind = metald_op_kind::samples;
+  op.customer_id = "acme";
+  op.region = "default";
+  op.vm_id = "vm-1";
+  op.samples = std::move(samples);
+  return op;
+}
+
+metald_op lifecycle(metald_op_kind kind, int64_t at_ns = 0) {
+  metald_op op;
+  op.kind = kind;
+  op.customer_id = "acme";
+  op.region = "default";
+  op.vm_id = "vm-1";
+  op.at_ns = at_ns;
+  return op;
+}
+
+// The sum of the windows' values over a sequence of ops' results.
+struct billed {
+  uint64_t cpu = 0;
+  int64_t active_ns = 0;
+  void add(const result<metald_usage>& usage) {
+    REQUIRE_MESSAGE(usage.ok(), usage.error().message());
+    if (!usage->window) return;
+    cpu += usage->window->cpu_time_nanos;
+    active_ns += usage->window->duration_ns();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a final batch arriving after NotifyVmStopped is billed exactly once") {
+  constexpr int64_t kS = kNanosPerSecond;
+  auto state = fresh_state();
+  billed total;
+  total.add(apply_op(state, lifecycle(metald_op_kind::start, kT0)));
+  std::vector<metald_sample> first;
+  for (int i = 1; i <= 600; ++i) first.push_back(sample(kT0 + i * 100 * kMs, 10 * i, 0));
+  total.add(apply_op(state, samples_op(first)));
+  // The stop at S+70.05 s comes before the last batch (S+60.1 ... S+70 s).
+  const int64_t stop = kT0 + 70 * kS + 50 * kMs;
+  total.add(apply_op(state, lifecycle(metald_op_kind::stop, stop)));
+  std::vector<metald_sample> last;
+  for (int i = 601; i <= 700; ++i) last.push_back(sample(kT0 + i * 100 * kMs, 10 * i, 0));
+  auto late = apply_op(state, samples_op(last));
+  REQUIRE(late.ok());
+  CHECK(late->new_samples == 100);  // not "already seen"
+  total.add(late);
+  CHECK_FALSE(state.session_open());  // still stopped
+  // A retry of the late batch adds nothing.
+  auto retried = apply_op(state, samples_op(last));
+  REQUIRE(retried.ok());
+  CHECK(retried->new_samples == 0);
+  total.add(retried);
+  total.add(apply_op(state, lifecycle(metald_op_kind::finish_stop)));
+  CHECK(total.cpu == 7000);              // every counter delta, once
+  CHECK(total.active_ns == stop - kT0);  // exactly start to stop
+  // Finishing twice changes nothing.
+  auto again = apply_op(state, lifecycle(metald_op_kind::finish_stop));
+  REQUIRE(again.ok());
+  CHECK(again->new_samples == 0);
+  // Never seen, stamped before the stop, but after its usage was closed: said so, not "already
+  // seen".
+  auto too_late = apply_op(state, samples_op({sample(stop - 20 * kMs, 7001, 0)}));
+  REQUIRE_FALSE(too_late.ok());
+  CHECK(too_late.error().code() == status_code::failed_precondition);
+  CHECK(too_late.error().message().find(format_rfc3339(stop)) != std::string::npos);
+  // Samples truly seen before are still just duplicates.
+  auto seen = apply_op(state, samples_op({sample(kT0 + 700 * 100 * kMs, 7000, 0)}));
+  REQUIRE(seen.ok());
+  CHECK(seen->new_samples == 0);
+}
+
+TEST_CASE("samples after a held stop close it first, then reopen the session") {
+  constexpr int64_t kS = kNanosPerSecond;
+  auto state = fresh_state();
+  billed total;
+  total.add(apply_op(state, lifecycle(metald_op_kind::start, kT0)));
+  total.add(apply_op(state, samples_op({sample(kT0 + kS, 10, 0)})));
+  total.add(apply_op(state, lifecycle(metald_op_kind::stop, kT0 + 5 * kS)));
+  // One batch across the stop: 3 s (before it) and 8 s (the VM runs again).
+  auto across =
+      apply_op(state, samples_op({sample(kT0 + 3 * kS, 30, 0), sample(kT0 + 8 * kS, 80, 0)}));
+  REQUIRE(across.ok());
+  CHECK(across->new_samples == 2);
+  REQUIRE(across->window);
+  CHECK(across->window->window_start_ns == kT0 + kS);
+  CHECK(across->window->window_end_ns == kT0 + 8 * kS);
+  total.add(across);
+  CHECK(state.session_open());
+  CHECK_FALSE(state.stop_pending);
+  CHECK(total.cpu == 80);
+  CHECK(total.active_ns == 8 * kS);
+  // A start after a held stop closes the stopped session with its window.
+  auto second = fresh_state();
+  REQUIRE(apply_op(second, lifecycle(metald_op_kind::start, kT0)).ok());
+  REQUIRE(apply_op(second, samples_op({sample(kT0 + kS, 10, 0)})).ok());
+  REQUIRE(apply_op(second, lifecycle(metald_op_kind::stop, kT0 + 5 * kS)).ok());
+  auto restarted = apply_op(second, lifecycle(metald_op_kind::start, kT0 + 9 * kS));
+  REQUIRE(restarted.ok());
+  REQUIRE(restarted->window);
+  CHECK(restarted->window->window_end_ns == kT0 + 5 * kS);
+  CHECK(second.session_open());
+  CHECK(second.session_start_ns == kT0 + 9 * kS);
 }

@@ -23,6 +23,8 @@ model::vm_state sample_vm_state() {
   state.session_end_ns = t0 + minute;
   state.session_end_by_timeout = true;
   state.cadence_ns = 300'000'000'000;
+  state.last_sample_ns = t0 + 100;
+  state.stop_pending = true;
   return state;
 }
 
@@ -46,12 +48,13 @@ TEST_CASE("metald values round-trip exactly and refuse damage") {
   CHECK(decoded_state.value() == state);
   check_truncations_fail(encoded_state, codec::decode_vm_state);
   // A value written before the learned cadence (format 1: no cadence field) still reads.
-  std::string format_1 = encoded_state.substr(0, encoded_state.size() - 8);
+  std::string format_1 = encoded_state.substr(0, encoded_state.size() - 16);
   format_1[0] = static_cast<char>(codec::vm_state_format_without_cadence);
   auto old_state = codec::decode_vm_state(format_1);
   REQUIRE(old_state.ok());
   auto expected_old = state;
   expected_old.cadence_ns = 0;
+  expected_old.last_sample_ns = model::kNoTimestamp;
   CHECK(old_state.value() == expected_old);
 
   const model::metald_instance instance{t0, {"vm-1", "vm-2"}, true};
