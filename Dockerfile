@@ -12,7 +12,8 @@ RUN apt-get update \
       libprotobuf-dev protobuf-compiler \
       librocksdb-dev \
       libboost1.81-dev \
-      libfmt-dev \
+      libfmt-dev libcli11-dev \
+      libpq-dev \
       doctest-dev \
       zlib1g-dev libssl-dev \
  && rm -rf /var/lib/apt/lists/*
@@ -29,11 +30,13 @@ COPY actors actors
 COPY gateway gateway
 COPY cluster cluster
 COPY app app
+COPY client client
+COPY ctl ctl
 COPY tests tests
 COPY bench bench
 RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
- && cmake --build build --target billingd \
- && strip --strip-debug build/billingd
+ && cmake --build build --target billingd billingctl \
+ && strip --strip-debug build/billingd build/billingctl
 
 # The dashboard billingd serves at /ui/: built by ui/build.mjs with the npm
 # packages pinned in ui/package-lock.json (buf, protoc-gen-es, tsc, esbuild).
@@ -60,6 +63,8 @@ RUN apt-get update \
       --shell /usr/sbin/nologin billing \
  && install -d -o billing -g billing -m 0750 /data
 COPY --from=build /src/build/billingd /usr/local/bin/billingd
+# The support CLI, for `kubectl exec ... billingctl`.
+COPY --from=build /src/build/billingctl /usr/local/bin/billingctl
 # --ui-dir's default: ui next to the binary.
 COPY --from=ui /src/build/ui /usr/local/bin/ui
 USER 10001:10001

@@ -29,6 +29,7 @@ const testOnlyPackages = new Map([
   ["ca-certificates", "npm and apt over https on the host"],
   ["openssl", "the TLS e2e tests make certificates with the CLI"],
   ["chromium", "the dashboard's browser test (e2e.ui)"],
+  ["postgresql", "the PostgreSQL baseline of bench/pg_compare.sh"],
 ]);
 
 describe("Dockerfile", () => {
