@@ -18,6 +18,7 @@ debian_packages=(
   doctest-dev
   zlib1g-dev libssl-dev openssl
   chromium
+  etcd-server
 )
 # The image may already ship its own Node.js; Debian's nodejs conflicts with it.
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
