@@ -150,19 +150,57 @@ storage::ingest_record ingest_record_of(const model::customer_part& part, const 
   return record;
 }
 
-// Adds an accepted window to the group's writes, rollups and live usage.
+// Caches the stored totals of every rollup bucket `window` adds to, so that
+// a window is judged against them before it is accepted.
+status load_rollup_totals(ledger_state& st, const model::usage_window& window) {
+  auto& cached = st.rollup_totals.values;
+  std::vector<model::rollup_id> unread;
+  for (const auto& id : model::rollup_buckets_of(window)) {
+    if (cached.find(id) == cached.end()) {
+      unread.push_back({id.grain, id.bucket_start_ns, std::string(id.region),
+                        std::string(id.vm_id)});
+    }
+  }
+  if (unread.empty()) return status::ok_status();
+  auto stored = st.store->find_rollups(st.customer_id, unread);
+  if (!stored.ok()) return stored.error();
+  for (size_t i = 0; i < unread.size(); ++i) {
+    cached.emplace(std::move(unread[i]), stored.value()[i].value_or(model::rollup_value{}));
+  }
+  return status::ok_status();
+}
+
+// Adds a window to `rollups` unless that would take a stored total past
+// kUsageSumMax: then out_of_range, nothing added, and the window is refused
+// alone (REJECT_REASON_TOTAL_OUT_OF_RANGE), never failing the group.
+status add_to_rollups(ledger_state& st, const model::usage_window& window,
+                      model::rollup_accumulator& rollups) {
+  if (status loaded = load_rollup_totals(st, window); !loaded.ok()) return loaded;
+  return rollups.add(window, &st.rollup_totals.values);
+}
+
+constexpr std::string_view total_out_of_range_message =
+    "storing this window would take a usage total of its VM past 2^127-1";
+
+// Adds an accepted window (already in `rollups`) to the group's writes and
+// live usage. These sums are bounded by the rollups just checked, so a
+// failure here is a defect (internal), and fails the group.
 status accept_window(ledger_state& st, const model::usage_window& window,
-                     storage::write_set& writes, model::rollup_accumulator& rollups,
-                     part_usage& usage) {
-  if (status added = rollups.add(window); !added.ok()) return added;
-  if (status added = usage.delta.add(model::usage_totals::of(window)); !added.ok()) return added;
+                     storage::write_set& writes, part_usage& usage) {
+  if (status added = usage.delta.add(model::usage_totals::of(window)); !added.ok()) {
+    return {status_code::internal, added.message()};
+  }
   if (!st.subscribers.empty()) {
     const int64_t month_end =
         model::next_bucket_start(model::granularity::month, st.month_start_ns);
     auto share = model::usage_within(window, st.month_start_ns, month_end);
-    if (status added = usage.month_share.add(share); !added.ok()) return added;
+    if (status added = usage.month_share.add(share); !added.ok()) {
+      return {status_code::internal, added.message()};
+    }
     if (!usage.cost_added) usage.cost_added = st.cost.start_additions();
-    if (status added = usage.cost_added->add(window); !added.ok()) return added;
+    if (status added = usage.cost_added->add(window); !added.ok()) {
+      return {status_code::internal, added.message()};
+    }
   }
   usage.stored_any = true;
   writes.put_window(window);
@@ -225,9 +263,14 @@ result<std::vector<outcomes>> judge_group(ledger_state& st, storage::write_set& 
         existing = flat_windows[repeats[flat]];
       }
       if (existing == nullptr) {
-        if (status added = accept_window(st, window, writes, rollups, usage); !added.ok()) {
-          return added;
+        if (status added = add_to_rollups(st, window, rollups); !added.ok()) {
+          if (added.code() != status_code::out_of_range) return added;
+          part_outcomes.push_back(model::item_outcome::rejected(
+              index, model::reject_reason::total_out_of_range,
+              std::string(total_out_of_range_message)));
+          continue;
         }
+        if (status added = accept_window(st, window, writes, usage); !added.ok()) return added;
         part_outcomes.push_back(model::item_outcome::accepted(index));
       } else if (existing->same_billed_values(window)) {
         part_outcomes.push_back(model::item_outcome::duplicate(index));
@@ -274,10 +317,24 @@ result<std::vector<result<uint32_t>>> judge_metald(ledger_state& st, storage::wr
     auto applied = model::apply_op(next, op);
     part_usage usage;
     if (applied.ok() && applied->window) {
-      // Fails only past 2^64 units, like a window of the windowed path: the group fails.
-      for (const auto& piece : model::split_at_hours(*applied->window)) {
-        if (status added = accept_window(st, piece, writes, rollups, usage); !added.ok()) {
-          return added;
+      // The op's pieces are added together or not at all: past 2^127-1 the op
+      // fails alone, and the VM's state does not move.
+      const auto pieces = model::split_at_hours(*applied->window);
+      model::rollup_accumulator op_rollups;
+      status added = status::ok_status();
+      for (const auto& piece : pieces) {
+        if (added.ok()) added = load_rollup_totals(st, piece);
+        if (added.ok()) added = op_rollups.add(piece);
+      }
+      if (added.ok()) added = rollups.add_all(op_rollups, &st.rollup_totals.values);
+      if (!added.ok() && added.code() != status_code::out_of_range) return added;
+      if (!added.ok()) {
+        applied = status{status_code::out_of_range, std::string(total_out_of_range_message)};
+      } else {
+        for (const auto& piece : pieces) {
+          if (status accepted = accept_window(st, piece, writes, usage); !accepted.ok()) {
+            return accepted;
+          }
         }
       }
     }
@@ -448,8 +505,9 @@ void publish_committed(ledger_pointer self) {
 // Merges, since this ledger is the only writer of its customer's rollups and
 // so knows their stored totals (read once per bucket, then cached). A Merge
 // made RocksDB count the key's operands in the memtable on every write
-// (max_successive_merges), the largest single cost of ingest. out_of_range
-// (the group fails) if a total would pass 2^64-1.
+// (max_successive_merges), the largest single cost of ingest. Windows were
+// checked against these totals as they were accepted, so a failed merge here
+// is a defect (the group fails).
 status put_rollup_totals(ledger_state& st, const model::rollup_accumulator& added,
                          storage::write_set& writes) {
   auto& cache = st.rollup_totals;

@@ -134,12 +134,31 @@ typename Inspector::result_type inspect(Inspector& f, ingest_report& x) {
   return f(caf::meta::type_name("ingest_report"), x.outcomes);
 }
 
+// CAF 0.17 has no 128-bit integers: a usage sum travels as its high and low
+// 64-bit words.
+struct usage_sum_words {
+  usage_sum* value;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, usage_sum_words& x) {
+  auto high = static_cast<uint64_t>(*x.value >> 64);
+  auto low = static_cast<uint64_t>(*x.value);
+  auto store = caf::meta::load_callback([&]() -> caf::error {
+    *x.value = (static_cast<usage_sum>(high) << 64) | low;
+    return caf::none;
+  });
+  return f(caf::meta::type_name("usage_sum"), high, low, store);
+}
+
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, usage_totals& x) {
-  return f(caf::meta::type_name("usage_totals"), x.cpu_time_nanos, x.memory_bytes_seconds,
-           x.memory_bytes_peak, x.disk_read_bytes, x.disk_write_bytes, x.disk_read_ops,
-           x.disk_write_ops, x.network_rx_bytes, x.network_tx_bytes, x.vm_active_nanos,
-           x.window_count);
+  auto words = [](usage_sum& sum) { return usage_sum_words{&sum}; };
+  return f(caf::meta::type_name("usage_totals"), words(x.cpu_time_nanos),
+           words(x.memory_bytes_seconds), x.memory_bytes_peak, words(x.disk_read_bytes),
+           words(x.disk_write_bytes), words(x.disk_read_ops), words(x.disk_write_ops),
+           words(x.network_rx_bytes), words(x.network_tx_bytes), words(x.vm_active_nanos),
+           words(x.window_count));
 }
 
 template <class Inspector>
@@ -188,7 +207,7 @@ typename Inspector::result_type inspect(Inspector& f, vm_activity& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, usage_gap& x) {
   return f(caf::meta::type_name("usage_gap"), x.vm_id, x.region, x.start_ns, x.end_ns,
-           x.interpolated_memory_bytes_seconds, x.interpolated);
+           usage_sum_words{&x.interpolated_memory_bytes_seconds}, x.interpolated);
 }
 
 template <class Inspector>

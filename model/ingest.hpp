@@ -22,6 +22,7 @@ enum class reject_reason : uint8_t {
   region_mismatch = 6,
   unknown_region = 7,
   conflicting_duplicate = 8,
+  total_out_of_range = 9,
 };
 
 struct item_outcome {

@@ -12,7 +12,7 @@ namespace billing::model {
 namespace {
 
 // The usage_totals field each billed dimension is measured by, in dimension order.
-constexpr std::array<uint64_t usage_totals::*, dimension_count> kBilledField = {
+constexpr std::array<usage_sum usage_totals::*, dimension_count> kBilledField = {
     &usage_totals::cpu_time_nanos,   &usage_totals::memory_bytes_seconds,
     &usage_totals::disk_read_bytes,  &usage_totals::disk_write_bytes,
     &usage_totals::network_rx_bytes, &usage_totals::network_tx_bytes,
@@ -44,7 +44,8 @@ std::vector<usage_slice> slices_of(const usage_quantities& quantities) {
 void add_quantities(usage_quantities& quantities, size_t version_index, const std::string& region,
                     const usage_totals& usage) {
   for (size_t d = 0; d < dimension_count; ++d) {
-    const uint64_t quantity = usage.*kBilledField[d];
+    // Totals never pass kUsageSumMax = 2^127-1, so the quantity fits.
+    const auto quantity = static_cast<int128>(usage.*kBilledField[d]);
     if (quantity != 0) quantities[{version_index, d, region}] += quantity;
   }
 }
@@ -213,7 +214,8 @@ result<invoice> invoice_builder::finish() && {
 
   for (const auto& [key, value] : vms_) {
     if (value.totals.vm_active_nanos == 0) continue;
-    invoice_.vms.push_back({key.first, key.second, value.totals.vm_active_nanos,
+    // One VM's active time in a month: far below 2^64 ns.
+    invoice_.vms.push_back({key.first, key.second, saturate_u64(value.totals.vm_active_nanos),
                             value.first_active_ns, value.last_active_ns});
   }
   return std::move(invoice_);

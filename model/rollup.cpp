@@ -48,8 +48,9 @@ std::vector<hour_share> split_into_hours(const usage_window& w) {
     hours.front().totals.window_count = 1;
     return hours;
   }
-  auto spread = [&](uint64_t total, uint64_t usage_totals::*field) {
-    const auto shares = apportion(total, overlaps);
+  // One window's counters fit uint64, so its shares do too.
+  auto spread = [&](usage_sum total, usage_sum usage_totals::*field) {
+    const auto shares = apportion(static_cast<uint64_t>(total), overlaps);
     for (size_t i = 0; i < hours.size(); ++i) hours[i].totals.*field = shares[i];
   };
   spread(whole.cpu_time_nanos, &usage_totals::cpu_time_nanos);
@@ -76,16 +77,51 @@ status rollup_value::merge(const rollup_value& other) {
   return status::ok_status();
 }
 
-status rollup_accumulator::add(const usage_window& window) {
+namespace {
+
+// A window's (or accumulator's) share of one bucket.
+struct bucket_share {
+  rollup_id_view id;
+  rollup_value value;
+  rollup_accumulator::bucket_map::iterator accumulated;
+};
+
+// Checks every share against what is accumulated and stored, so that a
+// failure adds nothing; then adds them all.
+status add_shares(rollup_accumulator::bucket_map& buckets, std::vector<bucket_share>& shares,
+                  const rollup_accumulator::bucket_map* stored) {
+  for (auto& share : shares) {
+    share.accumulated = buckets.find(share.id);
+    if (share.accumulated != buckets.end()) {
+      rollup_value sum = share.accumulated->second;
+      if (status merged = sum.merge(share.value); !merged.ok()) return merged;
+      share.value = sum;
+    }
+    if (stored == nullptr) continue;
+    if (auto total = stored->find(share.id); total != stored->end()) {
+      rollup_value sum = total->second;
+      if (status merged = sum.merge(share.value); !merged.ok()) return merged;
+    }
+  }
+  for (auto& share : shares) {
+    if (share.accumulated != buckets.end()) {
+      share.accumulated->second = share.value;
+    } else {
+      buckets.emplace(rollup_id{share.id.grain, share.id.bucket_start_ns,
+                                std::string(share.id.region), std::string(share.id.vm_id)},
+                      share.value);
+    }
+  }
+  return status::ok_status();
+}
+
+}  // namespace
+
+status rollup_accumulator::add(const usage_window& window, const bucket_map* stored) {
   // The window's share of each bucket it touches. Hours come in order, so
   // the hours of one day (or month) are consecutive and fold into one share:
   // every bucket appears once, and checking each against its stored value
   // checks the whole window.
-  struct bucket_share {
-    rollup_id_view id;
-    rollup_value value;
-    bucket_map::iterator stored;
-  };
   std::vector<bucket_share> shares;
   const auto hours = split_into_hours(window);
   shares.reserve(hours.size() * 3);
@@ -105,24 +141,27 @@ status rollup_accumulator::add(const usage_window& window) {
       shares.push_back({{grain, bucket, window.region, window.vm_id}, value, buckets_.end()});
     }
   }
-  // Check every share against the stored bucket first, so a failure adds nothing.
-  for (auto& share : shares) {
-    share.stored = buckets_.find(share.id);
-    if (share.stored == buckets_.end()) continue;
-    rollup_value sum = share.stored->second;
-    if (status merged = sum.merge(share.value); !merged.ok()) return merged;
-    share.value = sum;
+  return add_shares(buckets_, shares, stored);
+}
+
+status rollup_accumulator::add_all(const rollup_accumulator& other, const bucket_map* stored) {
+  std::vector<bucket_share> shares;
+  shares.reserve(other.buckets_.size());
+  for (const auto& [id, value] : other.buckets_) {
+    shares.push_back({rollup_id_less::view(id), value, buckets_.end()});
   }
-  for (auto& share : shares) {
-    if (share.stored != buckets_.end()) {
-      share.stored->second = share.value;
-    } else {
-      buckets_.emplace(rollup_id{share.id.grain, share.id.bucket_start_ns,
-                                 std::string(share.id.region), std::string(share.id.vm_id)},
-                       share.value);
+  return add_shares(buckets_, shares, stored);
+}
+
+std::vector<rollup_id_view> rollup_buckets_of(const usage_window& window) {
+  std::vector<rollup_id_view> ids;
+  for (auto grain : {granularity::hour, granularity::day, granularity::month}) {
+    for (int64_t bucket = bucket_start(grain, window.window_start_ns);
+         bucket < window.window_end_ns; bucket = next_bucket_start(grain, bucket)) {
+      ids.push_back({grain, bucket, window.region, window.vm_id});
     }
   }
-  return status::ok_status();
+  return ids;
 }
 
 }  // namespace billing::model

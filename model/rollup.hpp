@@ -82,15 +82,24 @@ struct rollup_value {
 class rollup_accumulator {
  public:
   using bucket_map = std::map<rollup_id, rollup_value, rollup_id_less>;
-  // Adds a valid window; out_of_range if a sum would overflow (nothing of the
-  // window is added then).
-  status add(const usage_window& window);
+  // Adds a valid window; out_of_range if a sum would pass kUsageSumMax
+  // (nothing of the window is added then). With `stored` (the buckets' stored
+  // totals, holding every bucket of the window that is stored), the check is
+  // of stored total + accumulated + window, so the totals this accumulator
+  // will be added to cannot overflow either.
+  status add(const usage_window& window, const bucket_map* stored = nullptr);
+  // Adds every bucket of `other`, checked like add(); nothing on failure.
+  status add_all(const rollup_accumulator& other, const bucket_map* stored = nullptr);
   const bucket_map& buckets() const { return buckets_; }
   bool empty() const { return buckets_.empty(); }
 
  private:
   bucket_map buckets_;
 };
+
+// The hourly, daily and monthly buckets a valid window adds to, as views of
+// the window's strings.
+std::vector<rollup_id_view> rollup_buckets_of(const usage_window& window);
 
 // Divides `total` over `weights` (which sum to a positive value) by the
 // largest-remainder rule above. Exposed for tests.

@@ -137,7 +137,9 @@ bool rollup_window_builder::rollups_match(const vm_windows& vm) {
   }
   for (const auto& [hour, value] : vm.hours) {
     auto& counted = tally_[static_cast<size_t>((hour - rollup_from_) / kNanosPerHour)];
-    if (counted != std::pair{value.totals.vm_active_nanos, value.totals.window_count}) return false;
+    if (counted.first != value.totals.vm_active_nanos ||
+        counted.second != value.totals.window_count)
+      return false;
     counted = {0, 0};
   }
   // Windows in an hour without a rollup.

@@ -37,7 +37,7 @@ status check_range(std::string_view customer_id, int64_t start_ns, int64_t end_n
 }
 
 // The counters of usage_totals that are split in proportion to time.
-constexpr std::array<uint64_t usage_totals::*, 8> kProportionalCounters = {
+constexpr std::array<usage_sum usage_totals::*, 8> kProportionalCounters = {
     &usage_totals::cpu_time_nanos,   &usage_totals::memory_bytes_seconds,
     &usage_totals::disk_read_bytes,  &usage_totals::disk_write_bytes,
     &usage_totals::disk_read_ops,    &usage_totals::disk_write_ops,
@@ -47,7 +47,7 @@ constexpr std::array<uint64_t usage_totals::*, 8> kProportionalCounters = {
 // gap_start to `after` at gap_end, in byte-seconds, rounded half to even.
 // Computed exactly in 128 bits: the value at the segment's midpoint is
 // q + r/d, and the integral is (to - from) * (q + r/d) / 1e9.
-uint64_t interpolate_gauge(uint64_t before, uint64_t after, int64_t gap_start, int64_t gap_end,
+usage_sum interpolate_gauge(uint64_t before, uint64_t after, int64_t gap_start, int64_t gap_end,
                            int64_t from, int64_t to) {
   const int128 d = int128{2} * (gap_end - gap_start);
   const int128 midpoint_numerator =
@@ -63,7 +63,7 @@ uint64_t interpolate_gauge(uint64_t before, uint64_t after, int64_t gap_start, i
   int128 result = whole / kNanosPerSecond + fraction / denominator;
   const int128 twice_rest = 2 * (fraction % denominator);
   if (twice_rest > denominator || (twice_rest == denominator && result % 2 != 0)) ++result;
-  return static_cast<uint64_t>(result);
+  return static_cast<usage_sum>(result);
 }
 
 }  // namespace
@@ -171,7 +171,8 @@ usage_totals usage_within(const usage_window& window, int64_t from_ns, int64_t t
                                              static_cast<uint64_t>(in_to - in_from),
                                              static_cast<uint64_t>(part_to - in_to)};
       for (auto field : kProportionalCounters) {
-        inside.*field += apportion(hour.totals.*field, weights)[1];
+        // One window's hour share fits uint64.
+        inside.*field += apportion(static_cast<uint64_t>(hour.totals.*field), weights)[1];
       }
     }
   }

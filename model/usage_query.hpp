@@ -122,7 +122,7 @@ struct usage_gap {
   int64_t end_ns = 0;
   // Memory byte-seconds estimated across the gap (linear between the memory
   // gauges on either side) when interpolation was asked for; never billed.
-  uint64_t interpolated_memory_bytes_seconds = 0;
+  usage_sum interpolated_memory_bytes_seconds = 0;
   bool interpolated = false;
   friend bool operator==(const usage_gap&, const usage_gap&) = default;
 };

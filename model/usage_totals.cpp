@@ -5,22 +5,28 @@
 
 namespace billing::model {
 
-status usage_totals::add(const usage_totals& other) {
-  std::array<uint64_t*, 10> sums = {
-      &cpu_time_nanos, &memory_bytes_seconds, &disk_read_bytes,  &disk_write_bytes, &disk_read_ops,
-      &disk_write_ops, &network_rx_bytes,     &network_tx_bytes, &vm_active_nanos,  &window_count};
-  std::array<uint64_t, 10> addends = {other.cpu_time_nanos,   other.memory_bytes_seconds,
-                                      other.disk_read_bytes,  other.disk_write_bytes,
-                                      other.disk_read_ops,    other.disk_write_ops,
-                                      other.network_rx_bytes, other.network_tx_bytes,
-                                      other.vm_active_nanos,  other.window_count};
-  std::array<uint64_t, 10> results{};
-  for (size_t i = 0; i < sums.size(); ++i) {
-    if (__builtin_add_overflow(*sums[i], addends[i], &results[i])) {
-      return {status_code::out_of_range, "usage total exceeds 2^64-1; narrow the query"};
-    }
+std::string format_usage_sum(usage_sum value) {
+  if (value == 0) return "0";
+  std::string digits;
+  while (value != 0) {
+    digits.push_back(static_cast<char>('0' + static_cast<int>(value % 10)));
+    value /= 10;
   }
-  for (size_t i = 0; i < sums.size(); ++i) *sums[i] = results[i];
+  std::reverse(digits.begin(), digits.end());
+  return digits;
+}
+
+status usage_totals::add(const usage_totals& other) {
+  std::array<usage_sum, std::size(kUsageSumFields)> results{};
+  for (size_t i = 0; i < results.size(); ++i) {
+    const usage_sum a = this->*kUsageSumFields[i];
+    const usage_sum b = other.*kUsageSumFields[i];
+    if (a > kUsageSumMax || b > kUsageSumMax - a) {
+      return {status_code::out_of_range, "usage total exceeds 2^127-1"};
+    }
+    results[i] = a + b;
+  }
+  for (size_t i = 0; i < results.size(); ++i) this->*kUsageSumFields[i] = results[i];
   memory_bytes_peak = std::max(memory_bytes_peak, other.memory_bytes_peak);
   return status::ok_status();
 }

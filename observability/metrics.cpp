@@ -32,6 +32,8 @@ std::string_view reason_label(model::reject_reason reason) {
       return "unknown_region";
     case model::reject_reason::conflicting_duplicate:
       return "conflicting_duplicate";
+    case model::reject_reason::total_out_of_range:
+      return "total_out_of_range";
   }
   return "unknown";
 }

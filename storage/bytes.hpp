@@ -49,6 +49,17 @@ inline void append_i128(std::string& out, __int128 value) {
   append_u64(out, static_cast<uint64_t>(bits));
 }
 
+// An unsigned 128-bit integer as LEB128 (7 bits a byte, low first, high bit
+// = more follows): usage sums are mostly far below 2^64, so this is shorter
+// than fixed width while every value up to 2^128-1 stays exact.
+inline void append_varint_u128(std::string& out, unsigned __int128 value) {
+  while (value >= 0x80) {
+    out.push_back(static_cast<char>(static_cast<uint8_t>(value) | 0x80));
+    value >>= 7;
+  }
+  out.push_back(static_cast<char>(static_cast<uint8_t>(value)));
+}
+
 // Reads from the front of a byte string; every read fails (nullopt) instead
 // of reading past the end, and a failed read consumes nothing.
 class reader {
@@ -98,6 +109,23 @@ class reader {
     if (!high || !low) return std::nullopt;
     *this = attempt;
     return static_cast<__int128>((static_cast<unsigned __int128>(*high) << 64) | *low);
+  }
+
+  // A LEB128 value as written by append_varint_u128; nullopt when truncated,
+  // longer than 19 bytes, or past 2^128-1.
+  std::optional<unsigned __int128> varint_u128() {
+    unsigned __int128 value = 0;
+    for (size_t i = 0; i < rest_.size() && i < 19; ++i) {
+      const auto byte = static_cast<uint8_t>(rest_[i]);
+      const unsigned shift = 7 * static_cast<unsigned>(i);
+      if (i == 18 && byte > 0x03) return std::nullopt;  // bits past 128
+      value |= static_cast<unsigned __int128>(byte & 0x7f) << shift;
+      if ((byte & 0x80) == 0) {
+        rest_.remove_prefix(i + 1);
+        return value;
+      }
+    }
+    return std::nullopt;
   }
 
   std::optional<std::string_view> take(size_t count) {

@@ -257,11 +257,31 @@ result<ingest_record> decode_ingest_record(std::string_view value) {
 
 namespace {
 
-// usage_totals in the order the rollups value stores them.
-auto rollup_fields(model::usage_totals& t) {
-  return std::tie(t.cpu_time_nanos, t.memory_bytes_seconds, t.memory_bytes_peak, t.disk_read_bytes,
-                  t.disk_write_bytes, t.disk_read_ops, t.disk_write_ops, t.network_rx_bytes,
-                  t.network_tx_bytes, t.vm_active_nanos, t.window_count);
+// usage_totals in the order rollup value formats 1 and 2 store them, as
+// uint64 (what those formats could hold).
+bool read_u64_rollup_totals(bytes::reader& in, model::usage_totals& t) {
+  uint64_t sums[10] = {};
+  uint64_t peak = 0;
+  const bool complete = read_u64_fields(
+      in, std::tie(sums[0], sums[1], peak, sums[2], sums[3], sums[4], sums[5], sums[6], sums[7],
+                   sums[8], sums[9]));
+  size_t i = 0;
+  for (auto field : model::kUsageSumFields) t.*field = sums[i++];
+  t.memory_bytes_peak = peak;
+  return complete;
+}
+
+// Format 3: the sums as 128-bit varints in kUsageSumFields order, then the peak.
+bool read_exact_rollup_totals(bytes::reader& in, model::usage_totals& t) {
+  for (auto field : model::kUsageSumFields) {
+    auto sum = in.varint_u128();
+    if (!sum) return false;
+    t.*field = *sum;
+  }
+  auto peak = in.u64();
+  if (!peak) return false;
+  t.memory_bytes_peak = *peak;
+  return true;
 }
 
 }  // namespace
@@ -270,8 +290,8 @@ std::string encode_rollup_value(const model::rollup_value& value) {
   std::string out;
   out.reserve(1 + 14 * 8);
   bytes::append_u8(out, rollup_value_format);
-  model::usage_totals totals = value.totals;
-  append_u64_fields(out, rollup_fields(totals));
+  for (auto field : model::kUsageSumFields) bytes::append_varint_u128(out, value.totals.*field);
+  bytes::append_u64(out, value.totals.memory_bytes_peak);
   bytes::append_i64(out, value.first_active_ns);
   bytes::append_i64(out, value.last_active_ns);
   bytes::append_i64(out, value.longest_window_ns);
@@ -282,11 +302,12 @@ result<model::rollup_value> decode_rollup_value(std::string_view value) {
   bytes::reader in(value);
   auto format = in.u8();
   if (!format) return corrupt("rollups value", "empty");
-  if (*format != 1 && *format != rollup_value_format) {
+  if (*format < 1 || *format > rollup_value_format) {
     return corrupt("rollups value", fmt::format("unknown format version {}", *format));
   }
   model::rollup_value decoded;
-  const bool complete = read_u64_fields(in, rollup_fields(decoded.totals));
+  const bool complete = *format >= 3 ? read_exact_rollup_totals(in, decoded.totals)
+                                     : read_u64_rollup_totals(in, decoded.totals);
   auto first = in.i64();
   auto last = in.i64();
   auto longest =

@@ -18,7 +18,8 @@ namespace billing::storage::codec {
 inline constexpr uint8_t window_value_format = 1;
 inline constexpr uint8_t conflict_format = 1;
 // Format 2 added longest_window; format 1 values still decode (length unknown).
-inline constexpr uint8_t rollup_value_format = 2;
+// 3: sums as 128-bit varints (1 and 2: uint64 sums, still read).
+inline constexpr uint8_t rollup_value_format = 3;
 // Audit values start with their format byte, which also tells their kind.
 inline constexpr uint8_t ingest_record_format = 2;
 inline constexpr uint8_t vm_state_format = 2;

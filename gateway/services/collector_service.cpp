@@ -192,9 +192,12 @@ void add_collector_service(connect_router& router, caf::actor_system& system,
                  }
                  const auto& outcome = report->outcomes.at(0);
                  if (outcome.status == model::item_status::rejected) {
-                   const auto code = outcome.reason == model::reject_reason::conflicting_duplicate
-                                         ? status_code::already_exists
-                                         : status_code::invalid_argument;
+                   auto code = status_code::invalid_argument;
+                   if (outcome.reason == model::reject_reason::conflicting_duplicate) {
+                     code = status_code::already_exists;
+                   } else if (outcome.reason == model::reject_reason::total_out_of_range) {
+                     code = status_code::out_of_range;
+                   }
                    respond(status{code, outcome.message});
                    return;
                  }

@@ -15,7 +15,9 @@ static_assert(static_cast<int>(model::reject_reason::conflicting_duplicate) ==
               v1::REJECT_REASON_CONFLICTING_DUPLICATE);
 static_assert(static_cast<int>(model::reject_reason::unknown_region) ==
               v1::REJECT_REASON_UNKNOWN_REGION);
-static_assert(v1::RejectReason_MAX == v1::REJECT_REASON_CONFLICTING_DUPLICATE);
+static_assert(static_cast<int>(model::reject_reason::total_out_of_range) ==
+              v1::REJECT_REASON_TOTAL_OUT_OF_RANGE);
+static_assert(v1::RejectReason_MAX == v1::REJECT_REASON_TOTAL_OUT_OF_RANGE);
 static_assert(static_cast<int>(model::granularity::hour) == v1::GRANULARITY_HOUR);
 static_assert(static_cast<int>(model::granularity::day) == v1::GRANULARITY_DAY);
 static_assert(static_cast<int>(model::granularity::month) == v1::GRANULARITY_MONTH);
@@ -139,18 +141,30 @@ model::window_query to_window_query(const v1::GetBillingWindowRequest& request) 
 }
 
 v1::UsageTotals to_proto(const model::usage_totals& t) {
+  using model::format_usage_sum;
+  using model::saturate_u64;
   v1::UsageTotals out;
-  out.set_cpu_time_nanos(t.cpu_time_nanos);
-  out.set_memory_bytes_seconds(t.memory_bytes_seconds);
+  out.set_cpu_time_nanos(saturate_u64(t.cpu_time_nanos));
+  out.set_memory_bytes_seconds(saturate_u64(t.memory_bytes_seconds));
   out.set_memory_bytes_peak(t.memory_bytes_peak);
-  out.set_disk_read_bytes(t.disk_read_bytes);
-  out.set_disk_write_bytes(t.disk_write_bytes);
-  out.set_disk_read_ops(t.disk_read_ops);
-  out.set_disk_write_ops(t.disk_write_ops);
-  out.set_network_rx_bytes(t.network_rx_bytes);
-  out.set_network_tx_bytes(t.network_tx_bytes);
-  out.set_vm_active_nanos(t.vm_active_nanos);
-  out.set_window_count(t.window_count);
+  out.set_disk_read_bytes(saturate_u64(t.disk_read_bytes));
+  out.set_disk_write_bytes(saturate_u64(t.disk_write_bytes));
+  out.set_disk_read_ops(saturate_u64(t.disk_read_ops));
+  out.set_disk_write_ops(saturate_u64(t.disk_write_ops));
+  out.set_network_rx_bytes(saturate_u64(t.network_rx_bytes));
+  out.set_network_tx_bytes(saturate_u64(t.network_tx_bytes));
+  out.set_vm_active_nanos(saturate_u64(t.vm_active_nanos));
+  out.set_window_count(saturate_u64(t.window_count));
+  out.set_cpu_time_nanos_decimal(format_usage_sum(t.cpu_time_nanos));
+  out.set_memory_bytes_seconds_decimal(format_usage_sum(t.memory_bytes_seconds));
+  out.set_disk_read_bytes_decimal(format_usage_sum(t.disk_read_bytes));
+  out.set_disk_write_bytes_decimal(format_usage_sum(t.disk_write_bytes));
+  out.set_disk_read_ops_decimal(format_usage_sum(t.disk_read_ops));
+  out.set_disk_write_ops_decimal(format_usage_sum(t.disk_write_ops));
+  out.set_network_rx_bytes_decimal(format_usage_sum(t.network_rx_bytes));
+  out.set_network_tx_bytes_decimal(format_usage_sum(t.network_tx_bytes));
+  out.set_vm_active_nanos_decimal(format_usage_sum(t.vm_active_nanos));
+  out.set_window_count_decimal(format_usage_sum(t.window_count));
   return out;
 }
 
@@ -202,7 +216,12 @@ v1::GetBillingWindowResponse to_proto(const model::billing_window& window) {
     g->set_region(gap.region);
     *g->mutable_start_time() = to_timestamp(gap.start_ns);
     *g->mutable_end_time() = to_timestamp(gap.end_ns);
-    g->set_interpolated_memory_bytes_seconds(gap.interpolated_memory_bytes_seconds);
+    g->set_interpolated_memory_bytes_seconds(
+        model::saturate_u64(gap.interpolated_memory_bytes_seconds));
+    if (gap.interpolated) {
+      g->set_interpolated_memory_bytes_seconds_decimal(
+          model::format_usage_sum(gap.interpolated_memory_bytes_seconds));
+    }
     g->set_interpolated(gap.interpolated);
   }
   return out;

@@ -179,3 +179,61 @@ TEST_CASE(
   CHECK(month_windows == 4);
   caf::anon_send_exit(respawned, caf::exit_reason::user_shutdown);
 }
+
+TEST_CASE("a window that would take a stored total past 2^127-1 is refused alone") {
+  temp_dir dir;
+  auto store = open_store(options_for(dir));
+  const auto month = model::bucket_start(model::granularity::month, t0);
+  // vm-1's month already holds network_tx_bytes 5 short of the ceiling.
+  {
+    storage::write_set writes;
+    model::rollup_value nearly_full;
+    nearly_full.totals.network_tx_bytes = model::kUsageSumMax - 5;
+    nearly_full.totals.window_count = 1;
+    writes.put_rollup("acme", {model::granularity::month, month, "eu", "vm-1"}, nearly_full);
+    REQUIRE(commit_and_wait(*store, std::move(writes)).ok());
+  }
+  actor_config config;
+  caf::actor_system system{config};
+  auto ledger = actors::spawn_customer_ledger(system, "acme", store);
+  auto window = [](std::string vm, int64_t start, uint64_t tx) {
+    auto w = sample_window("acme", "eu", std::move(vm), start);
+    w.network_tx_bytes = tx;
+    return w;
+  };
+  model::customer_part part;
+  part.customer_id = "acme";
+  part.meta = {"batch", "metald-1", "eu", t0, ""};
+  part.windows = {window("vm-1", t0, 6), window("vm-2", t0, 6), window("vm-1", t0 + minute, 5)};
+  part.indices = {0, 1, 2};
+  std::vector<model::item_outcome> outcomes;
+  caf::scoped_actor self{system};
+  self->request(ledger, std::chrono::seconds{10}, actors::append_atom::value, part)
+      .receive([&](std::vector<model::item_outcome>& answer) { outcomes = std::move(answer); },
+               [&](caf::error& error) { FAIL_CHECK(actors::to_status(error).message()); });
+  REQUIRE(outcomes.size() == 3);
+  CHECK(outcomes[0].status == model::item_status::rejected);
+  CHECK(outcomes[0].reason == model::reject_reason::total_out_of_range);
+  CHECK(outcomes[0].message.find("2^127-1") != std::string::npos);
+  CHECK(outcomes[1].status == model::item_status::accepted);  // another VM's totals
+  CHECK(outcomes[2].status == model::item_status::accepted);  // exactly reaches the ceiling
+  model::usage_totals vm1_month;
+  REQUIRE(store
+              ->scan_rollups("acme", model::granularity::month, month, month + 1,
+                             [&](const model::rollup_id& id, const model::rollup_value& value) {
+                               if (id.vm_id == "vm-1") vm1_month = value.totals;
+                               return true;
+                             })
+              .ok());
+  CHECK(vm1_month.network_tx_bytes == model::kUsageSumMax);
+  CHECK(vm1_month.window_count == 2);
+  // The refused window was not stored: sent again, it is refused again, not a duplicate.
+  part.windows = {window("vm-1", t0, 6)};
+  part.indices = {0};
+  self->request(ledger, std::chrono::seconds{10}, actors::append_atom::value, part)
+      .receive([&](std::vector<model::item_outcome>& answer) { outcomes = std::move(answer); },
+               [&](caf::error& error) { FAIL_CHECK(actors::to_status(error).message()); });
+  REQUIRE(outcomes.size() == 1);
+  CHECK(outcomes[0].reason == model::reject_reason::total_out_of_range);
+  caf::anon_send_exit(ledger, caf::exit_reason::user_shutdown);
+}

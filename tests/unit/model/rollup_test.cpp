@@ -23,10 +23,13 @@ usage_window window(int64_t start, int64_t end) {
   return w;
 }
 
-uint64_t sum_field(const std::vector<hour_share>& hours, uint64_t usage_totals::*field) {
-  uint64_t sum = 0;
+// The hours' sum of `field`; one window's shares sum to a uint64.
+uint64_t sum_field(const std::vector<hour_share>& hours,
+                   billing::model::usage_sum usage_totals::*field) {
+  billing::model::usage_sum sum = 0;
   for (const auto& h : hours) sum += h.totals.*field;
-  return sum;
+  REQUIRE(sum <= UINT64_MAX);
+  return static_cast<uint64_t>(sum);
 }
 
 }  // namespace
@@ -118,11 +121,53 @@ TEST_CASE("totals add exactly and refuse to overflow") {
   CHECK(a.cpu_time_nanos == 12);
   CHECK(a.memory_bytes_peak == 10);
   usage_totals huge;
-  huge.network_tx_bytes = std::numeric_limits<uint64_t>::max();
+  huge.network_tx_bytes = billing::model::kUsageSumMax;
   huge.cpu_time_nanos = 1;
   usage_totals one;
   one.network_tx_bytes = 1;
+  one.cpu_time_nanos = 1;
   const auto before = huge;
   CHECK(huge.add(one).code() == billing::status_code::out_of_range);
-  CHECK(huge == before);  // unchanged on failure
+  CHECK(huge == before);  // unchanged on failure, the other fields too
+}
+
+TEST_CASE("totals pass 2^64 exactly, to the bound of the largest customer and beyond") {
+  using billing::model::format_usage_sum;
+  using billing::model::kUsageSumMax;
+  using billing::model::saturate_u64;
+  using billing::model::usage_sum;
+  // A window of maximal counters, added 4 times: 4 * (2^64-1), exact.
+  usage_totals window;
+  window.memory_bytes_seconds = UINT64_MAX;
+  usage_totals sum;
+  for (int i = 0; i < 4; ++i) REQUIRE(sum.add(window).ok());
+  CHECK(format_usage_sum(sum.memory_bytes_seconds) == "73786976294838206460");
+  CHECK(saturate_u64(sum.memory_bytes_seconds) == UINT64_MAX);
+  CHECK(saturate_u64(usage_sum{UINT64_MAX}) == UINT64_MAX);
+  CHECK(saturate_u64(usage_sum{7}) == 7);
+  // 10^6 VMs of 24 TiB for 31 days: 24 * 2^40 * 86400 * 31 * 10^6 byte-seconds.
+  const usage_sum month = usage_sum{24} * (usage_sum{1} << 40) * 86'400 * 31 * 1'000'000;
+  usage_totals vm_month;
+  vm_month.memory_bytes_seconds = month / 1'000'000;
+  usage_totals fleet;
+  for (int i = 0; i < 1'000; ++i) {
+    usage_totals thousand = vm_month;
+    thousand.memory_bytes_seconds *= 1'000;
+    REQUIRE(fleet.add(thousand).ok());
+  }
+  CHECK(fleet.memory_bytes_seconds == month);
+  CHECK(format_usage_sum(month) == "70678366652045721600000000");
+  // 10^6 cores for 31 days in nanoseconds.
+  usage_totals cores;
+  cores.cpu_time_nanos = usage_sum{1'000'000} * 86'400 * 31 * 1'000'000'000;
+  CHECK(format_usage_sum(cores.cpu_time_nanos) == "2678400000000000000000");
+  // The ceiling itself, and its decimal digits.
+  usage_totals top;
+  top.disk_read_ops = kUsageSumMax - 1;
+  usage_totals one;
+  one.disk_read_ops = 1;
+  REQUIRE(top.add(one).ok());
+  CHECK(format_usage_sum(top.disk_read_ops) == "170141183460469231731687303715884105727");
+  CHECK(top.add(one).code() == billing::status_code::out_of_range);
+  CHECK(format_usage_sum(0) == "0");
 }

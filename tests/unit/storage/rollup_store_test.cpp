@@ -8,6 +8,7 @@
 #include "model/calendar.hpp"
 #include "model/rollup.hpp"
 #include "raw_rocksdb.hpp"
+#include "storage/bytes.hpp"
 #include "storage/codec.hpp"
 #include "storage/keys.hpp"
 #include "test_support.hpp"
@@ -86,9 +87,21 @@ TEST_CASE("rollup values round-trip; truncated or unknown formats are data_loss"
   CHECK(codec::decode_rollup_value(encoded.substr(0, encoded.size() - 1)).error().code() ==
         status_code::data_loss);
   CHECK(codec::decode_rollup_value(encoded + "x").error().code() == status_code::data_loss);
-  // Format 1 (before longest_window) still decodes, its length unknown.
-  std::string format1 = encoded.substr(0, encoded.size() - 8);
-  format1[0] = 1;
+  // Formats 1 (no longest_window) and 2 (uint64 sums) still decode.
+  std::string format2;
+  storage::bytes::append_u8(format2, 2);
+  for (uint64_t field : {uint64_t{1}, uint64_t{0}, UINT64_MAX, uint64_t{0}, uint64_t{0},
+                         uint64_t{0}, uint64_t{0}, uint64_t{0}, uint64_t{0}, uint64_t{0},
+                         uint64_t{11}}) {
+    storage::bytes::append_u64(format2, field);  // cpu, memory, peak, ..., window_count
+  }
+  storage::bytes::append_i64(format2, -5);
+  storage::bytes::append_i64(format2, 7);
+  const std::string format1 = "\x01" + format2.substr(1);
+  storage::bytes::append_i64(format2, 60);
+  auto from_format2 = codec::decode_rollup_value(format2);
+  REQUIRE(from_format2.ok());
+  CHECK(*from_format2 == value);
   auto old_value = codec::decode_rollup_value(format1);
   REQUIRE(old_value.ok());
   CHECK(old_value->totals == value.totals);
@@ -96,6 +109,28 @@ TEST_CASE("rollup values round-trip; truncated or unknown formats are data_loss"
   std::string other_format = encoded;
   other_format[0] = 9;
   CHECK(codec::decode_rollup_value(other_format).error().code() == status_code::data_loss);
+}
+
+TEST_CASE("rollup values keep sums past 2^64 exactly, up to 2^128-1") {
+  model::rollup_value value;
+  value.totals.memory_bytes_seconds = (model::usage_sum{1} << 64) + 12345;
+  value.totals.cpu_time_nanos = ~model::usage_sum{0};
+  value.totals.window_count = 127;  // one varint byte
+  value.totals.vm_active_nanos = 128;  // two
+  value.first_active_ns = 1;
+  value.last_active_ns = 2;
+  value.longest_window_ns = 3;
+  const auto encoded = codec::encode_rollup_value(value);
+  auto decoded = codec::decode_rollup_value(encoded);
+  REQUIRE(decoded.ok());
+  CHECK(*decoded == value);
+  // Every cut of the encoding is refused, never misread.
+  for (size_t size = 0; size < encoded.size(); ++size) {
+    CHECK_FALSE(codec::decode_rollup_value(encoded.substr(0, size)).ok());
+  }
+  // A varint longer than 128 bits is corrupt.
+  std::string too_long = "\x03" + std::string(19, '\xff') + std::string(1, '\x01');
+  CHECK(codec::decode_rollup_value(too_long).error().code() == status_code::data_loss);
 }
 
 TEST_CASE("merge operands from separate commits add up exactly in every granularity") {
