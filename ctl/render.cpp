@@ -23,11 +23,30 @@ std::string number(uint64_t value) {
   return std::to_string(value);
 }
 
-// Exact VM-hours (ns / 3.6e12) to 3 decimals, truncated: integers only.
-std::string hours(uint64_t nanos) {
-  constexpr uint64_t kNanosPerHour = 3'600'000'000'000;
-  return fmt::format("{}.{:03}", nanos / kNanosPerHour,
-                     nanos % kNanosPerHour / (kNanosPerHour / 1000));
+// A usage total: its exact decimal twin (past 2^64 the uint64 field
+// saturates), or the uint64 from a server that predates the twins.
+std::string exact_total(const std::string& decimal, uint64_t value) {
+  return decimal.empty() ? number(value) : decimal;
+}
+
+// Exact VM-hours (ns / 3.6e12) to 3 decimals, truncated: integers only, in
+// 128 bits since a customer's month passes 2^64 ns.
+std::string hours(const std::string& decimal, uint64_t value) {
+  using u128 = unsigned __int128;
+  u128 nanos = value;
+  if (!decimal.empty()) {
+    nanos = 0;
+    for (char digit : decimal) nanos = nanos * 10 + static_cast<u128>(digit - '0');
+  }
+  constexpr u128 kNanosPerHour = 3'600'000'000'000;
+  u128 whole = nanos / kNanosPerHour;
+  std::string digits;
+  do {
+    digits.insert(digits.begin(), static_cast<char>('0' + static_cast<int>(whole % 10)));
+    whole /= 10;
+  } while (whole != 0);
+  return fmt::format("{}.{:03}", digits,
+                     static_cast<uint64_t>(nanos % kNanosPerHour / (kNanosPerHour / 1000)));
 }
 
 const std::vector<std::string> kTotalsHeader = {"vm_hours",   "cpu_ns",    "mem_byte_s",
@@ -36,9 +55,15 @@ const std::vector<std::string> kTotalsHeader = {"vm_hours",   "cpu_ns",    "mem_
 
 std::vector<std::string> totals_cells(const v1::UsageTotals& t) {
   return {
-      hours(t.vm_active_nanos()),    number(t.cpu_time_nanos()),   number(t.memory_bytes_seconds()),
-      number(t.memory_bytes_peak()), number(t.disk_read_bytes()),  number(t.disk_write_bytes()),
-      number(t.network_rx_bytes()),  number(t.network_tx_bytes()), number(t.window_count())};
+      hours(t.vm_active_nanos_decimal(), t.vm_active_nanos()),
+      exact_total(t.cpu_time_nanos_decimal(), t.cpu_time_nanos()),
+      exact_total(t.memory_bytes_seconds_decimal(), t.memory_bytes_seconds()),
+      number(t.memory_bytes_peak()),
+      exact_total(t.disk_read_bytes_decimal(), t.disk_read_bytes()),
+      exact_total(t.disk_write_bytes_decimal(), t.disk_write_bytes()),
+      exact_total(t.network_rx_bytes_decimal(), t.network_rx_bytes()),
+      exact_total(t.network_tx_bytes_decimal(), t.network_tx_bytes()),
+      exact_total(t.window_count_decimal(), t.window_count())};
 }
 
 std::vector<std::string> with_totals(std::vector<std::string> head, const v1::UsageTotals& t) {
@@ -155,7 +180,9 @@ void print_window(std::FILE* out, const v1::GetBillingWindowResponse& window) {
   table gaps{{"vm", "region", "start", "end", "interpolated_mem_byte_s"}};
   for (const auto& gap : window.gaps()) {
     gaps.add_row({gap.vm_id(), gap.region(), when(gap.start_time()), when(gap.end_time()),
-                  gap.interpolated() ? number(gap.interpolated_memory_bytes_seconds()) : "-"});
+                  gap.interpolated() ? exact_total(gap.interpolated_memory_bytes_seconds_decimal(),
+                                                  gap.interpolated_memory_bytes_seconds())
+                                          : "-"});
   }
   gaps.print(out);
 }
@@ -248,9 +275,13 @@ void print_update(std::FILE* out, const v1::UsageUpdate& update) {
              "{} #{} {} {}: +{} windows +{} cpu_ns +{} mem_byte_s | month: {} vm_hours {} cpu_ns "
              "{} windows\n",
              when(update.as_of()), update.sequence(), update.customer_id(),
-             update.snapshot() ? "snapshot" : "update", d.window_count(), d.cpu_time_nanos(),
-             d.memory_bytes_seconds(), hours(m.vm_active_nanos()), m.cpu_time_nanos(),
-             m.window_count());
+             update.snapshot() ? "snapshot" : "update",
+             exact_total(d.window_count_decimal(), d.window_count()),
+             exact_total(d.cpu_time_nanos_decimal(), d.cpu_time_nanos()),
+             exact_total(d.memory_bytes_seconds_decimal(), d.memory_bytes_seconds()),
+             hours(m.vm_active_nanos_decimal(), m.vm_active_nanos()),
+             exact_total(m.cpu_time_nanos_decimal(), m.cpu_time_nanos()),
+             exact_total(m.window_count_decimal(), m.window_count()));
   std::fflush(out);
 }
 

@@ -3,7 +3,7 @@
 import uPlot from "uplot";
 import type { GetCustomerUsageResponse, UsageGap } from "@gen/billing/v1/billing_pb";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { approxCoreHours, approxGibHours } from "./format";
+import { approxCoreHours, approxGibHours, exact } from "./format";
 
 export class HourlyChart {
   private plot: uPlot | undefined;
@@ -36,9 +36,9 @@ export class HourlyChart {
     for (const bucket of usage.buckets) {
       if (!bucket.bucketStart) continue;
       xs.push(timestampDate(bucket.bucketStart).getTime() / 1000);
-      cpu.push(approxCoreHours(bucket.totals?.cpuTimeNanos ?? 0n));
-      memory.push(approxGibHours(bucket.totals?.memoryBytesSeconds ?? 0n));
-      cpuNanos += bucket.totals?.cpuTimeNanos ?? 0n;
+      cpu.push(approxCoreHours(exact(bucket.totals, "cpuTimeNanos")));
+      memory.push(approxGibHours(exact(bucket.totals, "memoryBytesSeconds")));
+      cpuNanos += exact(bucket.totals, "cpuTimeNanos");
     }
     const data: uPlot.AlignedData = [xs, cpu, memory];
     if (!this.plot) {

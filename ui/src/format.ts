@@ -27,3 +27,23 @@ export function utc(date: Date | undefined): string {
   if (!date) return "–";
   return date.toISOString().replace("T", " ").replace(/:\d\d\.\d+Z$/, "Z").replace(/\.\d+Z$/, "Z");
 }
+
+// The summed fields of UsageTotals that have an exact decimal twin.
+type SummedField =
+  | "cpuTimeNanos"
+  | "memoryBytesSeconds"
+  | "diskReadBytes"
+  | "diskWriteBytes"
+  | "networkRxBytes"
+  | "networkTxBytes"
+  | "vmActiveNanos"
+  | "windowCount";
+type Totals = { [K in SummedField]: bigint } & { [K in `${SummedField}Decimal`]: string };
+
+// A usage total, exact: past 2^64 the uint64 field saturates and only its
+// decimal twin holds the value (an older server sends no twin).
+export function exact(totals: Totals | undefined, field: SummedField): bigint {
+  if (!totals) return 0n;
+  const decimal = totals[`${field}Decimal`];
+  return decimal === "" ? totals[field] : BigInt(decimal);
+}

@@ -10,7 +10,7 @@ import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Granularity, type UsageUpdate } from "@gen/billing/v1/billing_pb";
 import { invoices, queries, session } from "./api";
 import { HourlyChart } from "./chart";
-import { coreHours, gibHours, gigabytes, utc, vmHours } from "./format";
+import { coreHours, exact, gibHours, gigabytes, utc, vmHours } from "./format";
 import { type ConnectionState, LiveUsage } from "./live";
 import { Refresher } from "./refresh";
 import { describeError, renderDraft, renderFinalized, renderGaps, renderRegions, renderVms, showError } from "./panels";
@@ -60,15 +60,14 @@ function nextMonth(date: Date): Date {
 
 function showUpdate(update: UsageUpdate) {
   const t = update.monthToDate;
-  const z = 0n;
   setText("cost-to-date", update.monthToDateCost === "" ? "no plan" : update.monthToDateCost);
   $("cost-to-date").dataset.cost = update.monthToDateCost;
-  setText("mtd-cpu", coreHours(t?.cpuTimeNanos ?? z));
-  $("mtd-cpu").dataset.nanos = String(t?.cpuTimeNanos ?? z);
-  setText("mtd-memory", gibHours(t?.memoryBytesSeconds ?? z));
-  setText("mtd-vm", vmHours(t?.vmActiveNanos ?? z));
-  setText("mtd-network", gigabytes((t?.networkRxBytes ?? z) + (t?.networkTxBytes ?? z)));
-  setText("mtd-disk", gigabytes((t?.diskReadBytes ?? z) + (t?.diskWriteBytes ?? z)));
+  setText("mtd-cpu", coreHours(exact(t, "cpuTimeNanos")));
+  $("mtd-cpu").dataset.nanos = String(exact(t, "cpuTimeNanos"));
+  setText("mtd-memory", gibHours(exact(t, "memoryBytesSeconds")));
+  setText("mtd-vm", vmHours(exact(t, "vmActiveNanos")));
+  setText("mtd-network", gigabytes(exact(t, "networkRxBytes") + exact(t, "networkTxBytes")));
+  setText("mtd-disk", gigabytes(exact(t, "diskReadBytes") + exact(t, "diskWriteBytes")));
   setText("mtd-sequence", `#${update.sequence}`);
   setText("mtd-as-of", `as of ${utc(update.asOf ? timestampDate(update.asOf) : undefined)}`);
   const month = monthOf(update.asOf ? timestampDate(update.asOf) : new Date());

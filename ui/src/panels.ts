@@ -4,7 +4,7 @@ import { ConnectError, Code } from "@connectrpc/connect";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { GetCustomerUsageResponse, UsageGap, UsageTotals } from "@gen/billing/v1/billing_pb";
 import { type Invoice, LineKind, Dimension } from "@gen/billing/v1/invoice_pb";
-import { coreHours, gibHours, gigabytes, utc, vmHours } from "./format";
+import { coreHours, exact, gibHours, gigabytes, utc, vmHours } from "./format";
 
 type Cell = string | { num: string };
 
@@ -55,13 +55,12 @@ export function showError(target: HTMLElement, what: string, error: unknown) {
 
 const usageColumns: Cell[] = [{ num: "core-hours" }, { num: "GiB-hours" }, { num: "VM-hours" }, { num: "net GB" }, { num: "disk GB" }];
 function usageCells(t: UsageTotals | undefined): Cell[] {
-  const z = 0n;
   return [
-    { num: coreHours(t?.cpuTimeNanos ?? z) },
-    { num: gibHours(t?.memoryBytesSeconds ?? z) },
-    { num: vmHours(t?.vmActiveNanos ?? z) },
-    { num: gigabytes((t?.networkRxBytes ?? z) + (t?.networkTxBytes ?? z)) },
-    { num: gigabytes((t?.diskReadBytes ?? z) + (t?.diskWriteBytes ?? z)) },
+    { num: coreHours(exact(t, "cpuTimeNanos")) },
+    { num: gibHours(exact(t, "memoryBytesSeconds")) },
+    { num: vmHours(exact(t, "vmActiveNanos")) },
+    { num: gigabytes(exact(t, "networkRxBytes") + exact(t, "networkTxBytes")) },
+    { num: gigabytes(exact(t, "diskReadBytes") + exact(t, "diskWriteBytes")) },
   ];
 }
 
