@@ -44,7 +44,7 @@ class billingd_config : public caf::actor_system_config {
   uint64_t block_cache_bytes = uint64_t{256} << 20;
   std::string rocksdb_log_dir;  // empty: RocksDB's log goes into billingd's
   std::string rocksdb_log_level = "warn";
-  uint64_t resume_free_bytes = uint64_t{64} << 20;  // free space to resume writes after ENOSPC
+  uint64_t resume_free_bytes = uint64_t{128} << 20;  // free space to resume writes after ENOSPC
   // Validation limits.
   uint32_t max_vcpus = 512;
   uint32_t max_window_seconds = 3600;
