@@ -22,9 +22,8 @@ struct write_health {
 
 struct resume_policy {
   // A disk-full pause is not retried before this much is free again: a
-  // reopen flushes the replayed WAL into SSTs (up to a memtable, 64 MiB) and
-  // the new WAL preallocates 1.1 memtables.
-  uint64_t min_free_bytes = uint64_t{128} << 20;
+  // reopen replays the WAL into an SST, and a flush needs a memtable's worth.
+  uint64_t min_free_bytes = uint64_t{64} << 20;
   // Between attempts to resume; doubles after each failed one up to `longest`.
   std::chrono::milliseconds first_interval{1'000};
   std::chrono::milliseconds longest_interval{30'000};
