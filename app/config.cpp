@@ -187,13 +187,13 @@ result<storage::store_options> billingd_config::store_options() const {
   options.raw_retention_ns = raw_retention_ns();
   options.rocksdb_log_dir = rocksdb_log_dir;
   using observability::log_level;
-  constexpr std::pair<std::string_view, log_level> levels[] = {
-      {"debug", log_level::debug},
-      {"info", log_level::info},
-      {"warn", log_level::warn},
-      {"error", log_level::error}};
-  const auto* level = std::find_if(std::begin(levels), std::end(levels),
-                                   [&](const auto& named) { return named.first == rocksdb_log_level; });
+  constexpr std::pair<std::string_view, log_level> levels[] = {{"debug", log_level::debug},
+                                                               {"info", log_level::info},
+                                                               {"warn", log_level::warn},
+                                                               {"error", log_level::error}};
+  const auto* level = std::find_if(std::begin(levels), std::end(levels), [&](const auto& named) {
+    return named.first == rocksdb_log_level;
+  });
   if (level == std::end(levels)) {
     return status{status_code::invalid_argument,
                   fmt::format("--rocksdb-log-level must be debug, info, warn or error, not '{}'",

@@ -23,7 +23,8 @@ class background_errors final : public rocksdb::EventListener {
   void OnBackgroundError(rocksdb::BackgroundErrorReason reason, rocksdb::Status* error) override {
     if (error == nullptr || error->ok()) return;
     std::lock_guard lock(mutex_);
-    if (!first_) first_ = from_rocksdb(*error, fmt::format("RocksDB's background {}", name(reason)));
+    if (!first_)
+      first_ = from_rocksdb(*error, fmt::format("RocksDB's background {}", name(reason)));
   }
 
   // RocksDB 7.8 would call DB::Resume() once its SstFileManager sees free

@@ -220,11 +220,10 @@ result<std::unique_ptr<database>> database::open(const store_options& options,
 
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw_db = nullptr;
-  auto opened =
-      settings.read_only
-          ? rocksdb::DB::OpenForReadOnly(db_options, options.data_dir, descriptors, &handles,
-                                         &raw_db)
-          : rocksdb::DB::Open(db_options, options.data_dir, descriptors, &handles, &raw_db);
+  auto opened = settings.read_only ? rocksdb::DB::OpenForReadOnly(db_options, options.data_dir,
+                                                                  descriptors, &handles, &raw_db)
+                                   : rocksdb::DB::Open(db_options, options.data_dir, descriptors,
+                                                       &handles, &raw_db);
   if (!opened.ok()) {
     return from_rocksdb(opened, fmt::format("opening the ledger in '{}'{}", options.data_dir,
                                             settings.read_only ? " for reading" : ""));

@@ -367,7 +367,7 @@ void ledger_store::impl::fail_writes(const status& error) {
   const status reopened = reopen(!disk_full);
   if (disk_full) return;
   if (reopened.ok()) {
-    pause.resume();
+    pause.resume(write_pause::clock::now());
     observability::log_info("ledger writes resumed: reopened after the error");
   } else {
     pause.attempt_failed(reopened, write_pause::clock::now());
@@ -382,7 +382,7 @@ status ledger_store::impl::try_resume() {
     observability::log_warn("ledger writes still paused: {}", reopened.message());
     return pause.refusal();
   }
-  pause.resume();
+  pause.resume(now);
   observability::log_info("ledger writes resumed: the ledger is open for writes again");
   return status::ok_status();
 }
@@ -502,9 +502,13 @@ result<backup_info> ledger_store::create_backup(const std::string& backup_dir) {
   return impl_->read_db([&](database& db) { return back_up(db.db(), backup_dir); });
 }
 
-write_health ledger_store::health() const { return impl_->pause.health(); }
+write_health ledger_store::health() const {
+  return impl_->pause.health();
+}
 
-uint64_t ledger_store::free_bytes() const { return impl_->free_space().value_or(0); }
+uint64_t ledger_store::free_bytes() const {
+  return impl_->free_space().value_or(0);
+}
 
 commit_stats ledger_store::stats() const {
   commit_stats stats{impl_->committer->commits_requested(), impl_->synced_writes.load()};

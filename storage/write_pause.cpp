@@ -8,14 +8,19 @@ namespace billing::storage {
 
 void write_pause::pause(const status& error, clock::time_point now) {
   std::lock_guard lock(mutex_);
-  if (!paused_) interval_ = policy_.first_interval;
+  if (!paused_) {
+    const bool soon_again = interval_.count() > 0 && now - resumed_at_ < policy_.longest_interval;
+    interval_ =
+        soon_again ? std::min(interval_ * 2, policy_.longest_interval) : policy_.first_interval;
+  }
   paused_ = true;
   cause_ = error;
   next_attempt_ = now + interval_;
 }
 
-void write_pause::resume() {
+void write_pause::resume(clock::time_point now) {
   std::lock_guard lock(mutex_);
+  resumed_at_ = now;
   paused_ = false;
   cause_ = status::ok_status();
 }

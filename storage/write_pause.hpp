@@ -22,9 +22,12 @@ struct write_health {
 
 struct resume_policy {
   // A disk-full pause is not retried before this much is free again: a
-  // reopen replays the WAL into an SST, and a flush needs a memtable's worth.
-  uint64_t min_free_bytes = uint64_t{64} << 20;
-  // Between attempts to resume; doubles after each failed one up to `longest`.
+  // reopen flushes the replayed WAL into SSTs (up to a memtable, 64 MiB) and
+  // the new WAL preallocates 1.1 memtables.
+  uint64_t min_free_bytes = uint64_t{128} << 20;
+  // Between attempts to resume; doubles after each failed one up to `longest`,
+  // and also when writes fail again soon after resuming (a compaction that
+  // needs more room than was freed), so a store never flaps every second.
   std::chrono::milliseconds first_interval{1'000};
   std::chrono::milliseconds longest_interval{30'000};
 };
@@ -38,7 +41,7 @@ class write_pause {
 
   // Writes failed (or a background flush or compaction did) with `error`.
   void pause(const status& error, clock::time_point now);
-  void resume();
+  void resume(clock::time_point now);
   bool paused() const;
   // Whether to try reopening for writes now, with `free_bytes` free on the
   // data volume.
@@ -61,6 +64,7 @@ class write_pause {
   bool paused_ = false;  // guarded by mutex_, like the rest
   status cause_;
   clock::time_point next_attempt_{};
+  clock::time_point resumed_at_{};
   std::chrono::milliseconds interval_{0};
 };
 

@@ -25,7 +25,7 @@ const MIB = 1 << 20;
 const DAY_MS = 86_400_000;
 const TMPFS_MIB = 20;
 const LEFT_FREE = 3 * MIB; // what the filler leaves for ingest
-const RESUME_FREE = 8 * MIB; // --resume-free-bytes: more than closing the WAL gives back, less than the filler frees
+const RESUME_FREE = 10 * MIB; // --resume-free-bytes: more than closing the WAL gives back, less than the filler frees
 const WINDOWS_PER_BATCH = 500;
 const MAX_BATCHES = 200; // 3 MiB hold far fewer batches; more means the disk never filled
 

@@ -172,7 +172,17 @@ TEST_CASE("a disk-full pause waits for free space; other errors retry with a gro
   pause.attempt_failed({status_code::unavailable, "IO error: EIO"}, now);
   CHECK(pause.due(now + 300ms, 0));  // capped at the longest interval
 
-  pause.resume();
+  pause.resume(now + 300ms);
   CHECK(pause.health().writable);
   CHECK(pause.refusal().ok());
+
+  // Failing again soon after resuming (a compaction needing more room than was
+  // freed) keeps the long interval instead of retrying every 100 ms.
+  pause.pause({status_code::resource_exhausted, "No space left on device"}, now + 310ms);
+  CHECK_FALSE(pause.due(now + 500ms, UINT64_MAX));
+  CHECK(pause.due(now + 610ms, UINT64_MAX));
+  pause.resume(now + 610ms);
+  // Long after the last resume, a new pause starts from the first interval.
+  pause.pause({status_code::resource_exhausted, "No space left on device"}, now + 1h);
+  CHECK(pause.due(now + 1h + 100ms, UINT64_MAX));
 }

@@ -151,7 +151,8 @@ class faulty_file_system : public rocksdb::FileSystemWrapper {
     static rocksdb::IOStatus injected() { return rocksdb::IOStatus::IOError("injected WAL fault"); }
     std::optional<rocksdb::IOStatus> append_fault() const {
       if (fails(wal_fault::append)) return injected();
-      if (failing_->load() && (fault_ == wal_fault::no_space || fault_ == wal_fault::no_space_in_sst)) {
+      if (failing_->load() &&
+          (fault_ == wal_fault::no_space || fault_ == wal_fault::no_space_in_sst)) {
         return rocksdb::IOStatus::NoSpace("injected: no space left on device");
       }
       return std::nullopt;
