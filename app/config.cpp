@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <caf/config_option_set.hpp>
 
+#include <algorithm>
 #include <charconv>
 #include <filesystem>
 
@@ -34,6 +35,13 @@ billingd_config::billingd_config() {
            "bytes a server stream may queue unwritten (a slow reader) before its producer "
            "is told to hold back")
       .add(block_cache_bytes, "block-cache-bytes", "RocksDB block cache size")
+      .add(rocksdb_log_dir, "rocksdb-log-dir",
+           "directory for RocksDB's own LOG files, best on another volume than --data-dir "
+           "(empty: RocksDB's log lines go into billingd's log, component rocksdb)")
+      .add(rocksdb_log_level, "rocksdb-log-level",
+           "least severe RocksDB log line kept: debug, info, warn or error")
+      .add(resume_free_bytes, "resume-free-bytes",
+           "after the data volume filled up, writes resume once this many bytes are free")
       .add(max_vcpus, "max-vcpus", "CPU time above window length x this is rejected")
       .add(max_window_seconds, "max-window-seconds", "longest usage window accepted")
       .add(max_clock_skew_seconds, "max-clock-skew-seconds",
@@ -172,11 +180,27 @@ result<gateway::server_options> billingd_config::server_options() const {
   return options;
 }
 
-storage::store_options billingd_config::store_options() const {
+result<storage::store_options> billingd_config::store_options() const {
   storage::store_options options;
   options.data_dir = data_dir;
   options.block_cache_bytes = block_cache_bytes;
   options.raw_retention_ns = raw_retention_ns();
+  options.rocksdb_log_dir = rocksdb_log_dir;
+  using observability::log_level;
+  constexpr std::pair<std::string_view, log_level> levels[] = {{"debug", log_level::debug},
+                                                               {"info", log_level::info},
+                                                               {"warn", log_level::warn},
+                                                               {"error", log_level::error}};
+  const auto* level = std::find_if(std::begin(levels), std::end(levels), [&](const auto& named) {
+    return named.first == rocksdb_log_level;
+  });
+  if (level == std::end(levels)) {
+    return status{status_code::invalid_argument,
+                  fmt::format("--rocksdb-log-level must be debug, info, warn or error, not '{}'",
+                              rocksdb_log_level)};
+  }
+  options.rocksdb_log_level = level->second;
+  options.resume.min_free_bytes = resume_free_bytes;
   return options;
 }
 

@@ -42,6 +42,9 @@ class billingd_config : public caf::actor_system_config {
   uint64_t max_stream_buffer_bytes = uint64_t{1} << 20;
   uint64_t stream_timeout_ms = 0;  // 0: live streams stay open until the client leaves
   uint64_t block_cache_bytes = uint64_t{256} << 20;
+  std::string rocksdb_log_dir;  // empty: RocksDB's log goes into billingd's
+  std::string rocksdb_log_level = "warn";
+  uint64_t resume_free_bytes = uint64_t{128} << 20;  // free space to resume writes after ENOSPC
   // Validation limits.
   uint32_t max_vcpus = 512;
   uint32_t max_window_seconds = 3600;
@@ -91,7 +94,7 @@ class billingd_config : public caf::actor_system_config {
 
   // Settings of each module, derived from the fields above; errors name the flag.
   result<gateway::server_options> server_options() const;
-  storage::store_options store_options() const;
+  result<storage::store_options> store_options() const;
   actors::ingest_settings ingest_settings() const;
   actors::query_settings query_settings() const;
   int64_t raw_retention_ns() const;

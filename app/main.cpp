@@ -136,7 +136,12 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
   }
   // Shared by everything that records into it; outlives the server and store.
   auto metrics = std::make_shared<observability::service_metrics>();
-  auto store_options = config.store_options();
+  auto configured_store = config.store_options();
+  if (!configured_store.ok()) {
+    log_error("{}", configured_store.error().message());
+    return 2;
+  }
+  auto store_options = std::move(configured_store).value();
   store_options.on_synced_write = [metrics](std::chrono::nanoseconds took) {
     metrics->record_synced_write(took);
   };
@@ -193,7 +198,14 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
                                  config.ingest_settings().limits, auth);
     add_dashboard(router, config.ui_dir);
     router.add_get("/healthz", [] { return gateway::http_reply{200, "text/plain", "ok\n"}; });
-    router.add_get("/readyz", [] { return gateway::http_reply{200, "text/plain", "ready\n"}; });
+    // Not ready while the ledger refuses writes (a full disk): a balancer then
+    // sends ingest elsewhere; reads are still served here.
+    router.add_get("/readyz", [ledger = store.value()] {
+      const auto health = ledger->health();
+      if (health.writable) return gateway::http_reply{200, "text/plain", "ready\n"};
+      return gateway::http_reply{503, "text/plain",
+                                 fmt::format("not ready for ingest: {}\n", health.cause)};
+    });
     router.add_get("/metrics", [metrics] {
       return gateway::http_reply{200, std::string(observability::service_metrics::content_type),
                                  metrics->render()};
@@ -221,6 +233,10 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
       gauges.memtable_bytes = stats.memtable_bytes;
       gauges.block_cache_bytes = stats.block_cache_bytes;
       gauges.estimated_windows = stats.estimated_windows;
+      const auto health = ledger->health();
+      gauges.ledger_writes_paused = !health.writable;
+      gauges.ledger_disk_full = health.disk_full;
+      gauges.ledger_disk_free_bytes = ledger->free_bytes();
       if (cluster_gauges) {
         gauges.cluster = observability::scrape_gauges::cluster_figures{
             cluster_gauges->peers_connected.load(), cluster_gauges->handoff_pending.load(),
@@ -281,7 +297,12 @@ int run_restore(const billingd_config& config) {
 // exit code.
 int run_offline(const billingd_config& config,
                 const std::function<int(const storage::ledger_store&)>& command) {
-  auto store = storage::ledger_store::open(config.store_options());
+  auto store_options = config.store_options();
+  if (!store_options.ok()) {
+    log_error("{}", store_options.error().message());
+    return 2;
+  }
+  auto store = storage::ledger_store::open(store_options.value());
   if (!store.ok()) {
     log_error("cannot open the ledger in {}: {}", config.data_dir, store.error().message());
     return 1;

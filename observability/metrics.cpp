@@ -94,6 +94,19 @@ struct service_metrics::families {
                               .Name("billing_rocksdb_estimated_windows")
                               .Help("Raw windows stored, as RocksDB estimates it")
                               .Register(registry)),
+        writes_paused(prometheus::BuildGauge()
+                          .Name("billing_ledger_writes_paused")
+                          .Help("1 while the ledger refuses writes after a storage error (ingest "
+                                "answers resource_exhausted or unavailable), else 0")
+                          .Register(registry)),
+        disk_full(prometheus::BuildGauge()
+                      .Name("billing_ledger_disk_full")
+                      .Help("1 while writes are paused because the data volume is full, else 0")
+                      .Register(registry)),
+        disk_free_bytes(prometheus::BuildGauge()
+                            .Name("billing_ledger_disk_free_bytes")
+                            .Help("Bytes free on the ledger's data volume")
+                            .Register(registry)),
         open_streams(prometheus::BuildGauge()
                          .Name("billing_stream_subscribers")
                          .Help("Open server streams (StreamLiveUsage subscribers)")
@@ -115,6 +128,9 @@ struct service_metrics::families {
   prometheus::Family<prometheus::Gauge>& state;
   prometheus::Family<prometheus::Gauge>& rocksdb_bytes;
   prometheus::Family<prometheus::Gauge>& estimated_windows;
+  prometheus::Family<prometheus::Gauge>& writes_paused;
+  prometheus::Family<prometheus::Gauge>& disk_full;
+  prometheus::Family<prometheus::Gauge>& disk_free_bytes;
   prometheus::Family<prometheus::Gauge>& open_streams;
   prometheus::Family<prometheus::Gauge>& cluster;
 
@@ -182,6 +198,9 @@ std::string service_metrics::render() const {
       families_->rocksdb_bytes.Add({{"kind", "block_cache"}})
           .Set(static_cast<double>(now.block_cache_bytes));
       families_->estimated_windows.Add({}).Set(static_cast<double>(now.estimated_windows));
+      families_->writes_paused.Add({}).Set(now.ledger_writes_paused ? 1 : 0);
+      families_->disk_full.Add({}).Set(now.ledger_disk_full ? 1 : 0);
+      families_->disk_free_bytes.Add({}).Set(static_cast<double>(now.ledger_disk_free_bytes));
       if (now.cluster) {
         families_->cluster.Add({{"kind", "peers_connected"}})
             .Set(static_cast<double>(now.cluster->peers_connected));

@@ -33,6 +33,11 @@ struct scrape_gauges {
   uint64_t memtable_bytes = 0;     // RocksDB memtables
   uint64_t block_cache_bytes = 0;  // RocksDB block cache in use
   uint64_t estimated_windows = 0;  // raw windows stored (RocksDB's estimate)
+  // The ledger refuses writes after a storage error (storage::write_health),
+  // because its data volume is full; and that volume's free bytes.
+  bool ledger_writes_paused = false;
+  bool ledger_disk_full = false;
+  uint64_t ledger_disk_free_bytes = 0;
   struct cluster_figures {
     int64_t peers_connected = 0;
     int64_t handoff_pending = 0;  // writes held for unreachable owners, not yet delivered

@@ -15,6 +15,7 @@
 
 #include "model/calendar.hpp"
 #include "storage/codec.hpp"
+#include "storage/info_log.hpp"
 #include "storage/retention.hpp"
 #include "storage/rollup_merge.hpp"
 
@@ -47,7 +48,7 @@ bool is_customer_ranged(family which) {
   return which == windows_family || which == audit_family || which == rollups_family;
 }
 
-rocksdb::DBOptions make_db_options() {
+rocksdb::DBOptions make_db_options(const store_options& store) {
   rocksdb::DBOptions options;
   options.create_if_missing = true;
   options.create_missing_column_families = true;
@@ -57,6 +58,16 @@ rocksdb::DBOptions make_db_options() {
   // rather than silently recover to an earlier point and lose acked metrics.
   options.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
   options.track_and_verify_wals_in_manifest = true;
+  // RocksDB's info log never goes to the data volume by default (see
+  // storage/info_log.hpp): into billingd's log, or RocksDB's own LOG files in
+  // a directory the operator chose (best on another volume).
+  if (store.rocksdb_log_dir.empty()) {
+    options.info_log = make_info_log(store.rocksdb_log_level);
+  } else {
+    options.db_log_dir = store.rocksdb_log_dir;
+    options.max_log_file_size = uint64_t{16} << 20;
+    options.keep_log_file_num = 4;
+  }
   return options;
 }
 
@@ -169,7 +180,9 @@ status rebuild_rollups(rocksdb::DB& db, const std::vector<rocksdb::ColumnFamilyH
 status from_rocksdb(const rocksdb::Status& rocks_status, std::string_view context) {
   if (rocks_status.ok()) return status::ok_status();
   status_code code = status_code::internal;
-  if (rocks_status.IsCorruption()) {
+  if (rocks_status.IsNoSpace()) {
+    code = status_code::resource_exhausted;  // ENOSPC: the data volume is full
+  } else if (rocks_status.IsCorruption()) {
     code = status_code::data_loss;
   } else if (rocks_status.IsIOError() || rocks_status.IsBusy() || rocks_status.IsTryAgain() ||
              rocks_status.IsTimedOut() || rocks_status.IsShutdownInProgress() ||
@@ -182,9 +195,11 @@ status from_rocksdb(const rocksdb::Status& rocks_status, std::string_view contex
   return {code, fmt::format("{}: {}", context, rocks_status.ToString())};
 }
 
-result<std::unique_ptr<database>> database::open(const store_options& options) {
-  rocksdb::DBOptions db_options = make_db_options();
+result<std::unique_ptr<database>> database::open(const store_options& options,
+                                                 const open_settings& settings) {
+  rocksdb::DBOptions db_options = make_db_options(options);
   if (options.env) db_options.env = options.env.get();
+  if (settings.listener) db_options.listeners.push_back(settings.listener);
   const auto cache = rocksdb::NewLRUCache(options.block_cache_bytes);
 
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
@@ -205,27 +220,38 @@ result<std::unique_ptr<database>> database::open(const store_options& options) {
 
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw_db = nullptr;
-  auto opened = rocksdb::DB::Open(db_options, options.data_dir, descriptors, &handles, &raw_db);
+  auto opened = settings.read_only ? rocksdb::DB::OpenForReadOnly(db_options, options.data_dir,
+                                                                  descriptors, &handles, &raw_db)
+                                   : rocksdb::DB::Open(db_options, options.data_dir, descriptors,
+                                                       &handles, &raw_db);
   if (!opened.ok()) {
-    return from_rocksdb(opened, fmt::format("opening the ledger in '{}'", options.data_dir));
+    return from_rocksdb(opened, fmt::format("opening the ledger in '{}'{}", options.data_dir,
+                                            settings.read_only ? " for reading" : ""));
   }
-  auto opened_db = std::make_unique<database>(
-      open_key{}, options.env, std::unique_ptr<rocksdb::DB>(raw_db), std::move(handles));
+  auto opened_db =
+      std::make_unique<database>(open_key{}, options.env, std::unique_ptr<rocksdb::DB>(raw_db),
+                                 std::move(handles), settings.read_only);
   if (auto checked = opened_db->check_schema_version(); !checked.ok()) return checked;
   return opened_db;
 }
 
 database::database(open_key, std::shared_ptr<rocksdb::Env> env, std::unique_ptr<rocksdb::DB> db,
-                   std::vector<rocksdb::ColumnFamilyHandle*> handles)
-    : env_(std::move(env)), db_(std::move(db)), handles_(std::move(handles)) {}
+                   std::vector<rocksdb::ColumnFamilyHandle*> handles, bool read_only)
+    : env_(std::move(env)),
+      db_(std::move(db)),
+      handles_(std::move(handles)),
+      read_only_(read_only),
+      flush_on_close_(!read_only) {}
 
 database::~database() {
   // A clean close flushes the memtables, so the next open need not replay a
   // large WAL. Failure loses nothing: every acknowledged write is in the
   // synced WAL, and the next open replays it.
-  rocksdb::FlushOptions wait;
-  wait.wait = true;
-  (void)db_->Flush(wait, std::vector<rocksdb::ColumnFamilyHandle*>(handles_));
+  if (flush_on_close_) {
+    rocksdb::FlushOptions wait;
+    wait.wait = true;
+    (void)db_->Flush(wait, std::vector<rocksdb::ColumnFamilyHandle*>(handles_));
+  }
   for (auto* handle : handles_) {
     // Cannot fail for handles this DB returned; nothing to report it to anyway.
     (void)db_->DestroyColumnFamilyHandle(handle);
@@ -234,6 +260,11 @@ database::~database() {
   // writes are in the synced WAL already, so a failed close loses nothing.
   (void)db_->Close();
 }
+
+// Only a full disk makes the store open read-only.
+constexpr std::string_view read_only_refusal =
+    "the ledger must be written before it can be used (a new ledger or a schema migration) "
+    "and its data volume is full";
 
 status database::check_schema_version() {
   std::string stored;
@@ -245,6 +276,7 @@ status database::check_schema_version() {
     if (!*empty) {
       return {status_code::data_loss, "the ledger holds data but no schema version"};
     }
+    if (read_only_) return {status_code::resource_exhausted, std::string(read_only_refusal)};
     rocksdb::WriteOptions durable;
     durable.sync = true;
     return from_rocksdb(db_->Put(durable, handle(meta_family), keys::schema_version_key,
@@ -261,7 +293,10 @@ status database::check_schema_version() {
                         "refusing to open it (run a newer build)",
                         *version, codec::current_schema_version)};
   }
-  if (*version == 1 && codec::current_schema_version == 2) return rebuild_rollups(*db_, handles_);
+  if (*version == 1 && codec::current_schema_version == 2) {
+    if (read_only_) return {status_code::resource_exhausted, std::string(read_only_refusal)};
+    return rebuild_rollups(*db_, handles_);
+  }
   if (*version < codec::current_schema_version) {
     return {status_code::failed_precondition,
             fmt::format("the ledger has schema version {} and this build (version {}) has no "

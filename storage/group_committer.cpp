@@ -4,8 +4,12 @@
 
 namespace billing::storage {
 
-group_committer::group_committer(group_writer write_group)
-    : write_group_(std::move(write_group)), thread_([this] { run(); }) {}
+group_committer::group_committer(group_writer write_group, std::function<void()> on_idle,
+                                 std::chrono::milliseconds idle_interval)
+    : write_group_(std::move(write_group)),
+      on_idle_(std::move(on_idle)),
+      idle_interval_(idle_interval),
+      thread_([this] { run(); }) {}
 
 group_committer::~group_committer() {
   {
@@ -30,7 +34,14 @@ void group_committer::run() {
   for (;;) {
     {
       std::unique_lock lock(mutex_);
-      work_arrived_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      const auto has_work = [this] { return stopping_ || !queue_.empty(); };
+      if (!on_idle_) {
+        work_arrived_.wait(lock, has_work);
+      } else if (!work_arrived_.wait_for(lock, idle_interval_, has_work)) {
+        lock.unlock();
+        on_idle_();
+        continue;
+      }
       // Stop only once drained: every on_done must run exactly once.
       if (queue_.empty()) return;
       group.swap(queue_);

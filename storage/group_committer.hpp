@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -30,7 +31,11 @@ class group_committer {
   // (at least one), in call order; must set each `outcome`.
   using group_writer = std::function<void(std::span<pending_commit>)>;
 
-  explicit group_committer(group_writer write_group);
+  // `on_idle`, if set, runs on the committer thread whenever `idle_interval`
+  // passed without a commit: the store retries a paused write path there, so
+  // it resumes without waiting for a client to write.
+  explicit group_committer(group_writer write_group, std::function<void()> on_idle = {},
+                           std::chrono::milliseconds idle_interval = std::chrono::seconds{1});
   // Completes every commit handed in before (and any handed in by on_done
   // callbacks while draining), then stops the thread.
   ~group_committer();
@@ -46,6 +51,8 @@ class group_committer {
   void run();
 
   group_writer write_group_;
+  std::function<void()> on_idle_;
+  std::chrono::milliseconds idle_interval_;
   std::atomic<uint64_t> commits_requested_{0};
   std::mutex mutex_;
   std::condition_variable work_arrived_;

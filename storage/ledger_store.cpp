@@ -13,7 +13,9 @@
 #include <utility>
 
 #include "model/calendar.hpp"
+#include "observability/log.hpp"
 #include "storage/audit_chain.hpp"
+#include "storage/background_errors.hpp"
 #include "storage/bytes.hpp"
 #include "storage/codec.hpp"
 #include "storage/database.hpp"
@@ -151,7 +153,10 @@ status iterate_range(
 // ---- ledger_store ----
 
 struct ledger_store::impl {
-  impl(std::unique_ptr<database> opened, store_options opened_with, audit_chain::head chain_head)
+  // `paused_by` is set when the store could only be opened for reading (a
+  // full disk at start).
+  impl(std::unique_ptr<database> opened, store_options opened_with, audit_chain::head chain_head,
+       std::shared_ptr<background_errors> errors, const std::optional<status>& paused_by)
       : db(std::move(opened)),
         options(std::move(opened_with)),
         write_options(make_write_options(options.sync_writes)),
@@ -160,7 +165,15 @@ struct ledger_store::impl {
         // advance only for committed puts, so they never repeat.
         next_audit_sequence(db->db().GetLatestSequenceNumber() + 1),
         chain(chain_head),
-        committer([this](std::span<pending_commit> group) { write_group(group); }) {}
+        background(std::move(errors)),
+        pause(options.resume) {
+    if (paused_by) {
+      needs_reopen = true;
+      pause.pause(*paused_by, write_pause::clock::now());
+    }
+    committer.emplace([this](std::span<pending_commit> group) { write_group(group); },
+                      [this] { on_idle(); }, options.resume.first_interval);
+  }
 
   ~impl() {
     // Drain and stop before the database closes; member order would do the
@@ -177,7 +190,17 @@ struct ledger_store::impl {
   void write_group(std::span<pending_commit> group);
   status add_to_batch(rocksdb::WriteBatch& batch, const write_set& writes, uint64_t& sequence,
                       audit_chain::head& chain_after);
-  status reopen();
+  // Replaces the database after a storage error: opened for writes, or when
+  // that fails (or `for_writes` is false), for reads only.
+  status reopen(bool for_writes);
+  // A write or background job failed with `error`: writes pause until a
+  // reopen for writes works (at once, unless the disk is full).
+  void fail_writes(const status& error);
+  // While paused: reopens for writes when due (write_pause), else the refusal.
+  status try_resume();
+  // On the committer thread when no commit came for a while.
+  void on_idle();
+  std::optional<uint64_t> free_space() const;
   // Calls `visit(key without the prefix, value)` for every key of `which`
   // starting with `prefix`, in key order, until it fails or answers false.
   status scan_prefix(
@@ -215,8 +238,11 @@ struct ledger_store::impl {
   uint64_t next_audit_sequence;  // committer thread only
   audit_chain::head chain;       // committer thread only: the durable chain head
   // Set when a write failed: RocksDB then refuses every write (background
-  // error) until the database is reopened. Committer thread only.
+  // error) until the database is reopened for writes (while that fails, `db`
+  // is open read-only, or null). Committer thread only.
   bool needs_reopen = false;
+  std::shared_ptr<background_errors> background;  // the listener of every open
+  write_pause pause;
   std::mutex backup_mutex;  // one BackupEngine per directory at a time
   std::optional<group_committer> committer;
 };
@@ -249,6 +275,24 @@ status ledger_store::impl::add_to_batch(rocksdb::WriteBatch& batch, const write_
 }
 
 void ledger_store::impl::write_group(std::span<pending_commit> group) {
+  // A flush or compaction failed since the last write (a full disk).
+  if (!needs_reopen) {
+    if (auto failed = background->take()) fail_writes(*failed);
+  }
+  if (needs_reopen) {
+    // The disk failed before (I/O error, disk full) and reopening for writes
+    // failed then: try again when due; the batch is built below on what the
+    // reopened database holds. Until that works, nothing is acknowledged.
+    // (Any commit retries, even an empty one: read_db asks for one.)
+    if (status resumed = try_resume(); !resumed.ok()) {
+      for (auto& commit : group) {
+        commit.outcome = !commit.writes.encode_status().ok() ? commit.writes.encode_status()
+                         : commit.writes.empty()             ? status::ok_status()
+                                                             : resumed;
+      }
+      return;
+    }
+  }
   rocksdb::WriteBatch batch;
   std::vector<pending_commit*> in_batch;
   in_batch.reserve(group.size());
@@ -278,18 +322,6 @@ void ledger_store::impl::write_group(std::span<pending_commit> group) {
     (void)batch.PopSavePoint();
     in_batch.push_back(&commit);
   }
-  if (needs_reopen) {
-    // The disk failed before (I/O error, disk full) and reopening failed
-    // then: try again now and build the batch again on what the reopened
-    // database holds. Until that works, nothing is acknowledged. (Any
-    // commit retries, even an empty one: read_db asks for one.)
-    if (status reopened = reopen(); !reopened.ok()) {
-      for (auto* commit : in_batch) commit->outcome = reopened;
-      return;
-    }
-    if (!in_batch.empty()) write_group(group);
-    return;
-  }
   if (in_batch.empty()) return;
   if (chain_after.entries != chain.entries) {
     auto put = batch.Put(db->handle(meta_family), audit_chain::head_key,
@@ -306,22 +338,68 @@ void ledger_store::impl::write_group(std::span<pending_commit> group) {
   if (options.on_synced_write) {
     options.on_synced_write(std::chrono::steady_clock::now() - write_started);
   }
-  const auto outcome =
-      from_rocksdb(written, fmt::format("committing {} write sets", in_batch.size()));
+  auto outcome = from_rocksdb(written, fmt::format("committing {} write sets", in_batch.size()));
   if (outcome.ok()) {
     next_audit_sequence = sequence;
     chain = chain_after;
   } else {
     // Reopen before anyone learns of the failure. The failed write is not in
     // the old database's memtables but may be in its WAL, which the reopen
-    // replays: a caller that retries must judge its retry against what the
-    // reopened database holds, or a replayed write and its retry would both
-    // count (rollup merges add up). If reopening fails, readers get
-    // unavailable until a later commit reopens it.
-    needs_reopen = true;
-    (void)reopen();
+    // replays (also a read-only one): a caller that retries must judge its
+    // retry against what the reopened database holds, or a replayed write
+    // and its retry would both count (rollup totals add up). If reopening
+    // fails altogether, readers get unavailable until a later commit
+    // reopens it.
+    fail_writes(outcome);
+    if (pause.paused()) outcome = pause.refusal();
   }
   for (auto* commit : in_batch) commit->outcome = outcome;
+}
+
+void ledger_store::impl::fail_writes(const status& error) {
+  needs_reopen = true;
+  pause.pause(error, write_pause::clock::now());
+  observability::log_warn("ledger writes paused: {}", error.message());
+  // On a full disk a reopen for writes would fail (its recovery flushes the
+  // WAL into an SST) and only spend the disk's last bytes: read-only until
+  // space is freed.
+  const bool disk_full = pause.health().disk_full;
+  const status reopened = reopen(!disk_full);
+  if (disk_full) return;
+  if (reopened.ok()) {
+    pause.resume(write_pause::clock::now());
+    observability::log_info("ledger writes resumed: reopened after the error");
+  } else {
+    pause.attempt_failed(reopened, write_pause::clock::now());
+  }
+}
+
+status ledger_store::impl::try_resume() {
+  const auto now = write_pause::clock::now();
+  if (!pause.due(now, free_space().value_or(UINT64_MAX))) return pause.refusal();
+  if (status reopened = reopen(true); !reopened.ok()) {
+    pause.attempt_failed(reopened, now);
+    observability::log_warn("ledger writes still paused: {}", reopened.message());
+    return pause.refusal();
+  }
+  pause.resume(now);
+  observability::log_info("ledger writes resumed: the ledger is open for writes again");
+  return status::ok_status();
+}
+
+void ledger_store::impl::on_idle() {
+  if (!needs_reopen) {
+    if (auto failed = background->take()) fail_writes(*failed);
+  } else {
+    (void)try_resume();
+  }
+}
+
+std::optional<uint64_t> ledger_store::impl::free_space() const {
+  rocksdb::Env* env = options.env ? options.env.get() : rocksdb::Env::Default();
+  uint64_t free = 0;
+  if (!env->GetFreeSpace(options.data_dir, &free).ok()) return std::nullopt;
+  return free;
 }
 
 // RocksDB 7.8 cannot leave the error state of a failed WAL write in-process:
@@ -332,21 +410,31 @@ void ledger_store::impl::write_group(std::span<pending_commit> group) {
 // which is safe because it was never acknowledged: a retry finds it as a
 // duplicate. The audit chain head and sequence are re-read for the same
 // reason.
-status ledger_store::impl::reopen() {
+status ledger_store::impl::reopen(bool for_writes) {
   std::unique_lock exclusive(db_mutex);
+  if (db) db->skip_flush_on_close();
   db.reset();
-  auto opened = database::open(options);
+  (void)background->take();  // the closed database's
+  auto opened = database::open(options, {.read_only = !for_writes, .listener = background});
+  status failed;
   if (!opened.ok()) {
-    return {status_code::unavailable,
-            fmt::format("the ledger could not be reopened after a storage error: {}",
-                        opened.error().message())};
+    failed = {opened.error().code() == status_code::resource_exhausted
+                  ? status_code::resource_exhausted
+                  : status_code::unavailable,
+              fmt::format("the ledger could not be reopened {}after a storage error: {}",
+                          for_writes ? "for writes " : "", opened.error().message())};
+    if (!for_writes) return failed;
+    // Reads go on from what is stored (the same WAL replayed in memory).
+    opened = database::open(options, {.read_only = true, .listener = background});
+    if (!opened.ok()) return failed;
   }
   auto head = audit_chain::load_head((*opened)->db(), (*opened)->handle(meta_family));
   if (!head.ok()) return head.error();
   db = std::move(opened).value();
   chain = head.value();
   next_audit_sequence = std::max(next_audit_sequence, db->db().GetLatestSequenceNumber() + 1);
-  needs_reopen = false;
+  if (!failed.ok()) return failed;
+  if (for_writes) needs_reopen = false;
   return status::ok_status();
 }
 
@@ -382,11 +470,22 @@ ledger_store::ledger_store(std::unique_ptr<impl> impl) : impl_(std::move(impl)) 
 ledger_store::~ledger_store() = default;
 
 result<std::shared_ptr<ledger_store>> ledger_store::open(const store_options& options) {
-  auto opened = database::open(options);
+  auto errors = std::make_shared<background_errors>();
+  auto opened = database::open(options, {.listener = errors});
+  std::optional<status> paused_by;
+  if (!opened && opened.error().code() == status_code::resource_exhausted) {
+    // A full disk: serve reads and take writes once space is freed.
+    auto readable = database::open(options, {.read_only = true, .listener = errors});
+    if (!readable) return opened.error();
+    observability::log_warn("the ledger is open read-only: {}", opened.error().message());
+    paused_by = opened.error();
+    opened = std::move(readable);
+  }
   if (!opened) return opened.error();
   auto chain_head = audit_chain::load_head((*opened)->db(), (*opened)->handle(meta_family));
   if (!chain_head.ok()) return chain_head.error();
-  auto state = std::make_unique<impl>(std::move(*opened), options, chain_head.value());
+  auto state = std::make_unique<impl>(std::move(*opened), options, chain_head.value(),
+                                      std::move(errors), paused_by);
   // The constructor is private, so make_shared cannot reach it.
   return std::shared_ptr<ledger_store>(new ledger_store(std::move(state)));
 }
@@ -401,6 +500,14 @@ result<backup_info> ledger_store::create_backup(const std::string& backup_dir) {
     return status{status_code::aborted, "another backup is running; retry when it has finished"};
   }
   return impl_->read_db([&](database& db) { return back_up(db.db(), backup_dir); });
+}
+
+write_health ledger_store::health() const {
+  return impl_->pause.health();
+}
+
+uint64_t ledger_store::free_bytes() const {
+  return impl_->free_space().value_or(0);
 }
 
 commit_stats ledger_store::stats() const {

@@ -19,7 +19,9 @@
 #include "model/rollup.hpp"
 #include "model/status.hpp"
 #include "model/usage_window.hpp"
+#include "observability/log.hpp"
 #include "storage/backup.hpp"
+#include "storage/write_pause.hpp"
 
 namespace rocksdb {
 class DB;
@@ -47,6 +49,13 @@ struct store_options {
   // Told how long each synced group write took (on the committer thread);
   // for the fsync latency metric. May be null.
   std::function<void(std::chrono::nanoseconds)> on_synced_write;
+  // RocksDB's info log: empty sends its lines of rocksdb_log_level and above
+  // into billingd's log; a directory keeps RocksDB's own LOG files there
+  // instead (never the data dir by default: see storage/info_log.hpp).
+  std::string rocksdb_log_dir;
+  observability::log_level rocksdb_log_level = observability::log_level::warn;
+  // When writes paused by a full disk or a storage error are tried again.
+  resume_policy resume;
 };
 
 // A window stored with other values than a re-send carried: the attempt is
@@ -335,6 +344,11 @@ class ledger_store {
                                                    const model::metald_gap&)>& visit) const;
 
   commit_stats stats() const;
+
+  // Whether commits are taken, or paused after a storage error (a full
+  // disk); and the free bytes on the data volume (0 when unknown).
+  write_health health() const;
+  uint64_t free_bytes() const;
 
   // Every customer with keys in the windows, plans, invoices or vm_state
   // families (the default plan's "" excluded), in order.

@@ -73,3 +73,25 @@ TEST_CASE("metald settings derived from flags") {
   CHECK(instances.region == "eu-test");
   CHECK(instances.gap_after_ns == int64_t{30} * 1'000'000'000);
 }
+
+TEST_CASE("store settings: RocksDB's log and the free space that resumes writes") {
+  billingd_config config;
+  auto defaults = config.store_options();
+  REQUIRE(defaults.ok());
+  CHECK(defaults->rocksdb_log_dir.empty());  // into billingd's log, never the data dir
+  CHECK(defaults->rocksdb_log_level == observability::log_level::warn);
+  CHECK(defaults->resume.min_free_bytes == uint64_t{128} << 20);
+  config.rocksdb_log_dir = "/var/log/billingd";
+  config.rocksdb_log_level = "info";
+  config.resume_free_bytes = 4096;
+  auto set = config.store_options();
+  REQUIRE(set.ok());
+  CHECK(set->rocksdb_log_dir == "/var/log/billingd");
+  CHECK(set->rocksdb_log_level == observability::log_level::info);
+  CHECK(set->resume.min_free_bytes == 4096);
+  config.rocksdb_log_level = "verbose";
+  auto bad = config.store_options();
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error().code() == status_code::invalid_argument);
+  CHECK(bad.error().message().find("--rocksdb-log-level") != std::string::npos);
+}

@@ -97,3 +97,21 @@ TEST_CASE("synced writes are a latency histogram; RocksDB and actor state are ga
   CHECK(has_line(text, "billing_rocksdb_bytes{kind=\"sst\"} 4096"));
   CHECK(has_line(text, "billing_rocksdb_estimated_windows 77"));
 }
+
+TEST_CASE("the ledger's write pause, full disk and free space are gauges") {
+  service_metrics metrics;
+  scrape_gauges gauges;
+  gauges.ledger_disk_free_bytes = 123456;
+  metrics.set_scrape_source([&] { return gauges; });
+  std::string text = metrics.render();
+  CHECK(has_line(text, "billing_ledger_writes_paused 0"));
+  CHECK(has_line(text, "billing_ledger_disk_full 0"));
+  CHECK(has_line(text, "billing_ledger_disk_free_bytes 123456"));
+  gauges.ledger_writes_paused = true;
+  gauges.ledger_disk_full = true;
+  gauges.ledger_disk_free_bytes = 0;
+  text = metrics.render();
+  CHECK(has_line(text, "billing_ledger_writes_paused 1"));
+  CHECK(has_line(text, "billing_ledger_disk_full 1"));
+  CHECK(has_line(text, "billing_ledger_disk_free_bytes 0"));
+}

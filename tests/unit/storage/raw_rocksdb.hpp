@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -88,10 +89,12 @@ class raw_rocksdb {
   std::unique_ptr<rocksdb::DB> db_;
 };
 
-// Which WAL operation fails while `failing` is set.
-enum class wal_fault { append, sync };
+// Which operation fails while `failing` is set: a WAL append or sync (an
+// I/O error), or, as on a full disk, every append to any new file
+// (no_space) or to SST files only (no_space_in_sst: flushes, compactions).
+enum class wal_fault { append, sync, no_space, no_space_in_sst };
 
-// Wraps the real file system; WAL files fail the chosen operation while the
+// Wraps the real file system; files fail the chosen operation while the
 // shared flag is set.
 class faulty_file_system : public rocksdb::FileSystemWrapper {
  public:
@@ -105,7 +108,10 @@ class faulty_file_system : public rocksdb::FileSystemWrapper {
                                     std::unique_ptr<rocksdb::FSWritableFile>* file,
                                     rocksdb::IODebugContext* debug) override {
     auto created = target()->NewWritableFile(name, options, file, debug);
-    if (created.ok() && name.ends_with(".log")) {
+    const bool affected = fault_ == wal_fault::no_space          ? true
+                          : fault_ == wal_fault::no_space_in_sst ? name.ends_with(".sst")
+                                                                 : name.ends_with(".log");
+    if (created.ok() && affected) {
       *file = std::make_unique<faulty_file>(std::move(*file), fault_, failing_);
     }
     return created;
@@ -120,13 +126,13 @@ class faulty_file_system : public rocksdb::FileSystemWrapper {
 
     rocksdb::IOStatus Append(const rocksdb::Slice& data, const rocksdb::IOOptions& options,
                              rocksdb::IODebugContext* debug) override {
-      if (fails(wal_fault::append)) return injected();
+      if (auto failed = append_fault()) return *failed;
       return FSWritableFileOwnerWrapper::Append(data, options, debug);
     }
     rocksdb::IOStatus Append(const rocksdb::Slice& data, const rocksdb::IOOptions& options,
                              const rocksdb::DataVerificationInfo& info,
                              rocksdb::IODebugContext* debug) override {
-      if (fails(wal_fault::append)) return injected();
+      if (auto failed = append_fault()) return *failed;
       return FSWritableFileOwnerWrapper::Append(data, options, info, debug);
     }
     rocksdb::IOStatus Sync(const rocksdb::IOOptions& options,
@@ -143,6 +149,14 @@ class faulty_file_system : public rocksdb::FileSystemWrapper {
    private:
     bool fails(wal_fault operation) const { return operation == fault_ && failing_->load(); }
     static rocksdb::IOStatus injected() { return rocksdb::IOStatus::IOError("injected WAL fault"); }
+    std::optional<rocksdb::IOStatus> append_fault() const {
+      if (fails(wal_fault::append)) return injected();
+      if (failing_->load() &&
+          (fault_ == wal_fault::no_space || fault_ == wal_fault::no_space_in_sst)) {
+        return rocksdb::IOStatus::NoSpace("injected: no space left on device");
+      }
+      return std::nullopt;
+    }
 
     wal_fault fault_;
     std::shared_ptr<std::atomic<bool>> failing_;
