@@ -16,6 +16,7 @@
 #include "storage/audit_chain.hpp"
 #include "storage/bytes.hpp"
 #include "storage/codec.hpp"
+#include "storage/commit_tracing.hpp"
 #include "storage/database.hpp"
 #include "storage/group_committer.hpp"
 #include "storage/keys.hpp"
@@ -160,7 +161,7 @@ struct ledger_store::impl {
         // advance only for committed puts, so they never repeat.
         next_audit_sequence(db->db().GetLatestSequenceNumber() + 1),
         chain(chain_head),
-        committer([this](std::span<pending_commit> group) { write_group(group); }) {}
+        committer([this](std::span<pending_commit> group) { write_traced_group(group); }) {}
 
   ~impl() {
     // Drain and stop before the database closes; member order would do the
@@ -175,6 +176,19 @@ struct ledger_store::impl {
     return options;
   }
   void write_group(std::span<pending_commit> group);
+  // write_group, and the spans of the requests it served when tracing.
+  void write_traced_group(std::span<pending_commit> group) {
+    if (!options.tracer || !has_traces(group)) {
+      write_group(group);
+      return;
+    }
+    commit_group_timing timing{++traced_groups, observability::unix_now_ns(), 0, {}};
+    last_sync.reset();
+    write_group(group);
+    timing.ended_unix_ns = observability::unix_now_ns();
+    timing.sync = last_sync;
+    record_commit_spans(*options.tracer, group, timing);
+  }
   status add_to_batch(rocksdb::WriteBatch& batch, const write_set& writes, uint64_t& sequence,
                       audit_chain::head& chain_after);
   status reopen();
@@ -218,6 +232,10 @@ struct ledger_store::impl {
   // error) until the database is reopened. Committer thread only.
   bool needs_reopen = false;
   std::mutex backup_mutex;  // one BackupEngine per directory at a time
+  // Tracing (committer thread only): groups traced so far, and the timing of
+  // the last synced write.
+  uint64_t traced_groups = 0;
+  std::optional<timed_interval> last_sync;
   std::optional<group_committer> committer;
 };
 
@@ -301,7 +319,11 @@ void ledger_store::impl::write_group(std::span<pending_commit> group) {
   }
 
   const auto write_started = std::chrono::steady_clock::now();
+  const int64_t write_started_unix_ns = options.tracer ? observability::unix_now_ns() : 0;
   auto written = db->db().Write(write_options, &batch);
+  if (options.tracer && write_options.sync) {
+    last_sync = timed_interval{write_started_unix_ns, observability::unix_now_ns(), !written.ok()};
+  }
   synced_writes.fetch_add(1);
   if (options.on_synced_write) {
     options.on_synced_write(std::chrono::steady_clock::now() - write_started);
