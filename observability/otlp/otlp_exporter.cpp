@@ -17,8 +17,8 @@ struct otlp_exporter::impl {
   client::http_client http;
   bool failing = false;  // the last export failed (to log changes, not every failure)
 
-  // Sends one batch; false when it was dropped.
-  bool export_batch(const std::vector<span_record>& batch) {
+  // Sends one batch, or drops it (counted) when that fails.
+  void export_batch(const std::vector<span_record>& batch) {
     client::http_answer answer;
     client::transport_error failure;
     std::string problem;
@@ -35,7 +35,7 @@ struct otlp_exporter::impl {
                  options.endpoint, problem);
       }
       failing = true;
-      return false;
+      return;
     }
     // A 2xx is an acceptance; a partial_success names spans it refused.
     const auto said = decode_export_response(answer.body);
@@ -51,23 +51,22 @@ struct otlp_exporter::impl {
     spans->count(span_outcome::dropped, rejected);
     if (failing) log_info("trace export to {} works again", options.endpoint);
     failing = false;
-    return true;
   }
 
   void run() {
     for (;;) {
       auto batch = spans->take(options.max_batch_spans, options.flush_interval);
-      if (!batch.empty()) {
-        const bool sent = export_batch(batch);
-        if (!sent && spans->closed()) break;  // stopping: do not wait out more timeouts
+      if (batch.empty()) {
+        if (spans->closed()) return;
         continue;
       }
-      if (spans->closed()) return;
-    }
-    // Stopping after a failure: whatever is left is dropped at once.
-    for (auto rest = spans->take(SIZE_MAX, std::chrono::milliseconds{0}); !rest.empty();
-         rest = spans->take(SIZE_MAX, std::chrono::milliseconds{0})) {
-      spans->count(span_outcome::dropped, rest.size());
+      // Stopping while the collector fails: drop the rest at once rather
+      // than wait out one more timeout per batch.
+      if (failing && spans->closed()) {
+        spans->count(span_outcome::dropped, batch.size());
+        continue;
+      }
+      export_batch(batch);
     }
   }
 };
