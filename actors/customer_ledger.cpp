@@ -589,6 +589,9 @@ void start_commit(ledger_pointer self) {
     fail_committing(st, put);
     return;
   }
+  // The requests this write serves, for its commit spans (README "Traces").
+  for (const auto& pending : st.committing) writes.add_trace(pending.part.meta.trace);
+  for (const auto& pending : st.committing_metald) writes.add_trace(pending.op.trace);
   st.in_flight = true;
   const uint64_t id = ++st.commit_id;
   customer_actor me = caf::actor_cast<customer_actor>(self);

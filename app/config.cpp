@@ -126,7 +126,15 @@ billingd_config::billingd_config() {
            "node-to-node TLS (caf-openssl): this node's PEM certificate")
       .add(cluster_tls_key_file, "cluster-tls-key-file", "the PEM private key of the certificate")
       .add(cluster_tls_ca_file, "cluster-tls-ca-file",
-           "the CA(s) that sign every node's certificate (peers are verified against it)");
+           "the CA(s) that sign every node's certificate (peers are verified against it)")
+      .add(otlp_endpoint, "otlp-endpoint",
+           "OpenTelemetry traces: the OTLP/HTTP collector, e.g. http://127.0.0.1:4318; spans are "
+           "POSTed to <endpoint>/v1/traces as protobuf (empty: tracing off)")
+      .add(otlp_max_queue_spans, "otlp-max-queue-spans",
+           "finished spans held for export; past this, new spans are dropped (and counted) "
+           "rather than slowing any call")
+      .add(otlp_timeout_ms, "otlp-timeout-ms",
+           "how long one export to the collector may take before its spans are dropped");
 }
 
 result<std::pair<std::string, uint16_t>> parse_host_port(std::string_view flag,

@@ -91,6 +91,10 @@ class billingd_config : public caf::actor_system_config {
   std::string cluster_tls_cert_file;
   std::string cluster_tls_key_file;
   std::string cluster_tls_ca_file;
+  // OpenTelemetry traces (README "Traces"): empty endpoint, no tracing.
+  std::string otlp_endpoint;
+  uint32_t otlp_max_queue_spans = 2048;
+  uint32_t otlp_timeout_ms = 10'000;
 
   // Settings of each module, derived from the fields above; errors name the flag.
   result<gateway::server_options> server_options() const;

@@ -23,6 +23,7 @@
 #include "gateway/static_files.hpp"
 #include "observability/log.hpp"
 #include "observability/metrics.hpp"
+#include "observability/otlp/otlp_exporter.hpp"
 #include "observability/trace.hpp"
 
 namespace billing::app {
@@ -104,6 +105,46 @@ result<started_directory> start_directory(caf::actor_system& system, const billi
   return started_directory{node->router, std::move(handover)};
 }
 
+// OpenTelemetry traces (README "Traces"): the span queue everything records
+// into and the exporter draining it; both null without --otlp-endpoint.
+struct trace_export {
+  std::shared_ptr<observability::tracer> spans;
+  std::unique_ptr<observability::otlp::otlp_exporter> exporter;
+};
+
+// service.instance.id: the cluster node id, else a random UUID (version 4
+// layout) for this run, as the semantic conventions suggest.
+std::string instance_id(const billingd_config& config) {
+  if (!config.node_id.empty()) return config.node_id;
+  std::string hex = observability::new_trace_id();
+  hex[12] = '4';
+  hex[16] = "89ab"[hex[16] % 4];
+  return fmt::format("{}-{}-{}-{}-{}", hex.substr(0, 8), hex.substr(8, 4), hex.substr(12, 4),
+                     hex.substr(16, 4), hex.substr(20));
+}
+
+result<trace_export> start_tracing(const billingd_config& config,
+                                   const std::shared_ptr<observability::service_metrics>& metrics) {
+  if (config.otlp_endpoint.empty()) return trace_export{};
+  if (config.otlp_max_queue_spans == 0 || config.otlp_timeout_ms == 0) {
+    return status{status_code::invalid_argument,
+                  "--otlp-max-queue-spans and --otlp-timeout-ms must be positive"};
+  }
+  metrics->record_trace_spans(true, 0);
+  metrics->record_trace_spans(false, 0);
+  auto spans = std::make_shared<observability::tracer>(
+      config.otlp_max_queue_spans, [metrics](observability::span_outcome outcome, uint64_t n) {
+        metrics->record_trace_spans(outcome == observability::span_outcome::exported, n);
+      });
+  auto exporter = observability::otlp::otlp_exporter::start(
+      {config.otlp_endpoint, std::chrono::milliseconds{config.otlp_timeout_ms}}, spans,
+      observability::otlp::billingd_resource(BILLING_VERSION, instance_id(config)));
+  if (!exporter.ok()) return exporter.error();
+  log_info("tracing: spans go to {}/v1/traces (OTLP/HTTP protobuf), at most {} queued",
+           config.otlp_endpoint, config.otlp_max_queue_spans);
+  return trace_export{std::move(spans), std::move(exporter).value()};
+}
+
 int run_server(billingd_config& config, const sigset_t& stop_signals) {
   auto server_options = config.server_options();
   if (!server_options.ok()) {
@@ -136,12 +177,19 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
   }
   // Shared by everything that records into it; outlives the server and store.
   auto metrics = std::make_shared<observability::service_metrics>();
+  auto tracing = start_tracing(config, metrics);
+  if (!tracing.ok()) {
+    log_error("{}", tracing.error().message());
+    return 2;
+  }
   auto configured_store = config.store_options();
   if (!configured_store.ok()) {
     log_error("{}", configured_store.error().message());
     return 2;
   }
   auto store_options = std::move(configured_store).value();
+  store_options.tracer = tracing->spans;
+  server_options->tracer = tracing->spans;
   store_options.on_synced_write = [metrics](std::chrono::nanoseconds took) {
     metrics->record_synced_write(took);
   };
@@ -174,10 +222,10 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
 
     gateway::connect_router router;
     router.set_call_observer([metrics](std::string_view path, status_code code,
-                                       std::chrono::nanoseconds took,
-                                       std::string_view traceparent) {
+                                       std::chrono::nanoseconds took, std::string_view traceparent,
+                                       const model::trace_parent& span) {
       metrics->record_call(path, code, took);
-      observability::log_call(path, code, took, traceparent);
+      observability::log_call(path, code, took, traceparent, span);
     });
     auto collector_settings = config.collector_settings();
     collector_settings.metrics = metrics;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "gateway/call_tracing.hpp"
 #include "gateway/connect_codec.hpp"
 #include "gateway/connect_stream_codec.hpp"
 
@@ -94,6 +95,7 @@ result<unary_call_plan> plan_unary_call(const server_options& options, codec wir
   plan.message = std::move(message).value();
   plan.context = std::move(context).value();
   plan.context.headers = std::move(headers);
+  start_call_trace(plan.context, options.tracer);
   return plan;
 }
 
@@ -130,6 +132,7 @@ result<stream_call_plan> plan_stream_call(const server_options& options, codec w
   plan.message = std::move(message);
   plan.context = std::move(context).value();
   plan.context.headers = std::move(headers);
+  start_call_trace(plan.context, options.tracer);
   return plan;
 }
 

@@ -18,6 +18,8 @@
 
 #include "gateway/connect_stream.hpp"
 #include "model/status.hpp"
+#include "model/trace_parent.hpp"
+#include "observability/span.hpp"
 
 namespace billing::gateway {
 
@@ -62,6 +64,8 @@ struct server_options {
   // Bytes a server stream may hold queued but unwritten (a slow reader)
   // before stream_sink::send answers full.
   uint64_t max_stream_buffer_bytes = uint64_t{1} << 20;
+  // Where the calls' spans go (gateway/call_tracing.hpp); null: no tracing.
+  std::shared_ptr<observability::tracer> tracer = {};
 };
 
 enum class codec { proto, json };
@@ -75,6 +79,12 @@ struct call_context {
   // The verified client certificate's identity (URI SAN, e.g. a SPIFFE ID,
   // else subject CN); "" without TLS or without a client certificate.
   std::string client_identity;
+  // Tracing (gateway/call_tracing.hpp): where this call's spans go, null when
+  // it is not traced; its server span's ids (handlers parent their spans to
+  // it); the caller's span from `traceparent`, "" when the call began a trace.
+  std::shared_ptr<observability::tracer> tracer = {};
+  model::trace_parent span = {};
+  std::string parent_span_id = {};
 
   // The header's value, or "" when absent.
   const std::string& header(const std::string& lower_case_name) const;
@@ -119,10 +129,22 @@ using get_prefix_handler = std::function<http_reply(const get_request&)>;
 // Told about every finished unary call: its path, Connect code and the time
 // from the decoded request to the answer; and about every ended server
 // stream: its path, final code and lifetime. Also gets the caller's W3C
-// `traceparent` header ("" when none). Called on the answering thread.
+// `traceparent` header ("" when none) and the call's server span ids (empty
+// when it is not traced). Called on the answering thread.
 using call_observer =
     std::function<void(std::string_view path, status_code code, std::chrono::nanoseconds took,
-                       std::string_view traceparent)>;
+                       std::string_view traceparent, const model::trace_parent& span)>;
+
+// The call's server span, started now (not recording when the call is not
+// traced): name "billing.v1.Service/Method", rpc.*, server.* and network.*
+// attributes of the semantic conventions (gateway/call_tracing.cpp).
+observability::span_timer start_server_span(const call_context& context, std::string_view path);
+// Ends it with the call's Connect code: rpc.connect_rpc.error_code on an
+// error; status ERROR only for the codes that are the server's fault
+// (unknown, deadline_exceeded, unimplemented, internal, unavailable,
+// data_loss), as the conventions ask of server spans.
+void finish_server_span(observability::span_timer& span, status_code code,
+                        std::string_view message);
 
 // A server-streaming call's outbound side, held by shared_ptr. Thread-safe:
 // any thread may call it. Dropping the last reference without finish() ends
@@ -224,10 +246,15 @@ void connect_router::add_unary(
                       std::function<void(result<std::string>)> done) {
         const auto started = std::chrono::steady_clock::now();
         auto finish = [done = std::move(done), observer, path, started,
-                       traceparent = context.header("traceparent")](result<std::string> answer) {
+                       traceparent = context.header("traceparent"),
+                       span = start_server_span(context, path)](
+                          result<std::string> answer) mutable {
+          const status_code code = answer.ok() ? status_code::ok : answer.error().code();
+          const model::trace_parent ids = span.context();
+          finish_server_span(span, code,
+                             answer.ok() ? std::string_view{} : answer.error().message());
           if (*observer) {
-            (*observer)(path, answer.ok() ? status_code::ok : answer.error().code(),
-                        std::chrono::steady_clock::now() - started, traceparent);
+            (*observer)(path, code, std::chrono::steady_clock::now() - started, traceparent, ids);
           }
           done(std::move(answer));
         };
@@ -271,9 +298,13 @@ void connect_router::add_server_stream(
                        std::shared_ptr<stream_channel> channel) {
         const auto started = std::chrono::steady_clock::now();
         channel->set_end_observer([observer, path, started,
-                                   traceparent = context.header("traceparent")](status_code code) {
+                                   traceparent = context.header("traceparent"),
+                                   span = start_server_span(context, path)](
+                                      status_code code) mutable {
+          const model::trace_parent ids = span.context();
+          finish_server_span(span, code, {});
           if (*observer) {
-            (*observer)(path, code, std::chrono::steady_clock::now() - started, traceparent);
+            (*observer)(path, code, std::chrono::steady_clock::now() - started, traceparent, ids);
           }
         });
         Request request;

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "model/trace_parent.hpp"
 #include "model/usage_window.hpp"
 
 namespace billing::model {
@@ -47,6 +48,10 @@ struct batch_meta {
   // Who sent it, as authenticated: the bearer token's name (instance_id is
   // only what the sender claims). Empty without auth.
   std::string caller;
+  // The span of the call that delivers it, for the commit's spans. Local
+  // only: not in the messages' inspect (peers and stored hand-offs keep
+  // their format), so a part forwarded to another node is not traced there.
+  trace_parent trace = {};
 };
 
 // A batch as the gateway hands it to a regional ingest actor.

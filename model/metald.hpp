@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "model/status.hpp"
+#include "model/trace_parent.hpp"
 #include "model/usage_window.hpp"
 
 namespace billing::model {
@@ -172,6 +173,8 @@ struct metald_op {
   int64_t until_ns = 0;      // a gap's end
   int64_t gap_after_ns = 0;  // samples: see apply_samples
   std::vector<metald_sample> samples;
+  // The span of the call that delivers it (local only, as batch_meta::trace).
+  trace_parent trace = {};
 };
 
 // Applies `op` to `state` (see the functions above). new_samples counts the

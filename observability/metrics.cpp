@@ -111,6 +111,11 @@ struct service_metrics::families {
                          .Name("billing_stream_subscribers")
                          .Help("Open server streams (StreamLiveUsage subscribers)")
                          .Register(registry)),
+        trace_spans(prometheus::BuildCounter()
+                        .Name("billing_trace_spans_total")
+                        .Help("Finished spans exported to the OTLP collector or dropped (queue "
+                              "full, collector slow, down or refusing)")
+                        .Register(registry)),
         cluster(prometheus::BuildGauge()
                     .Name("billing_cluster")
                     .Help("Cluster: peers connected; writes held for unreachable owners "
@@ -132,6 +137,7 @@ struct service_metrics::families {
   prometheus::Family<prometheus::Gauge>& disk_full;
   prometheus::Family<prometheus::Gauge>& disk_free_bytes;
   prometheus::Family<prometheus::Gauge>& open_streams;
+  prometheus::Family<prometheus::Counter>& trace_spans;
   prometheus::Family<prometheus::Gauge>& cluster;
 
   std::mutex scrape_mutex;
@@ -173,6 +179,11 @@ void service_metrics::record_ingest(const model::ingest_report& report) {
           static_cast<double>(by_status[static_cast<size_t>(model::item_status::duplicate)]));
   families_->windows.Add({{"outcome", "rejected"}})
       .Increment(static_cast<double>(by_status[static_cast<size_t>(model::item_status::rejected)]));
+}
+
+void service_metrics::record_trace_spans(bool exported, uint64_t spans) {
+  families_->trace_spans.Add({{"outcome", exported ? "exported" : "dropped"}})
+      .Increment(static_cast<double>(spans));
 }
 
 void service_metrics::set_scrape_source(std::function<scrape_gauges()> source) {

@@ -61,6 +61,8 @@ class service_metrics {
   void record_ingest(const model::ingest_report& report);
   // One synced group write to RocksDB (the WAL fsync dominates it).
   void record_synced_write(std::chrono::nanoseconds took);
+  // Spans exported to the OTLP collector or dropped (0 creates the series).
+  void record_trace_spans(bool exported, uint64_t spans);
 
   // Called at every scrape; set once at start-up.
   void set_scrape_source(std::function<scrape_gauges()> source);

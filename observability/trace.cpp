@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <random>
 
 #include "observability/log.hpp"
 
@@ -42,16 +41,8 @@ std::optional<trace_context> parse_traceparent(std::string_view header) {
   return trace_context{std::string{trace_id}, std::string{parent_id}, sampled};
 }
 
-std::string new_span_id() {
-  // Span ids need to be unique, not secret.
-  thread_local std::mt19937_64 generator{std::random_device{}()};
-  uint64_t id = 0;
-  while (id == 0) id = generator();
-  return fmt::format("{:016x}", id);
-}
-
 void log_call(std::string_view procedure, status_code code, std::chrono::nanoseconds took,
-              std::string_view traceparent) {
+              std::string_view traceparent, const model::trace_parent& span) {
   const std::string duration_us =
       std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(took).count());
   const auto level = code == status_code::internal || code == status_code::data_loss ||
@@ -60,6 +51,17 @@ void log_call(std::string_view procedure, status_code code, std::chrono::nanosec
                          : log_level::info;
   const std::string_view code_name = to_string(code);
   const auto trace = parse_traceparent(traceparent);
+  if (span.traced()) {
+    write_log_line(level, "call",
+                   {{"procedure", procedure},
+                    {"code", code_name},
+                    {"duration_us", duration_us},
+                    {"trace_id", span.trace_id},
+                    {"parent_id", trace ? std::string_view{trace->parent_id} : ""},
+                    {"span_id", span.span_id},
+                    {"sampled", "true"}});
+    return;
+  }
   if (!trace) {
     write_log_line(level, "call",
                    {{"procedure", procedure}, {"code", code_name}, {"duration_us", duration_us}});

@@ -9,6 +9,8 @@
 #include <string_view>
 
 #include "model/status.hpp"
+#include "model/trace_parent.hpp"
+#include "observability/span.hpp"
 
 namespace billing::observability {
 
@@ -23,14 +25,12 @@ struct trace_context {
 // exactly 55 characters; a later version may append fields after a '-'.
 std::optional<trace_context> parse_traceparent(std::string_view header);
 
-// A new random span id (16 lowercase hex digits, not all zero) for our own
-// part of the call.
-std::string new_span_id();
-
 // Logs one finished call as a JSON line: procedure, code, duration, and, when
 // `traceparent` is valid, trace_id, parent_id (the caller's span), span_id
-// (ours, new) and sampled.
+// and sampled. `span` is the call's exported server span when it is traced
+// (then its ids are logged, also for a trace it started); otherwise span_id
+// is a new id of our own.
 void log_call(std::string_view procedure, status_code code, std::chrono::nanoseconds took,
-              std::string_view traceparent);
+              std::string_view traceparent, const model::trace_parent& span = {});
 
 }  // namespace billing::observability

@@ -18,6 +18,7 @@
 #include "storage/background_errors.hpp"
 #include "storage/bytes.hpp"
 #include "storage/codec.hpp"
+#include "storage/commit_tracing.hpp"
 #include "storage/database.hpp"
 #include "storage/group_committer.hpp"
 #include "storage/keys.hpp"
@@ -171,7 +172,7 @@ struct ledger_store::impl {
       needs_reopen = true;
       pause.pause(*paused_by, write_pause::clock::now());
     }
-    committer.emplace([this](std::span<pending_commit> group) { write_group(group); },
+    committer.emplace([this](std::span<pending_commit> group) { write_traced_group(group); },
                       [this] { on_idle(); }, options.resume.first_interval);
   }
 
@@ -188,6 +189,19 @@ struct ledger_store::impl {
     return options;
   }
   void write_group(std::span<pending_commit> group);
+  // write_group, and the spans of the requests it served when tracing.
+  void write_traced_group(std::span<pending_commit> group) {
+    if (!options.tracer || !has_traces(group)) {
+      write_group(group);
+      return;
+    }
+    commit_group_timing timing{++traced_groups, observability::unix_now_ns(), 0, {}};
+    last_sync.reset();
+    write_group(group);
+    timing.ended_unix_ns = observability::unix_now_ns();
+    timing.sync = last_sync;
+    record_commit_spans(*options.tracer, group, timing);
+  }
   status add_to_batch(rocksdb::WriteBatch& batch, const write_set& writes, uint64_t& sequence,
                       audit_chain::head& chain_after);
   // Replaces the database after a storage error: opened for writes, or when
@@ -244,6 +258,10 @@ struct ledger_store::impl {
   std::shared_ptr<background_errors> background;  // the listener of every open
   write_pause pause;
   std::mutex backup_mutex;  // one BackupEngine per directory at a time
+  // Tracing (committer thread only): groups traced so far, and the timing of
+  // the last synced write.
+  uint64_t traced_groups = 0;
+  std::optional<timed_interval> last_sync;
   std::optional<group_committer> committer;
 };
 
@@ -333,7 +351,11 @@ void ledger_store::impl::write_group(std::span<pending_commit> group) {
   }
 
   const auto write_started = std::chrono::steady_clock::now();
+  const int64_t write_started_unix_ns = options.tracer ? observability::unix_now_ns() : 0;
   auto written = db->db().Write(write_options, &batch);
+  if (options.tracer && write_options.sync) {
+    last_sync = timed_interval{write_started_unix_ns, observability::unix_now_ns(), !written.ok()};
+  }
   synced_writes.fetch_add(1);
   if (options.on_synced_write) {
     options.on_synced_write(std::chrono::steady_clock::now() - write_started);

@@ -18,8 +18,10 @@
 #include "model/pricing.hpp"
 #include "model/rollup.hpp"
 #include "model/status.hpp"
+#include "model/trace_parent.hpp"
 #include "model/usage_window.hpp"
 #include "observability/log.hpp"
+#include "observability/span.hpp"
 #include "storage/backup.hpp"
 #include "storage/write_pause.hpp"
 
@@ -56,6 +58,9 @@ struct store_options {
   observability::log_level rocksdb_log_level = observability::log_level::warn;
   // When writes paused by a full disk or a storage error are tried again.
   resume_policy resume;
+  // Where the commit group and WAL fsync spans go (storage/commit_tracing.hpp);
+  // null: not traced.
+  std::shared_ptr<observability::tracer> tracer = {};
 };
 
 // A window stored with other values than a re-send carried: the attempt is
@@ -162,6 +167,13 @@ class write_set {
   const status& encode_status() const { return encode_status_; }
 
   bool empty() const { return mutations_.empty(); }
+
+  // The spans of the requests waiting for this write (untraced ones are
+  // ignored): its commit group and fsync spans become their children.
+  void add_trace(const model::trace_parent& parent) {
+    if (parent.traced()) traces_.push_back(parent);
+  }
+  const std::vector<model::trace_parent>& traces() const { return traces_; }
   size_t mutation_count() const { return mutations_.size(); }
 
   struct mutation {
@@ -186,6 +198,7 @@ class write_set {
 
   std::vector<mutation> mutations_;
   status encode_status_;
+  std::vector<model::trace_parent> traces_;
 };
 
 // Counters for observability and for tests of group commit.

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <string>
 #include <tuple>
 
 #include "actors/errors.hpp"
@@ -22,6 +23,24 @@ inline caf::duration time_left(const call_context& context) {
   auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
       context.deadline - std::chrono::steady_clock::now());
   return caf::duration{std::max(left, std::chrono::milliseconds{1})};
+}
+
+// The actor hop of a traced call (README "Traces"): a child span of the
+// call's server span from sending `message` to the actors until their
+// answer; its context travels with the message (batch_meta::trace,
+// metald_op::trace) so the commit spans become its children. Not recording
+// when the call is not traced.
+inline observability::span_timer start_actor_hop(const call_context& context,
+                                                 const std::string& message) {
+  auto hop = observability::span_timer::child(context.tracer, context.span, "actor_hop " + message);
+  hop.set("billing.actor.message", message);
+  return hop;
+}
+
+// Ends the hop with the answer's outcome.
+template <class Answer>
+void finish_actor_hop(observability::span_timer& hop, const result<Answer>& answer) {
+  hop.finish(!answer.ok(), answer.ok() ? std::string_view{} : answer.error().message());
 }
 
 // Sends `request...` to `target` and calls `done` (on an actor thread) with

@@ -17,17 +17,21 @@ namespace {
 
 constexpr std::string_view kCollectorPrefix = "/billing.v1.BillingCollectorService/";
 
-// Hands `batch` to the directory and records the outcome in the metrics.
-// `ticket` is the call's place among the in-flight batches; it is returned
-// when the answer (or the timeout) arrives.
+// Hands `batch` to the directory (a traced actor hop) and records the
+// outcome in the metrics. `ticket` is the call's place among the in-flight
+// batches; it is returned when the answer (or the timeout) arrives.
 void ingest(caf::actor_system& system, const actors::directory_actor& directory,
-            const collector_settings& settings, model::ingest_batch batch, caf::duration timeout,
-            std::shared_ptr<security::inflight_gate::ticket> ticket,
+            const collector_settings& settings, const call_context& context,
+            model::ingest_batch batch, std::shared_ptr<security::inflight_gate::ticket> ticket,
             std::function<void(result<model::ingest_report>)> done) {
+  auto hop = start_actor_hop(context, "ingest");
+  hop.set("billing.batch.windows", static_cast<int64_t>(batch.windows.size()));
+  batch.meta.trace = hop.context();
   ask<model::ingest_report>(
-      system, directory, timeout,
-      [done = std::move(done), metrics = settings.metrics,
-       ticket = std::move(ticket)](result<model::ingest_report> report) {
+      system, directory, time_left(context),
+      [done = std::move(done), metrics = settings.metrics, ticket = std::move(ticket),
+       hop = std::move(hop)](result<model::ingest_report> report) mutable {
+        finish_actor_hop(hop, report);
         if (report.ok() && metrics) metrics->record_ingest(report.value());
         done(std::move(report));
       },
@@ -151,8 +155,8 @@ void add_collector_service(connect_router& router, caf::actor_system& system,
                       model::unix_now_ns(), admitted->caller};
         batch.windows.reserve(request.metrics_size());
         for (const auto& metrics : request.metrics()) batch.windows.push_back(to_window(metrics));
-        ingest(system, directory, settings, std::move(batch), time_left(context),
-               std::move(admitted->ticket), [respond](result<model::ingest_report> report) {
+        ingest(system, directory, settings, context, std::move(batch), std::move(admitted->ticket),
+               [respond](result<model::ingest_report> report) {
                  if (!report.ok()) {
                    respond(report.error());
                    return;
@@ -184,8 +188,8 @@ void add_collector_service(connect_router& router, caf::actor_system& system,
         batch.meta = {fmt::format("single:{}", now), request.instance_id(),
                       request.metrics().region(), now, admitted->caller};
         batch.windows.push_back(to_window(request.metrics()));
-        ingest(system, directory, settings, std::move(batch), time_left(context),
-               std::move(admitted->ticket), [respond](result<model::ingest_report> report) {
+        ingest(system, directory, settings, context, std::move(batch), std::move(admitted->ticket),
+               [respond](result<model::ingest_report> report) {
                  if (!report.ok()) {
                    respond(report.error());
                    return;

@@ -161,8 +161,16 @@ result<model::metald_op> to_samples_op(const call_context& context,
 void apply(caf::actor_system& system, const actors::directory_actor& directory,
            const call_context& context, model::metald_op op,
            std::function<void(result<uint32_t>)> done) {
-  ask<uint32_t>(system, directory, time_left(context), std::move(done), actors::metald_atom::value,
-                std::move(op));
+  auto hop = start_actor_hop(context, "metald");
+  hop.set("billing.metald.samples", static_cast<int64_t>(op.samples.size()));
+  op.trace = hop.context();
+  ask<uint32_t>(
+      system, directory, time_left(context),
+      [done = std::move(done), hop = std::move(hop)](result<uint32_t> applied) mutable {
+        finish_actor_hop(hop, applied);
+        done(std::move(applied));
+      },
+      actors::metald_atom::value, std::move(op));
 }
 
 v1::MetaldSuccessResponse success() {

@@ -83,7 +83,7 @@ message numbered(int n) {
 
 connect_router make_stream_router(stream_probe& probe, later_thread& later) {
   connect_router router;
-  router.set_call_observer([&probe](std::string_view path, status_code code, auto, auto) {
+  router.set_call_observer([&probe](std::string_view path, status_code code, auto, auto, auto&) {
     probe.update([&] { probe.observed.emplace_back(std::string(path), code); });
   });
   router.add_server_stream<message, message>(
