@@ -96,6 +96,9 @@ fenced_directory_actor::behavior_type fence(fence_pointer self, actors::director
       [self](call_atom atom, forwarded_call& call) -> caf::delegated<std::vector<std::string>> {
         return self->delegate(self->state.local, atom, std::move(call));
       },
+      [self](forget_atom atom, std::string& customer) -> caf::delegated<bool> {
+        return self->delegate(self->state.local, atom, std::move(customer));
+      },
       // Fenced: the calls about one customer.
       [self](fenced_atom, const shard_fence& f, append_atom atom, model::customer_part& part) {
         return pass<std::vector<model::item_outcome>>(self, f, atom, std::move(part));

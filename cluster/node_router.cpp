@@ -604,6 +604,9 @@ router_actor::behavior_type node_router(router_pointer self, membership members,
         }
         return promise;
       },
+      [self](actors::forget_atom atom, std::string& customer_id) -> caf::delegated<bool> {
+        return self->delegate(self->state.local, atom, std::move(customer_id));
+      },
       [self](local_atom) { return self->state.local; },
       [self](held_atom, uint64_t ticket, uint8_t code, std::string& message) {
         self->state.holds_in_commit.complete(ticket, code, std::move(message));

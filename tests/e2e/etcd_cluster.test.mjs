@@ -200,8 +200,8 @@ test("invoice numbers are unique and increasing across nodes and restarts", asyn
     const windowEndMs = Date.parse(`${month}-10T00:10:00Z`);
     const metrics = billed.map((customerId) => makeMetric({ customerId, vmId: `vm-${month}`, region: "us-east-1", windowEndMs }));
     const answer = await collectorClients(cluster.nodes[0].server.baseUrl).binary.sendMetricsBatch(batchRequest(metrics, { region: "us-east-1" }));
+    // Outside the day expectExactTotals queries: not added to `acknowledged`.
     assert.equal(answer.acceptedCount, metrics.length);
-    for (const m of metrics) acknowledged.get(m.customerId).push(m);
   }
   const sept = await invoices(1).finalizeInvoices({ periodStart: ts(Date.parse("2026-09-01T00:00:00Z")), customerIds: [] });
   assert.equal(sept.invoices.length, billed.length);
