@@ -234,7 +234,8 @@ result<std::vector<model::invoice>> invoicing::finalize(int64_t period_start_ns,
                       line.adjusted_period_start_ns, model::format_money(line.amount)));
     }
   }
-  writes.put_invoice_counters(std::max(next_number, counters.value().next_number), std::max(counters.value().finalized_through_ns, end_ns));
+  writes.put_invoice_counters(std::max(next_number, counters.value().next_number),
+                              std::max(counters.value().finalized_through_ns, end_ns));
   if (status written = commit(std::move(writes)); !written.ok()) return written;
   return answer;
 }

@@ -30,7 +30,7 @@ struct invoicing_settings {
   // Cluster-wide invoice numbers (etcd mode): takes `count` consecutive
   // numbers no other node or run gets, answering the first. Unset: numbers
   // come from this ledger's own sequence.
-  std::function<result<uint64_t>(uint64_t count)> take_numbers;
+  std::function<result<uint64_t>(uint64_t count)> take_numbers{};
 };
 
 // Feeds `builder` what an invoice of [start_ns, end_ns) is computed from: the

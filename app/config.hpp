@@ -103,9 +103,10 @@ class billingd_config : public caf::actor_system_config {
   std::string etcd_key_file;
   std::string cluster_address;
   bool etcd_leave_on_stop = false;
-  uint32_t shards = 256;              // fixed when the cluster is created
-  uint32_t replication_factor = 1;    // replicas per shard (the leader serves)
-  uint32_t etcd_max_shard_moves = 16;  // rebalancing moves per node and poll  // on SIGTERM: deregister and hand every customer over
+  uint32_t shards = 256;               // fixed when the cluster is created
+  uint32_t replication_factor = 1;     // replicas per shard (the leader serves)
+  uint32_t etcd_max_shard_moves = 16;  // rebalancing moves per node and poll  // on SIGTERM:
+                                       // deregister and hand every customer over
 
   // Settings of each module, derived from the fields above; errors name the flag.
   result<gateway::server_options> server_options() const;

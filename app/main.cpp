@@ -125,7 +125,8 @@ void leave_cluster(caf::actor_system& system, const billingd_config& config,
     log_warn("cluster: no other member known; this node's customers stay here");
     return;
   }
-  const auto timeout = std::chrono::milliseconds{std::max<uint32_t>(config.drain_timeout_ms, 30'000)};
+  const auto timeout =
+      std::chrono::milliseconds{std::max<uint32_t>(config.drain_timeout_ms, 30'000)};
   if (cluster::drain_now(system, handover, timeout)) {
     log_info("cluster: every customer handed over; stopping");
   } else {
@@ -290,8 +291,8 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
       gauges.estimated_windows = stats.estimated_windows;
       if (cluster_gauges) {
         gauges.cluster = observability::scrape_gauges::cluster_figures{
-            cluster_gauges->peers_connected.load(), cluster_gauges->handoff_pending.load(),
-            cluster_gauges->handoff_held.load(), cluster_gauges->handoff_delivered.load(),
+            cluster_gauges->peers_connected.load(),    cluster_gauges->handoff_pending.load(),
+            cluster_gauges->handoff_held.load(),       cluster_gauges->handoff_delivered.load(),
             cluster_gauges->handover_customers.load(), {}};
         if (etcd_mode) {
           gauges.cluster->more = {
@@ -329,8 +330,8 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
       const int signal = wait_for_stop_signal(stop_signals);
       log_info("received {}; draining in-flight calls (up to {} ms)",
                signal == SIGTERM ? "SIGTERM" : "SIGINT", config.drain_timeout_ms);
-      if (coordinator && config.etcd_leave_on_stop) leave_cluster(system, config, *coordinator,
-                                                                  directory->handover);
+      if (coordinator && config.etcd_leave_on_stop)
+        leave_cluster(system, config, *coordinator, directory->handover);
       server.stop(std::chrono::milliseconds{config.drain_timeout_ms});
     }
     // The scrape source refers to the server and the ledger: drop it with them.

@@ -69,19 +69,19 @@ fenced_directory_actor::behavior_type fence(fence_pointer self, actors::director
       [self](ingest_atom atom, model::ingest_batch& batch) -> caf::delegated<model::ingest_report> {
         return self->delegate(self->state.local, atom, std::move(batch));
       },
-      [self](append_atom atom, model::customer_part& part)
-          -> caf::delegated<std::vector<model::item_outcome>> {
+      [self](append_atom atom,
+             model::customer_part& part) -> caf::delegated<std::vector<model::item_outcome>> {
         return self->delegate(self->state.local, atom, std::move(part));
       },
       [self](usage_atom atom, model::usage_query& query) -> caf::delegated<model::customer_usage> {
         return self->delegate(self->state.local, atom, std::move(query));
       },
-      [self](window_atom atom, model::window_query& query)
-          -> caf::delegated<model::billing_window> {
+      [self](window_atom atom,
+             model::window_query& query) -> caf::delegated<model::billing_window> {
         return self->delegate(self->state.local, atom, std::move(query));
       },
-      [self](subscribe_atom atom, std::string& customer, subscriber_actor& subscriber)
-          -> caf::delegated<model::usage_update> {
+      [self](subscribe_atom atom, std::string& customer,
+             subscriber_actor& subscriber) -> caf::delegated<model::usage_update> {
         return self->delegate(self->state.local, atom, std::move(customer), std::move(subscriber));
       },
       [self](metald_atom atom, model::metald_op& op) -> caf::delegated<uint32_t> {
@@ -114,8 +114,7 @@ fenced_directory_actor::behavior_type fence(fence_pointer self, actors::director
       },
       [self](fenced_atom, const shard_fence& f, subscribe_atom atom, std::string& customer,
              subscriber_actor& subscriber) {
-        return pass<model::usage_update>(self, f, atom, std::move(customer),
-                                         std::move(subscriber));
+        return pass<model::usage_update>(self, f, atom, std::move(customer), std::move(subscriber));
       },
       [self](fenced_atom, const shard_fence& f, import_atom atom,
              storage::customer_records& moved) {

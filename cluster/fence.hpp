@@ -33,7 +33,8 @@ using shards_atom = caf::atom_constant<caf::atom("shards")>;
 using fenced_directory_actor = actors::directory_actor::extend<
     caf::replies_to<fenced_atom, shard_fence, actors::append_atom,
                     model::customer_part>::with<std::vector<model::item_outcome>>,
-    caf::replies_to<fenced_atom, shard_fence, actors::metald_atom, model::metald_op>::with<uint32_t>,
+    caf::replies_to<fenced_atom, shard_fence, actors::metald_atom,
+                    model::metald_op>::with<uint32_t>,
     caf::replies_to<fenced_atom, shard_fence, actors::usage_atom,
                     model::usage_query>::with<model::customer_usage>,
     caf::replies_to<fenced_atom, shard_fence, actors::window_atom,

@@ -92,8 +92,9 @@ class customer_mover {
     // The local ledger actor's caches describe what is deleted now: stop it,
     // or a customer that comes back later would count its old usage twice.
     status forgotten;
-    self_->request(router_, caf::duration{settings_.request_timeout}, actors::forget_atom::value,
-                   customer_id)
+    self_
+        ->request(router_, caf::duration{settings_.request_timeout}, actors::forget_atom::value,
+                  customer_id)
         .receive([](bool) {}, [&](caf::error& error) { forgotten = actors::to_status(error); });
     if (!forgotten.ok()) return forgotten;
     return store_.erase_customer(

@@ -99,9 +99,9 @@ result<std::vector<member>> membership::parse_members(std::string_view text) {
 }
 
 const member* membership::find(std::string_view node_id) const {
-  const auto found = std::lower_bound(
-      members_.begin(), members_.end(), node_id,
-      [](const member& m, std::string_view id) { return m.node_id < id; });
+  const auto found =
+      std::lower_bound(members_.begin(), members_.end(), node_id,
+                       [](const member& m, std::string_view id) { return m.node_id < id; });
   return found != members_.end() && found->node_id == node_id ? &*found : nullptr;
 }
 

@@ -26,17 +26,16 @@ using erased_atom = caf::atom_constant<caf::atom("erased")>;
 using members_atom = caf::atom_constant<caf::atom("members")>;
 
 // The directory interface plus the router's own bookkeeping messages.
-using router_actor =
-    directory_actor::extend<caf::replies_to<local_atom>::with<directory_actor>,
-                            // The hold with this ticket was committed with this status.
-                            caf::reacts_to<held_atom, uint64_t, uint8_t, std::string>,
-                            // Time to retry unreachable peers and deliver held writes.
-                            caf::reacts_to<tick_atom>,
-                            // A delivered write's record (node, sequence) is off the disk.
-                            caf::reacts_to<erased_atom, std::string, uint64_t>,
-                            // The member set changed (etcd mode); true: this node is leaving.
-                            caf::reacts_to<members_atom, std::vector<member>,
-                                           std::vector<shard_assignment>, bool>>;
+using router_actor = directory_actor::extend<
+    caf::replies_to<local_atom>::with<directory_actor>,
+    // The hold with this ticket was committed with this status.
+    caf::reacts_to<held_atom, uint64_t, uint8_t, std::string>,
+    // Time to retry unreachable peers and deliver held writes.
+    caf::reacts_to<tick_atom>,
+    // A delivered write's record (node, sequence) is off the disk.
+    caf::reacts_to<erased_atom, std::string, uint64_t>,
+    // The member set changed (etcd mode); true: this node is leaving.
+    caf::reacts_to<members_atom, std::vector<member>, std::vector<shard_assignment>, bool>>;
 
 // One peer node as the router sees it.
 struct peer_link {
@@ -90,9 +89,8 @@ auto request_peer(router_pointer self, const directory_actor& remote, caf::durat
                   const std::string& customer_id, Ts&&... xs) {
   const auto& members = *self->state.members;
   if (members.shards().empty()) return self->request(remote, timeout, std::forward<Ts>(xs)...);
-  return self->request(caf::actor_cast<fenced_directory_actor>(remote), timeout,
-                       fenced_atom::value, members.fence_of(customer_id),
-                       std::forward<Ts>(xs)...);
+  return self->request(caf::actor_cast<fenced_directory_actor>(remote), timeout, fenced_atom::value,
+                       members.fence_of(customer_id), std::forward<Ts>(xs)...);
 }
 
 status unreachable(const peer_link& link, std::string_view customer_id) {
@@ -221,34 +219,34 @@ caf::result<Answer> route_to_owner(router_pointer self, Atom atom, Message& mess
     return self->delegate(st.local, atom, std::move(message));
   }
   auto promise = self->make_response_promise<Answer>();
-  with_peer(
-      self, st.peers.at(owner.node_id),
-      [self, atom, promise, unreachable_owner, node = owner.node_id,
-       message = std::move(message)](const directory_actor* remote) mutable {
-        if (remote == nullptr) {
-          unreachable_owner(self->state.peers.at(node), std::move(message), promise);
-          return;
-        }
-        request_peer(self, *remote, caf::duration{self->state.settings.peer_timeout},
-                     message.customer_id, atom, message)
-            .then([promise](Answer& answer) mutable { promise.deliver(std::move(answer)); },
-                  [self, promise, unreachable_owner, node, message](caf::error& error) mutable {
-                    auto& peer = self->state.peers.at(node);
-                    if (is_fence_refusal(error)) {
-                      // Held (a write) until our placement is current, then
-                      // re-routed; refused (a read) for now.
-                      observability::log_info("cluster: {}", caf::to_string(error));
-                      unreachable_owner(peer, std::move(message), promise);
-                      return;
-                    }
-                    if (!is_transport_error(error)) {
-                      promise.deliver(std::move(error));
-                      return;
-                    }
-                    mark_unreachable(self, peer, caf::to_string(error));
-                    unreachable_owner(peer, std::move(message), promise);
-                  });
-      });
+  with_peer(self, st.peers.at(owner.node_id),
+            [self, atom, promise, unreachable_owner, node = owner.node_id,
+             message = std::move(message)](const directory_actor* remote) mutable {
+              if (remote == nullptr) {
+                unreachable_owner(self->state.peers.at(node), std::move(message), promise);
+                return;
+              }
+              request_peer(self, *remote, caf::duration{self->state.settings.peer_timeout},
+                           message.customer_id, atom, message)
+                  .then(
+                      [promise](Answer& answer) mutable { promise.deliver(std::move(answer)); },
+                      [self, promise, unreachable_owner, node, message](caf::error& error) mutable {
+                        auto& peer = self->state.peers.at(node);
+                        if (is_fence_refusal(error)) {
+                          // Held (a write) until our placement is current, then
+                          // re-routed; refused (a read) for now.
+                          observability::log_info("cluster: {}", caf::to_string(error));
+                          unreachable_owner(peer, std::move(message), promise);
+                          return;
+                        }
+                        if (!is_transport_error(error)) {
+                          promise.deliver(std::move(error));
+                          return;
+                        }
+                        mark_unreachable(self, peer, caf::to_string(error));
+                        unreachable_owner(peer, std::move(message), promise);
+                      });
+            });
   return promise;
 }
 
@@ -395,19 +393,19 @@ void send_held_batch(router_pointer self, peer_link& link, const directory_actor
     // placement moved on) goes through this router again, to the owner.
     const bool reroute = remote == router || st.members->owner_of(customer).node_id != node;
     if (auto* part = std::get_if<model::customer_part>(&held.message)) {
-      auto sent = reroute ? self->request(router, timeout, actors::append_atom::value,
-                                          std::move(*part))
-                          : request_peer(self, remote, timeout, customer,
-                                         actors::append_atom::value, std::move(*part));
+      auto sent = reroute
+                      ? self->request(router, timeout, actors::append_atom::value, std::move(*part))
+                      : request_peer(self, remote, timeout, customer, actors::append_atom::value,
+                                     std::move(*part));
       std::move(sent).then(
           [done, sequence](std::vector<model::item_outcome>&) { done(sequence, nullptr); },
           on_error);
     } else {
       auto& op = std::get<model::metald_op>(held.message);
-      auto sent = reroute ? self->request(router, timeout, actors::metald_atom::value,
-                                          std::move(op))
-                          : request_peer(self, remote, timeout, customer,
-                                         actors::metald_atom::value, std::move(op));
+      auto sent = reroute
+                      ? self->request(router, timeout, actors::metald_atom::value, std::move(op))
+                      : request_peer(self, remote, timeout, customer, actors::metald_atom::value,
+                                     std::move(op));
       std::move(sent).then([done, sequence](uint32_t) { done(sequence, nullptr); }, on_error);
     }
   }
@@ -544,25 +542,24 @@ router_actor::behavior_type node_router(router_pointer self, membership members,
           return self->delegate(st.local, atom, std::move(customer_id), std::move(subscriber));
         }
         auto promise = self->make_response_promise<model::usage_update>();
-        with_peer(self, st.peers.at(owner.node_id),
-                  [self, atom, promise, node = owner.node_id, customer_id,
-                   subscriber](const directory_actor* remote) mutable {
-                    if (remote == nullptr) {
-                      promise.deliver(
-                          actors::to_error(unreachable(self->state.peers.at(node), customer_id)));
-                      return;
-                    }
-                    const auto& view = *self->state.members;
-                    if (view.shards().empty()) {
-                      promise.delegate(*remote, atom, std::move(customer_id),
-                                       std::move(subscriber));
-                      return;
-                    }
-                    const auto fence = view.fence_of(customer_id);
-                    promise.delegate(caf::actor_cast<fenced_directory_actor>(*remote),
-                                     fenced_atom::value, fence, atom, std::move(customer_id),
-                                     std::move(subscriber));
-                  });
+        with_peer(
+            self, st.peers.at(owner.node_id),
+            [self, atom, promise, node = owner.node_id, customer_id,
+             subscriber](const directory_actor* remote) mutable {
+              if (remote == nullptr) {
+                promise.deliver(
+                    actors::to_error(unreachable(self->state.peers.at(node), customer_id)));
+                return;
+              }
+              const auto& view = *self->state.members;
+              if (view.shards().empty()) {
+                promise.delegate(*remote, atom, std::move(customer_id), std::move(subscriber));
+                return;
+              }
+              const auto fence = view.fence_of(customer_id);
+              promise.delegate(caf::actor_cast<fenced_directory_actor>(*remote), fenced_atom::value,
+                               fence, atom, std::move(customer_id), std::move(subscriber));
+            });
         return promise;
       },
       [self](actors::import_atom atom, storage::customer_records& moved) -> caf::result<uint32_t> {
@@ -615,7 +612,9 @@ router_actor::behavior_type node_router(router_pointer self, membership members,
         self->state.peers.at(node).erasing.erase(sequence);
       },
       [self](members_atom, std::vector<member>& members, std::vector<shard_assignment>& shards,
-             bool leaving) { update_members(self, std::move(members), std::move(shards), leaving); },
+             bool leaving) {
+        update_members(self, std::move(members), std::move(shards), leaving);
+      },
       [self](tick_atom) {
         for (auto& [node, link] : self->state.peers) deliver_held(self, link);
         self->delayed_send(self, self->state.settings.retry_interval, tick_atom::value);
@@ -644,8 +643,7 @@ result<cluster_node> spawn_cluster_node(caf::actor_system& system, membership me
   if (node.ok() && settings.fenced) {
     auto refused = settings.fence_refused ? settings.fence_refused
                                           : std::make_shared<std::atomic<uint64_t>>(0);
-    node.value().fence =
-        spawn_fence(system, node.value().local, self_id, std::move(refused));
+    node.value().fence = spawn_fence(system, node.value().local, self_id, std::move(refused));
   }
   return node;
 }

@@ -31,19 +31,21 @@ std::vector<std::string> desired_replicas(uint32_t shard, const std::vector<memb
   const std::string key = fmt::format("shard/{}", shard);
   std::vector<std::pair<uint64_t, const std::string*>> weighted;
   weighted.reserve(members.size());
-  for (const auto& m : members) weighted.emplace_back(rendezvous_weight(m.node_id, key), &m.node_id);
+  for (const auto& m : members)
+    weighted.emplace_back(rendezvous_weight(m.node_id, key), &m.node_id);
   // Highest weight first; ties (astronomically rare) to the smaller id.
   std::sort(weighted.begin(), weighted.end(), [](const auto& a, const auto& b) {
     return a.first != b.first ? a.first > b.first : *a.second < *b.second;
   });
   std::vector<std::string> chosen;
-  for (size_t i = 0; i < weighted.size() && i < replicas; ++i) chosen.push_back(*weighted[i].second);
+  for (size_t i = 0; i < weighted.size() && i < replicas; ++i)
+    chosen.push_back(*weighted[i].second);
   return chosen;
 }
 
 std::vector<placement_change> plan_placement(const std::vector<stored_shard>& current,
-                                             const std::vector<member>& members,
-                                             uint32_t replicas, uint32_t max_moves) {
+                                             const std::vector<member>& members, uint32_t replicas,
+                                             uint32_t max_moves) {
   std::vector<placement_change> changes;
   if (members.empty()) return changes;
   const auto is_member = [&](const std::string& id) {

@@ -73,7 +73,7 @@ struct placement_change {
 // bounded so that a join moves data gradually). A change of the leader
 // increases the epoch by one; a new shard starts at epoch 1.
 std::vector<placement_change> plan_placement(const std::vector<stored_shard>& current,
-                                             const std::vector<member>& members,
-                                             uint32_t replicas, uint32_t max_moves);
+                                             const std::vector<member>& members, uint32_t replicas,
+                                             uint32_t max_moves);
 
 }  // namespace billing::cluster

@@ -23,7 +23,9 @@ constexpr const char* kShardCount = "shard_count";
 // etcd's default --max-txn-ops is 128.
 constexpr size_t kPutsPerTxn = 64;
 
-std::string shard_key(uint32_t shard) { return fmt::format("{}{:05}", kShards, shard); }
+std::string shard_key(uint32_t shard) {
+  return fmt::format("{}{:05}", kShards, shard);
+}
 
 std::string encode_shard(const shard_assignment& assignment) {
   ShardRecord record;
@@ -80,8 +82,8 @@ result<member> decode_member(const std::string& value) {
 }
 
 coordinator::coordinator(std::shared_ptr<etcd_client> etcd, coordinator_settings settings,
-                         actors::directory_actor router, caf::actor handover,
-                         caf::actor fence, std::shared_ptr<etcd_gauges> gauges)
+                         actors::directory_actor router, caf::actor handover, caf::actor fence,
+                         std::shared_ptr<etcd_gauges> gauges)
     : etcd_(std::move(etcd)),
       settings_(std::move(settings)),
       router_(std::move(router)),
@@ -279,19 +281,19 @@ std::optional<std::vector<shard_assignment>> coordinator::reconcile(
   }
   std::vector<stored_shard> current(count);
   for (const auto& kv : range.value().kvs) {
-    const auto number = std::strtoul(kv.key.c_str() + std::char_traits<char>::length(kShards),
-                                     nullptr, 10);
+    const auto number =
+        std::strtoul(kv.key.c_str() + std::char_traits<char>::length(kShards), nullptr, 10);
     auto decoded = decode_shard(kv.value);
     if (number >= count || !decoded) continue;  // rewritten by the plan below
     current[number] = {std::move(*decoded), kv.mod_revision};
   }
-  auto plan = plan_placement(current, members, settings_.replication_factor,
-                             settings_.max_moves_per_poll);
+  auto plan =
+      plan_placement(current, members, settings_.replication_factor, settings_.max_moves_per_poll);
   for (size_t first = 0; first < plan.size(); first += kPutsPerTxn) {
     std::vector<cas_put> puts;
     for (size_t i = first; i < std::min(plan.size(), first + kPutsPerTxn); ++i) {
-      puts.push_back({shard_key(plan[i].shard), encode_shard(plan[i].next),
-                      plan[i].expected_mod_revision});
+      puts.push_back(
+          {shard_key(plan[i].shard), encode_shard(plan[i].next), plan[i].expected_mod_revision});
     }
     auto swapped = etcd_->put_all_if(puts);
     if (!swapped.ok()) {
@@ -306,8 +308,8 @@ std::optional<std::vector<shard_assignment>> coordinator::reconcile(
     }
   }
   if (!plan.empty()) {
-    observability::log_info("cluster: placement: {} shard change(s) planned for [{}]",
-                            plan.size(), describe(members));
+    observability::log_info("cluster: placement: {} shard change(s) planned for [{}]", plan.size(),
+                            describe(members));
   }
   std::vector<shard_assignment> shards;
   shards.reserve(count);

@@ -29,7 +29,7 @@
 namespace billing::cluster::etcd {
 
 struct coordinator_settings {
-  member self;                 // node id and the CAF middleman address peers use
+  member self;                  // node id and the CAF middleman address peers use
   std::string gateway_address;  // this node's Connect gateway, for operators and tools
   int64_t lease_ttl_seconds = 5;
   std::chrono::milliseconds poll_interval{500};
@@ -43,14 +43,14 @@ struct coordinator_settings {
 
 // For /metrics.
 struct etcd_gauges {
-  std::atomic<int64_t> reachable{0};        // 1 while etcd answers
-  std::atomic<uint64_t> errors{0};          // failed etcd exchanges since start
-  std::atomic<int64_t> members{0};          // nodes registered (this one included)
-  std::atomic<uint64_t> member_changes{0};  // member sets handed to the router since start
-  std::atomic<uint64_t> leases_lost{0};     // times the lease expired and was replaced
-  std::atomic<int64_t> shards_led{0};       // shards this node leads
+  std::atomic<int64_t> reachable{0};           // 1 while etcd answers
+  std::atomic<uint64_t> errors{0};             // failed etcd exchanges since start
+  std::atomic<int64_t> members{0};             // nodes registered (this one included)
+  std::atomic<uint64_t> member_changes{0};     // member sets handed to the router since start
+  std::atomic<uint64_t> leases_lost{0};        // times the lease expired and was replaced
+  std::atomic<int64_t> shards_led{0};          // shards this node leads
   std::atomic<uint64_t> placement_changes{0};  // shard records this node changed by CAS
-  std::atomic<uint64_t> fence_refused{0};   // peers' messages refused for a stale epoch
+  std::atomic<uint64_t> fence_refused{0};      // peers' messages refused for a stale epoch
 };
 
 class coordinator {
@@ -97,10 +97,10 @@ class coordinator {
   caf::actor fence_;
   std::shared_ptr<etcd_gauges> gauges_;
   int64_t lease_ = 0;
-  uint32_t shard_count_ = 0;  // as stored in etcd; 0: not read yet
+  uint32_t shard_count_ = 0;          // as stored in etcd; 0: not read yet
   std::vector<member> last_members_;  // what the router has
   std::vector<shard_assignment> last_shards_;
-  mutable std::mutex mutex_;           // guards the fields below
+  mutable std::mutex mutex_;  // guards the fields below
   std::condition_variable_any changed_;
   bool registered_ = false;
   bool gateway_changed_ = false;

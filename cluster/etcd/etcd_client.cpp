@@ -114,16 +114,15 @@ result<std::string> etcd_client::call(const char* path, std::string json) {
     client::http_answer answer;
     client::transport_error failure;
     if (!target.http.post(path, {{"content-type", "application/json"}}, json, answer, failure)) {
-      failures += fmt::format("{}{}: {}", failures.empty() ? "" : "; ", target.url,
-                              failure.message);
+      failures +=
+          fmt::format("{}{}: {}", failures.empty() ? "" : "; ", target.url, failure.message);
       continue;
     }
     current_ = (current_ + tried) % endpoints_.size();
     if (answer.status == 200) return std::move(answer.body);
     // A gRPC error through the gateway: {"error": "...", "code": N, "message": "..."}.
-    return status{status_code::unavailable,
-                  fmt::format("etcd {} answered {} to {}: {}", target.url, answer.status, path,
-                              answer.body)};
+    return status{status_code::unavailable, fmt::format("etcd {} answered {} to {}: {}", target.url,
+                                                        answer.status, path, answer.body)};
   }
   return status{status_code::unavailable, fmt::format("etcd unreachable: {}", failures)};
 }
@@ -135,7 +134,8 @@ result<etcd_range> etcd_client::get(const std::string& key) {
   if (!response.ok()) return response.error();
   etcd_range range;
   range.revision = response.value().header().revision();
-  for (const auto& kv : response.value().kvs()) range.kvs.push_back(to_kv(kv, settings_.prefix.size()));
+  for (const auto& kv : response.value().kvs())
+    range.kvs.push_back(to_kv(kv, settings_.prefix.size()));
   return range;
 }
 
@@ -147,7 +147,8 @@ result<etcd_range> etcd_client::get_prefix(const std::string& key_prefix) {
   if (!response.ok()) return response.error();
   etcd_range range;
   range.revision = response.value().header().revision();
-  for (const auto& kv : response.value().kvs()) range.kvs.push_back(to_kv(kv, settings_.prefix.size()));
+  for (const auto& kv : response.value().kvs())
+    range.kvs.push_back(to_kv(kv, settings_.prefix.size()));
   return range;
 }
 

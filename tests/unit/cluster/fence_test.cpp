@@ -26,5 +26,5 @@ TEST_CASE("fence: stale epochs and non-leaders are refused") {
   CHECK(check_fence(known, "n2", {1, 5}).ok());
 
   CHECK(check_fence(known, "n1", {7, 1}).code() == status_code::aborted);  // no such shard
-  CHECK(check_fence({}, "n1", {7, 1}).ok());  // no placement read yet
+  CHECK(check_fence({}, "n1", {7, 1}).ok());                               // no placement read yet
 }
