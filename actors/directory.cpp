@@ -170,6 +170,16 @@ directory_actor::behavior_type directory(directory_pointer self, ingest_settings
       [self, ledger_for](metald_atom atom, model::metald_op& op) -> caf::delegated<uint32_t> {
         return self->delegate(ledger_for(op.customer_id), atom, std::move(op));
       },
+      [self](forget_atom, const std::string& customer_id) {
+        auto& ledgers = self->state.ledger_by_customer;
+        auto found = ledgers.find(customer_id);
+        if (found == ledgers.end()) return false;
+        // Unlinked first: its exit is not a failure to react to.
+        self->unlink_from(found->second);
+        self->send_exit(found->second, caf::exit_reason::user_shutdown);
+        ledgers.erase(found);
+        return true;
+      },
       [self](import_atom atom, storage::customer_records& moved) -> caf::delegated<uint32_t> {
         // Waits for the disk, so on a thread of its own rather than here.
         auto importer = self->system().spawn<caf::detached>(record_importer, self->state.store);

@@ -188,8 +188,8 @@ result<std::vector<model::invoice>> invoicing::finalize(int64_t period_start_ns,
   auto counters = storage::load_invoice_counters(*store_);
   if (!counters.ok()) return counters.error();
   uint64_t next_number = counters.value().next_number;
-  storage::write_set writes;
   std::vector<model::invoice> answer;
+  std::vector<size_t> fresh;  // indices in `answer` of the invoices finalized now
   for (const auto& customer_id : customer_ids) {
     auto finalized = storage::list_invoices(*store_, customer_id);
     if (!finalized.ok()) return finalized.error();
@@ -207,23 +207,35 @@ result<std::vector<model::invoice>> invoicing::finalize(int64_t period_start_ns,
     }
     auto bill = draft(customer_id, start_ns, end_ns);
     if (!bill.ok()) return bill.error();
-    bill.value().finalized = true;
-    bill.value().number = next_number++;
-    bill.value().finalized_at_ns = now;
-    storage::seal_invoice(bill.value());
-    writes.put_invoice(bill.value());
-    writes.put_audit(customer_id, "invoice.finalize", who, describe(bill.value()));
-    for (const auto& line : bill.value().lines) {
-      if (line.kind != model::line_kind::adjustment) continue;
-      writes.put_audit(
-          customer_id, "invoice.adjustment", who,
-          fmt::format("invoice {} adjusts period_start_ns={} by {}", bill.value().number,
-                      line.adjusted_period_start_ns, model::format_money(line.amount)));
-    }
+    fresh.push_back(answer.size());
     answer.push_back(std::move(bill).value());
   }
-  if (writes.empty()) return answer;
-  writes.put_invoice_counters(next_number, std::max(counters.value().finalized_through_ns, end_ns));
+  if (fresh.empty()) return answer;
+  if (settings_.take_numbers) {
+    // Taken only now that every draft is computed: a failed draft wastes none.
+    auto taken = settings_.take_numbers(fresh.size());
+    if (!taken.ok()) return taken.error();
+    next_number = taken.value();
+  }
+  storage::write_set writes;
+  for (const size_t index : fresh) {
+    auto& bill = answer[index];
+    bill.finalized = true;
+    bill.number = next_number++;
+    bill.finalized_at_ns = now;
+    storage::seal_invoice(bill);
+    writes.put_invoice(bill);
+    writes.put_audit(bill.customer_id, "invoice.finalize", who, describe(bill));
+    for (const auto& line : bill.lines) {
+      if (line.kind != model::line_kind::adjustment) continue;
+      writes.put_audit(
+          bill.customer_id, "invoice.adjustment", who,
+          fmt::format("invoice {} adjusts period_start_ns={} by {}", bill.number,
+                      line.adjusted_period_start_ns, model::format_money(line.amount)));
+    }
+  }
+  writes.put_invoice_counters(std::max(next_number, counters.value().next_number),
+                              std::max(counters.value().finalized_through_ns, end_ns));
   if (status written = commit(std::move(writes)); !written.ok()) return written;
   return answer;
 }

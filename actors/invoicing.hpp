@@ -27,6 +27,10 @@ struct invoicing_settings {
   int64_t max_window_ns = int64_t{3600} * 1'000'000'000;
   // Wall clock (unix ns); tests may replace it.
   std::function<int64_t()> clock;
+  // Cluster-wide invoice numbers (etcd mode): takes `count` consecutive
+  // numbers no other node or run gets, answering the first. Unset: numbers
+  // come from this ledger's own sequence.
+  std::function<result<uint64_t>(uint64_t count)> take_numbers{};
 };
 
 // Feeds `builder` what an invoice of [start_ns, end_ns) is computed from: the

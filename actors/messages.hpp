@@ -27,6 +27,7 @@ using metald_atom = caf::atom_constant<caf::atom("metald")>;
 using locate_atom = caf::atom_constant<caf::atom("locate")>;
 using import_atom = caf::atom_constant<caf::atom("import")>;
 using call_atom = caf::atom_constant<caf::atom("call")>;
+using forget_atom = caf::atom_constant<caf::atom("forget")>;
 
 // A unary call the receiving node has authorized, run on the node that owns
 // `customer_id` ("" runs it on every node): the request's protobuf bytes and
@@ -85,7 +86,12 @@ using directory_actor = caf::typed_actor<
     caf::replies_to<import_atom, storage::customer_records>::with<uint32_t>,
     // Runs a forwarded call on the owner (on every node for customer ""); one
     // response per node that ran it.
-    caf::replies_to<call_atom, forwarded_call>::with<std::vector<std::string>>>;
+    caf::replies_to<call_atom, forwarded_call>::with<std::vector<std::string>>,
+    // Shard hand-over, after a customer moved away: stops its ledger actor,
+    // whose caches (rollup totals, month to date) describe data about to be
+    // deleted; the next message for the customer starts a fresh one. True if
+    // one was running.
+    caf::replies_to<forget_atom, std::string>::with<bool>>;
 
 // Announces every type above to the actor system (required for remote actors).
 void add_message_types(caf::actor_system_config& config);

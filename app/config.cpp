@@ -134,7 +134,32 @@ billingd_config::billingd_config() {
            "finished spans held for export; past this, new spans are dropped (and counted) "
            "rather than slowing any call")
       .add(otlp_timeout_ms, "otlp-timeout-ms",
-           "how long one export to the collector may take before its spans are dropped");
+           "how long one export to the collector may take before its spans are dropped")
+      .add(etcd_endpoints, "etcd-endpoints",
+           "etcd's client URLs (http(s)://host:port, comma-separated): the cluster's member set "
+           "lives there (instead of --cluster-members)")
+      .add(etcd_prefix, "etcd-prefix", "every key billingd keeps in etcd starts with this")
+      .add(etcd_timeout_ms, "etcd-timeout-ms", "deadline of each etcd request per endpoint")
+      .add(etcd_lease_ttl_seconds, "etcd-lease-ttl-seconds",
+           "a node silent this long (crashed, cut off) drops out of the member set")
+      .add(etcd_poll_interval_ms, "etcd-poll-interval-ms",
+           "how often the lease is renewed and the member set read")
+      .add(etcd_ca_file, "etcd-ca-file", "https etcd endpoints: the CA of etcd's certificate")
+      .add(etcd_cert_file, "etcd-cert-file", "client certificate for etcd (--client-cert-auth)")
+      .add(etcd_key_file, "etcd-key-file", "the PEM private key of --etcd-cert-file")
+      .add(etcd_leave_on_stop, "etcd-leave-on-stop",
+           "on SIGTERM, leave the member set and hand every customer over before stopping "
+           "(removing a node for good); otherwise its customers come back to it on restart")
+      .add(shards, "shards",
+           "with --etcd-endpoints: customers hash to this many shards; fixed when the cluster "
+           "is created (the count stored in etcd wins)")
+      .add(replication_factor, "replication-factor",
+           "with --etcd-endpoints: nodes in each shard's replica set (the first leads)")
+      .add(etcd_max_shard_moves, "etcd-max-shard-moves",
+           "with --etcd-endpoints: shards with a live leader one node moves per poll at most "
+           "(shards whose leader is gone move at once)")
+      .add(cluster_address, "cluster-address",
+           "with --etcd-endpoints: host:port where peers reach this node's middleman");
 }
 
 result<std::pair<std::string, uint16_t>> parse_host_port(std::string_view flag,
@@ -310,6 +335,23 @@ std::vector<std::string> normalize_arguments(const billingd_config& config, int 
 }
 
 result<std::optional<cluster::membership>> billingd_config::membership() const {
+  if (etcd_mode()) {
+    // The member set comes from etcd; until it answers, this node alone.
+    if (!cluster_members.empty()) {
+      return status{status_code::invalid_argument,
+                    "--etcd-endpoints and --cluster-members exclude each other"};
+    }
+    if (node_id.empty() || cluster_address.empty()) {
+      return status{status_code::invalid_argument,
+                    "--etcd-endpoints needs --node-id and --cluster-address (host:port)"};
+    }
+    auto address = parse_host_port("--cluster-address", cluster_address);
+    if (!address.ok()) return address.error();
+    auto made = cluster::membership::make(
+        {cluster::member{node_id, address.value().first, address.value().second}}, node_id);
+    if (!made.ok()) return made.error();
+    return std::optional<cluster::membership>{std::move(made).value()};
+  }
   if (cluster_members.empty()) {
     if (!node_id.empty()) {
       return status{status_code::invalid_argument, "--node-id needs --cluster-members"};
@@ -331,6 +373,44 @@ result<std::optional<cluster::membership>> billingd_config::membership() const {
                   fmt::format("--cluster-members/--node-id: {}", made.error().message())};
   }
   return std::optional<cluster::membership>{std::move(made).value()};
+}
+
+result<cluster::etcd::etcd_settings> billingd_config::etcd_settings() const {
+  cluster::etcd::etcd_settings settings;
+  std::string_view rest = etcd_endpoints;
+  while (!rest.empty()) {
+    const auto comma = rest.find(',');
+    if (comma != 0) settings.endpoints.emplace_back(rest.substr(0, comma));
+    rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+  }
+  if (settings.endpoints.empty()) {
+    return status{status_code::invalid_argument, "--etcd-endpoints names no endpoint"};
+  }
+  if (etcd_prefix.empty() || etcd_prefix.back() != '/') {
+    return status{status_code::invalid_argument, "--etcd-prefix must end with '/'"};
+  }
+  if (etcd_lease_ttl_seconds < 2) {
+    return status{status_code::invalid_argument, "--etcd-lease-ttl-seconds must be at least 2"};
+  }
+  settings.prefix = etcd_prefix;
+  settings.timeout = std::chrono::milliseconds{std::max<uint32_t>(etcd_timeout_ms, 10)};
+  settings.ca_file = etcd_ca_file;
+  settings.cert_file = etcd_cert_file;
+  settings.key_file = etcd_key_file;
+  return settings;
+}
+
+cluster::etcd::coordinator_settings billingd_config::coordinator_settings() const {
+  cluster::etcd::coordinator_settings settings;
+  auto address = parse_host_port("--cluster-address", cluster_address);
+  if (address.ok()) settings.self = {node_id, address.value().first, address.value().second};
+  settings.gateway_address = listen;
+  settings.lease_ttl_seconds = etcd_lease_ttl_seconds;
+  settings.poll_interval = std::chrono::milliseconds{std::max<uint32_t>(etcd_poll_interval_ms, 10)};
+  settings.shards = std::max<uint32_t>(shards, 1);
+  settings.replication_factor = std::max<uint32_t>(replication_factor, 1);
+  settings.max_moves_per_poll = etcd_max_shard_moves;
+  return settings;
 }
 
 cluster::router_settings billingd_config::router_settings() const {

@@ -12,6 +12,8 @@
 
 #include "actors/query_worker.hpp"
 #include "actors/regional_ingest.hpp"
+#include "cluster/etcd/coordinator.hpp"
+#include "cluster/etcd/etcd_client.hpp"
 #include "cluster/membership.hpp"
 #include "cluster/node_router.hpp"
 #include "gateway/connect_server.hpp"
@@ -95,6 +97,22 @@ class billingd_config : public caf::actor_system_config {
   std::string otlp_endpoint;
   uint32_t otlp_max_queue_spans = 2048;
   uint32_t otlp_timeout_ms = 10'000;
+  // Coordination in etcd (issue 15): with --etcd-endpoints the member set is
+  // live in etcd instead of --cluster-members; --cluster-address is this
+  // node's middleman address, as peers reach it.
+  std::string etcd_endpoints;  // comma-separated http(s)://host:port
+  std::string etcd_prefix = "/billing/";
+  uint32_t etcd_timeout_ms = 2'000;
+  uint32_t etcd_lease_ttl_seconds = 5;
+  uint32_t etcd_poll_interval_ms = 500;
+  std::string etcd_ca_file;
+  std::string etcd_cert_file;
+  std::string etcd_key_file;
+  std::string cluster_address;
+  bool etcd_leave_on_stop = false;
+  uint32_t shards = 256;               // fixed when the cluster is created
+  uint32_t replication_factor = 1;     // replicas per shard (the leader serves)
+  uint32_t etcd_max_shard_moves = 16;  // rebalancing moves per node and poll
 
   // Settings of each module, derived from the fields above; errors name the flag.
   result<gateway::server_options> server_options() const;
@@ -113,6 +131,11 @@ class billingd_config : public caf::actor_system_config {
   // cluster is configured. invalid_argument names the bad flag.
   result<std::optional<cluster::membership>> membership() const;
   cluster::router_settings router_settings() const;
+  bool etcd_mode() const { return !etcd_endpoints.empty(); }
+  // The etcd client's settings of the --etcd-* flags.
+  result<cluster::etcd::etcd_settings> etcd_settings() const;
+  // This node's registration (node id, --cluster-address, gateway address).
+  cluster::etcd::coordinator_settings coordinator_settings() const;
   // Copies the --cluster-tls-* files into CAF's openssl settings; call before
   // the actor system starts. invalid_argument if only some are given.
   status apply_cluster_tls();

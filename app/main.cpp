@@ -12,6 +12,8 @@
 #include "actors/directory.hpp"
 #include "app/config.hpp"
 #include "app/dump.hpp"
+#include "cluster/etcd/coordinator.hpp"
+#include "cluster/etcd/counter.hpp"
 #include "cluster/handover.hpp"
 #include "cluster/node_router.hpp"
 #include "gateway/services/admin_service.hpp"
@@ -78,6 +80,7 @@ bool names_config_file(const std::vector<std::string>& args) {
 struct started_directory {
   actors::directory_actor directory;
   caf::actor handover;  // in a cluster: moves customers this node no longer owns
+  caf::actor fence;     // etcd mode: the epoch fence peers talk to
 };
 
 // The directory the gateway talks to: the node's own, or in a cluster the
@@ -86,9 +89,14 @@ result<started_directory> start_directory(caf::actor_system& system, const billi
                                           const std::optional<cluster::membership>& members,
                                           const cluster::local_directory_factory& make_local,
                                           const std::shared_ptr<storage::ledger_store>& store,
-                                          const std::shared_ptr<cluster::cluster_gauges>& gauges) {
-  if (!members) return started_directory{make_local({}), {}};
-  const auto settings = config.router_settings();
+                                          const std::shared_ptr<cluster::cluster_gauges>& gauges,
+                                          const std::shared_ptr<cluster::etcd::etcd_gauges>& etcd) {
+  if (!members) return started_directory{make_local({}), {}, {}};
+  auto settings = config.router_settings();
+  if (config.etcd_mode()) {
+    settings.fenced = true;
+    settings.fence_refused = std::shared_ptr<std::atomic<uint64_t>>(etcd, &etcd->fence_refused);
+  }
   auto node = cluster::spawn_cluster_node(system, *members, settings, make_local, store, gauges);
   if (!node.ok()) return node.error();
   const std::string bind =
@@ -101,8 +109,31 @@ result<started_directory> start_directory(caf::actor_system& system, const billi
   }
   log_info("cluster node {} of {} members; peers reach it on {}:{}{}", members->self().node_id,
            members->members().size(), bind, port.value(), settings.tls ? " (TLS)" : "");
-  auto handover = cluster::spawn_handover(system, *members, node->router, store, gauges);
-  return started_directory{node->router, std::move(handover)};
+  cluster::handover_settings handover_settings;
+  // etcd mode: members change while the node runs, so the passes go on.
+  handover_settings.keep_running = config.etcd_mode();
+  auto handover =
+      cluster::spawn_handover(system, *members, node->router, store, gauges, handover_settings);
+  return started_directory{node->router, std::move(handover),
+                           caf::actor_cast<caf::actor>(node->fence)};
+}
+
+// --etcd-leave-on-stop: deregisters (the others take this node's customers
+// at once) and hands every customer over before the node stops.
+void leave_cluster(caf::actor_system& system, const billingd_config& config,
+                   cluster::etcd::coordinator& coordinator, const caf::actor& handover) {
+  if (!coordinator.leave()) {
+    log_warn("cluster: no other member known; this node's customers stay here");
+    return;
+  }
+  const auto timeout =
+      std::chrono::milliseconds{std::max<uint32_t>(config.drain_timeout_ms, 30'000)};
+  if (cluster::drain_now(system, handover, timeout)) {
+    log_info("cluster: every customer handed over; stopping");
+  } else {
+    log_warn("cluster: some customers could not be handed over within {} ms; they stay here",
+             timeout.count());
+  }
 }
 
 // OpenTelemetry traces (README "Traces"): the span queue everything records
@@ -175,6 +206,17 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
     }
     if (config.router_settings().tls) config.load<caf::openssl::manager>();
   }
+  std::shared_ptr<cluster::etcd::etcd_client> etcd;
+  if (config.etcd_mode()) {
+    auto settings = config.etcd_settings();
+    auto made = settings.ok() ? cluster::etcd::etcd_client::make(settings.value())
+                              : decltype(cluster::etcd::etcd_client::make({})){settings.error()};
+    if (!made.ok()) {
+      log_error("{}", made.error().message());
+      return 2;
+    }
+    etcd = std::move(made).value();
+  }
   // Shared by everything that records into it; outlives the server and store.
   auto metrics = std::make_shared<observability::service_metrics>();
   auto tracing = start_tracing(config, metrics);
@@ -202,8 +244,14 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
   auto actor_gauges = std::make_shared<actors::actor_gauges>();
   {
     caf::actor_system system{config};
-    auto invoicing = std::make_shared<actors::invoicing>(
-        store.value(), actors::invoicing_settings{config.query_settings().max_window_ns, {}});
+    actors::invoicing_settings invoicing_settings{config.query_settings().max_window_ns, {}, {}};
+    if (etcd) {
+      // Cluster-wide invoice numbers: blocks taken from one counter in etcd.
+      invoicing_settings.take_numbers = [etcd](uint64_t count) {
+        return cluster::etcd::take_from_counter(*etcd, "invoice_number", count);
+      };
+    }
+    auto invoicing = std::make_shared<actors::invoicing>(store.value(), invoicing_settings);
     auto make_local_directory = [&](actors::directory_actor parts_router) {
       return actors::spawn_directory(
           system, config.ingest_settings(), config.query_settings(), store.value(), actor_gauges,
@@ -211,11 +259,24 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
           gateway::invoice_call_executor(invoicing, config.ingest_settings().limits));
     };
     auto cluster_gauges = members.value() ? std::make_shared<cluster::cluster_gauges>() : nullptr;
+    auto etcd_gauges = std::make_shared<cluster::etcd::etcd_gauges>();
     auto directory = start_directory(system, config, members.value(), make_local_directory,
-                                     store.value(), cluster_gauges);
+                                     store.value(), cluster_gauges, etcd_gauges);
     if (!directory.ok()) {
       log_error("{}", directory.error().message());
       return 1;
+    }
+    std::unique_ptr<cluster::etcd::coordinator> coordinator;
+    if (etcd) {
+      coordinator = std::make_unique<cluster::etcd::coordinator>(
+          etcd, config.coordinator_settings(), directory->directory, directory->handover,
+          directory->fence, etcd_gauges);
+      // Serving before the member set is known would store others' customers
+      // here (the hand-over would move them later); wait a little for it.
+      if (!coordinator->wait_registered(3 * config.etcd_settings().value().timeout)) {
+        log_warn("etcd did not answer yet ({}); serving as the only known member until it does",
+                 coordinator->readiness());
+      }
     }
     auto instances = actors::spawn_metald_instances(system, config.instances_settings(),
                                                     directory->directory, store.value());
@@ -246,13 +307,20 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
                                  config.ingest_settings().limits, auth);
     add_dashboard(router, config.ui_dir);
     router.add_get("/healthz", [] { return gateway::http_reply{200, "text/plain", "ok\n"}; });
-    // Not ready while the ledger refuses writes (a full disk): a balancer then
-    // sends ingest elsewhere; reads are still served here.
-    router.add_get("/readyz", [ledger = store.value()] {
+    // Not ready while the ledger refuses writes (a full disk) or etcd is out
+    // of reach: a balancer then sends ingest elsewhere; reads are still
+    // served here.
+    router.add_get("/readyz", [ledger = store.value(), coordinator = coordinator.get()] {
       const auto health = ledger->health();
-      if (health.writable) return gateway::http_reply{200, "text/plain", "ready\n"};
-      return gateway::http_reply{503, "text/plain",
-                                 fmt::format("not ready for ingest: {}\n", health.cause)};
+      if (!health.writable) {
+        return gateway::http_reply{503, "text/plain",
+                                   fmt::format("not ready for ingest: {}\n", health.cause)};
+      }
+      const std::string not_ready = coordinator ? coordinator->readiness() : std::string{};
+      if (!not_ready.empty()) {
+        return gateway::http_reply{503, "text/plain", "etcd unreachable: " + not_ready + "\n"};
+      }
+      return gateway::http_reply{200, "text/plain", "ready\n"};
     });
     router.add_get("/metrics", [metrics] {
       return gateway::http_reply{200, std::string(observability::service_metrics::content_type),
@@ -267,7 +335,8 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
       }
     };
     gateway::connect_server server{server_options.value(), std::move(router)};
-    metrics->set_scrape_source([&server, ledger = store.value(), actor_gauges, cluster_gauges] {
+    metrics->set_scrape_source([&server, ledger = store.value(), actor_gauges, cluster_gauges,
+                                etcd_gauges, etcd_mode = config.etcd_mode()] {
       const auto stats = ledger->stats();
       observability::scrape_gauges gauges;
       gauges.ledger_commits = stats.commits_requested;
@@ -287,9 +356,20 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
       gauges.ledger_disk_free_bytes = ledger->free_bytes();
       if (cluster_gauges) {
         gauges.cluster = observability::scrape_gauges::cluster_figures{
-            cluster_gauges->peers_connected.load(), cluster_gauges->handoff_pending.load(),
-            cluster_gauges->handoff_held.load(), cluster_gauges->handoff_delivered.load(),
-            cluster_gauges->handover_customers.load()};
+            cluster_gauges->peers_connected.load(),    cluster_gauges->handoff_pending.load(),
+            cluster_gauges->handoff_held.load(),       cluster_gauges->handoff_delivered.load(),
+            cluster_gauges->handover_customers.load(), {}};
+        if (etcd_mode) {
+          gauges.cluster->more = {
+              {"etcd_reachable", etcd_gauges->reachable.load()},
+              {"etcd_errors", static_cast<int64_t>(etcd_gauges->errors.load())},
+              {"etcd_members", etcd_gauges->members.load()},
+              {"etcd_member_changes", static_cast<int64_t>(etcd_gauges->member_changes.load())},
+              {"etcd_leases_lost", static_cast<int64_t>(etcd_gauges->leases_lost.load())},
+              {"shards_led", etcd_gauges->shards_led.load()},
+              {"placement_changes", static_cast<int64_t>(etcd_gauges->placement_changes.load())},
+              {"fence_refused", static_cast<int64_t>(etcd_gauges->fence_refused.load())}};
+        }
       }
       return gauges;
     });
@@ -304,6 +384,7 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
       log_error("cannot listen on {}: {}", config.listen, bound.error().message());
       exit_code = 1;
     } else {
+      if (coordinator) coordinator->advertise_gateway(bound.value());
       log_info("billingd ready; data dir {}; {}; listening on {}", config.data_dir,
                config.tls_cert_file.empty() ? "plain HTTP"
                                             : (config.tls_client_ca_file.empty() ? "HTTPS"
@@ -314,6 +395,8 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
       const int signal = wait_for_stop_signal(stop_signals);
       log_info("received {}; draining in-flight calls (up to {} ms)",
                signal == SIGTERM ? "SIGTERM" : "SIGINT", config.drain_timeout_ms);
+      if (coordinator && config.etcd_leave_on_stop)
+        leave_cluster(system, config, *coordinator, directory->handover);
       server.stop(std::chrono::milliseconds{config.drain_timeout_ms});
     }
     // The scrape source refers to the server and the ledger: drop it with them.
@@ -389,6 +472,7 @@ int main(int argc, char** argv) {
   const sigset_t stop_signals = block_stop_signals();
   billingd_config config;
   actors::add_message_types(config);
+  config.add_message_type<cluster::shard_fence>("billing.shard_fence");
   config.load<caf::io::middleman>();
   auto args = normalize_arguments(config, argc, argv);
   if (auto error = config.parse(args, "billingd.ini")) {

@@ -133,6 +133,16 @@ struct http_client::impl {
               fmt::format("cannot load the CA file '{}': {}", options.ca_file, ec.message());
           return false;
         }
+        if (!options.cert_file.empty()) {
+          tls_context->use_certificate_chain_file(options.cert_file, ec);
+          if (!ec) tls_context->use_private_key_file(options.key_file, asio::ssl::context::pem, ec);
+          if (ec) {
+            tls_context.reset();
+            failure.message = fmt::format("cannot load the client certificate '{}' or key '{}': {}",
+                                          options.cert_file, options.key_file, ec.message());
+            return false;
+          }
+        }
       }
       secure.emplace(io, *tls_context);
       secure->set_verify_callback(asio::ssl::host_name_verification(server.host));

@@ -30,6 +30,10 @@ struct http_client_options {
   // PEM file of the CAs that may sign an https server's certificate; empty:
   // the system's default trust store.
   std::string ca_file;
+  // PEM files of a client certificate and its key for https servers that
+  // ask for one (both or neither).
+  std::string cert_file;
+  std::string key_file;
   // For connecting and for each whole request/response exchange.
   std::chrono::milliseconds timeout{10'000};
 };

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <caf/all.hpp>
 
+#include <functional>
 #include <limits>
 
 #include "actors/errors.hpp"
@@ -27,9 +28,15 @@ class customer_mover {
                  const handover_settings& settings)
       : self_(self), members_(members), router_(router), store_(store), settings_(settings) {}
 
-  status move(const std::string& customer_id) {
+  // `still_away` is asked again before the local copy is deleted: the
+  // owner may have changed while the customer was being copied (etcd mode),
+  // and the new owner may be this node, which must then keep its data.
+  status move(const std::string& customer_id, const std::function<bool()>& still_away) {
     if (status replayed = replay_windows(customer_id); !replayed.ok()) return replayed;
     if (status copied = copy_records(customer_id); !copied.ok()) return copied;
+    if (!still_away()) {
+      return status{status_code::aborted, "the customer's owner changed during the hand-over"};
+    }
     return erase_here(customer_id);
   }
 
@@ -82,6 +89,14 @@ class customer_mover {
   }
 
   status erase_here(const std::string& customer_id) {
+    // The local ledger actor's caches describe what is deleted now: stop it,
+    // or a customer that comes back later would count its old usage twice.
+    status forgotten;
+    self_
+        ->request(router_, caf::duration{settings_.request_timeout}, actors::forget_atom::value,
+                  customer_id)
+        .receive([](bool) {}, [&](caf::error& error) { forgotten = actors::to_status(error); });
+    if (!forgotten.ok()) return forgotten;
     return store_.erase_customer(
         customer_id, std::vector<uint32_t>(kMovedFamilies.begin(), kMovedFamilies.end()));
   }
@@ -97,7 +112,8 @@ class customer_mover {
 // One pass over the customers stored here; true when none is left to move.
 bool hand_over_once(caf::blocking_actor* self, const membership& members,
                     const actors::directory_actor& router, storage::ledger_store& store,
-                    cluster_gauges& gauges, const handover_settings& settings) {
+                    cluster_gauges& gauges, const handover_settings& settings,
+                    const std::function<bool(const std::string&)>& still_away) {
   auto customers = store.list_customers();
   if (!customers.ok()) {
     observability::log_error("hand-over: cannot list customers: {}", customers.error().message());
@@ -108,7 +124,8 @@ bool hand_over_once(caf::blocking_actor* self, const membership& members,
   for (const auto& customer_id : customers.value()) {
     if (members.is_local(customer_id)) continue;
     const auto& owner = members.owner_of(customer_id);
-    if (status moved = mover.move(customer_id); !moved.ok()) {
+    if (status moved = mover.move(customer_id, [&] { return still_away(customer_id); });
+        !moved.ok()) {
       observability::log_warn("hand-over of customer '{}' to node '{}' failed, retried later: {}",
                               customer_id, owner.node_id, moved.message());
       all_moved = false;
@@ -123,26 +140,76 @@ bool hand_over_once(caf::blocking_actor* self, const membership& members,
 
 }  // namespace
 
+namespace {
+
+using members_atom = caf::atom_constant<caf::atom("members")>;
+using drain_atom = caf::atom_constant<caf::atom("drain")>;
+
+}  // namespace
+
 caf::actor spawn_handover(caf::actor_system& system, membership members,
                           actors::directory_actor router,
                           std::shared_ptr<storage::ledger_store> store,
                           std::shared_ptr<cluster_gauges> gauges, handover_settings settings) {
   return system.spawn<caf::detached>([members = std::move(members), router = std::move(router),
                                       store = std::move(store), gauges = std::move(gauges),
-                                      settings](caf::blocking_actor* self) {
+                                      settings](caf::blocking_actor* self) mutable {
     bool running = true;
     auto delay = settings.first_delay;
+    auto take_members = [&](std::vector<member>& now, std::vector<shard_assignment>& shards,
+                            bool leaving) {
+      const member me = members.self();
+      auto made = leaving ? membership::leaving(me, std::move(now))
+                          : membership::make(std::move(now), me.node_id);
+      if (!made.ok()) return;
+      members = std::move(made).value();
+      members.set_shards(std::move(shards));
+      delay = settings.first_delay;  // customers may have new owners: a pass soon
+    };
+    // Before deleting a handed-over customer: takes any member set that
+    // arrived meanwhile (the pass has a copy of the one it started with).
+    auto still_away = [&](const std::string& customer_id) {
+      bool drained = false;
+      while (!drained) {
+        self->receive(
+            [&](members_atom, std::vector<member>& now, std::vector<shard_assignment>& shards,
+                bool leaving) { take_members(now, shards, leaving); },
+            caf::after(std::chrono::seconds(0)) >> [&] { drained = true; });
+      }
+      return !members.is_local(customer_id);
+    };
+    auto pass = [&] {
+      const membership snapshot = members;
+      return hand_over_once(self, snapshot, router, *store, *gauges, settings, still_away);
+    };
     while (running) {
-      self->receive([&](caf::exit_msg&) { running = false; },
-                    caf::after(delay) >>
-                        [&] {
-                          if (hand_over_once(self, members, router, *store, *gauges, settings)) {
-                            running = false;
-                          }
-                          delay = settings.retry_interval;
-                        });
+      self->receive(
+          [&](caf::exit_msg&) { running = false; },
+          [&](members_atom, std::vector<member>& now, std::vector<shard_assignment>& shards,
+              bool leaving) { take_members(now, shards, leaving); },
+          [&](drain_atom) { return pass(); },
+          caf::after(delay) >>
+              [&] {
+                const bool all_moved = pass();
+                if (all_moved && !settings.keep_running) running = false;
+                delay = all_moved ? settings.idle_interval : settings.retry_interval;
+              });
     }
   });
+}
+
+void handover_members(const caf::actor& handover, std::vector<member> members,
+                      std::vector<shard_assignment> shards, bool leaving) {
+  caf::anon_send(handover, members_atom::value, std::move(members), std::move(shards), leaving);
+}
+
+bool drain_now(caf::actor_system& system, const caf::actor& handover,
+               std::chrono::milliseconds timeout) {
+  caf::scoped_actor asker{system};
+  bool drained = false;
+  asker->request(handover, caf::duration{timeout}, drain_atom::value)
+      .receive([&](bool all_moved) { drained = all_moved; }, [](caf::error&) {});
+  return drained;
 }
 
 }  // namespace billing::cluster

@@ -34,6 +34,10 @@ struct handover_settings {
   // customers it does not own; a later pass moves those too.
   std::chrono::milliseconds idle_interval{60000};
   size_t windows_per_part = 1000;
+  // Keep passing every idle_interval after a pass that moved everything
+  // (etcd mode: members come and go while the node runs). Otherwise the
+  // hand-over ends after its first complete pass.
+  bool keep_running = false;
   std::chrono::seconds request_timeout{60};
 };
 
@@ -44,5 +48,15 @@ caf::actor spawn_handover(caf::actor_system& system, membership members,
                           actors::directory_actor router,
                           std::shared_ptr<storage::ledger_store> store,
                           std::shared_ptr<cluster_gauges> gauges, handover_settings settings = {});
+
+// A new member set and placement (etcd mode): a pass follows soon. `leaving`: this node
+// owns nothing any more and hands over every customer.
+void handover_members(const caf::actor& handover, std::vector<member> members,
+                      std::vector<shard_assignment> shards, bool leaving);
+
+// Runs a pass now and waits for it (a leaving node, before it exits); true
+// when every customer was moved.
+bool drain_now(caf::actor_system& system, const caf::actor& handover,
+               std::chrono::milliseconds timeout);
 
 }  // namespace billing::cluster

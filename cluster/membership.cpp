@@ -25,7 +25,9 @@ uint64_t rendezvous_weight(std::string_view node_id, std::string_view customer_i
   return weight;
 }
 
-result<membership> membership::make(std::vector<member> members, std::string self_id) {
+namespace {
+
+status check_members(std::vector<member>& members) {
   if (members.empty()) return status{status_code::invalid_argument, "the cluster has no members"};
   std::set<std::string> seen;
   for (const auto& candidate : members) {
@@ -40,14 +42,27 @@ result<membership> membership::make(std::vector<member> members, std::string sel
   }
   std::sort(members.begin(), members.end(),
             [](const member& a, const member& b) { return a.node_id < b.node_id; });
+  return status::ok_status();
+}
+
+}  // namespace
+
+result<membership> membership::make(std::vector<member> members, std::string self_id) {
+  if (status checked = check_members(members); !checked.ok()) return checked;
   const auto self = std::find_if(members.begin(), members.end(),
                                  [&](const member& m) { return m.node_id == self_id; });
   if (self == members.end()) {
     return status{status_code::invalid_argument,
                   fmt::format("this node's id \"{}\" is not in the member list", self_id)};
   }
-  const auto self_index = static_cast<size_t>(self - members.begin());
-  return membership(std::move(members), self_index);
+  member me = *self;
+  return membership(std::move(members), std::move(me));
+}
+
+result<membership> membership::leaving(member self, std::vector<member> others) {
+  std::erase_if(others, [&](const member& m) { return m.node_id == self.node_id; });
+  if (status checked = check_members(others); !checked.ok()) return checked;
+  return membership(std::move(others), std::move(self));
 }
 
 result<std::vector<member>> membership::parse_members(std::string_view text) {
@@ -83,7 +98,27 @@ result<std::vector<member>> membership::parse_members(std::string_view text) {
   return members;
 }
 
+const member* membership::find(std::string_view node_id) const {
+  const auto found =
+      std::lower_bound(members_.begin(), members_.end(), node_id,
+                       [](const member& m, std::string_view id) { return m.node_id < id; });
+  return found != members_.end() && found->node_id == node_id ? &*found : nullptr;
+}
+
+shard_fence membership::fence_of(std::string_view customer_id) const {
+  if (shards_.empty()) return {};
+  const uint32_t shard = shard_of(customer_id, static_cast<uint32_t>(shards_.size()));
+  return {shard, shards_[shard].epoch};
+}
+
 const member& membership::owner_of(std::string_view customer_id) const {
+  if (!shards_.empty()) {
+    const uint32_t shard = shard_of(customer_id, static_cast<uint32_t>(shards_.size()));
+    if (const member* leader = find(shards_[shard].leader())) return *leader;
+    // The leader left: the reconcile pass will pick this one (or a later
+    // bounded move, whose hand-over then moves the customer again).
+    if (const member* next = find(desired_replicas(shard, members_, 1).front())) return *next;
+  }
   size_t best = 0;
   uint64_t best_weight = 0;
   for (size_t i = 0; i < members_.size(); ++i) {

@@ -9,6 +9,7 @@
 
 #include "actors/commit_waiters.hpp"
 #include "actors/errors.hpp"
+#include "cluster/fence.hpp"
 #include "cluster/handoff.hpp"
 #include "observability/log.hpp"
 #include "storage/keys.hpp"
@@ -22,20 +23,26 @@ using local_atom = caf::atom_constant<caf::atom("local")>;
 using held_atom = caf::atom_constant<caf::atom("held")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
 using erased_atom = caf::atom_constant<caf::atom("erased")>;
+using members_atom = caf::atom_constant<caf::atom("members")>;
 
 // The directory interface plus the router's own bookkeeping messages.
-using router_actor =
-    directory_actor::extend<caf::replies_to<local_atom>::with<directory_actor>,
-                            // The hold with this ticket was committed with this status.
-                            caf::reacts_to<held_atom, uint64_t, uint8_t, std::string>,
-                            // Time to retry unreachable peers and deliver held writes.
-                            caf::reacts_to<tick_atom>,
-                            // A delivered write's record (node, sequence) is off the disk.
-                            caf::reacts_to<erased_atom, std::string, uint64_t>>;
+using router_actor = directory_actor::extend<
+    caf::replies_to<local_atom>::with<directory_actor>,
+    // The hold with this ticket was committed with this status.
+    caf::reacts_to<held_atom, uint64_t, uint8_t, std::string>,
+    // Time to retry unreachable peers and deliver held writes.
+    caf::reacts_to<tick_atom>,
+    // A delivered write's record (node, sequence) is off the disk.
+    caf::reacts_to<erased_atom, std::string, uint64_t>,
+    // The member set changed (etcd mode); true: this node is leaving.
+    caf::reacts_to<members_atom, std::vector<member>, std::vector<shard_assignment>, bool>>;
 
 // One peer node as the router sees it.
 struct peer_link {
   member info;
+  // False for a node that left the cluster (or is only known from writes
+  // held for it): its held writes are re-routed to the customers' new owners.
+  bool is_member = true;
   directory_actor remote;  // valid while connected
   bool connecting = false;
   clock::time_point retry_at{};  // while unreachable: not tried before this
@@ -67,6 +74,23 @@ using router_pointer = router_actor::stateful_pointer<router_state>;
 // opposed to the owner's own answer (a status it returned on purpose).
 bool is_transport_error(const caf::error& error) {
   return error.category() != caf::atom("connect");
+}
+
+// A peer's fence refused the message: our placement is older than its (or
+// it no longer leads the shard). Not a fault of the peer's link.
+bool is_fence_refusal(const caf::error& error) {
+  return !is_transport_error(error) && actors::to_status(error).code() == status_code::aborted;
+}
+
+// Sends `xs` to `remote` (a peer's published actor): behind the fence of
+// `customer_id`'s shard when this node has a placement (etcd mode).
+template <class... Ts>
+auto request_peer(router_pointer self, const directory_actor& remote, caf::duration timeout,
+                  const std::string& customer_id, Ts&&... xs) {
+  const auto& members = *self->state.members;
+  if (members.shards().empty()) return self->request(remote, timeout, std::forward<Ts>(xs)...);
+  return self->request(caf::actor_cast<fenced_directory_actor>(remote), timeout, fenced_atom::value,
+                       members.fence_of(customer_id), std::forward<Ts>(xs)...);
 }
 
 status unreachable(const peer_link& link, std::string_view customer_id) {
@@ -195,26 +219,34 @@ caf::result<Answer> route_to_owner(router_pointer self, Atom atom, Message& mess
     return self->delegate(st.local, atom, std::move(message));
   }
   auto promise = self->make_response_promise<Answer>();
-  with_peer(
-      self, st.peers.at(owner.node_id),
-      [self, atom, promise, unreachable_owner, node = owner.node_id,
-       message = std::move(message)](const directory_actor* remote) mutable {
-        if (remote == nullptr) {
-          unreachable_owner(self->state.peers.at(node), std::move(message), promise);
-          return;
-        }
-        self->request(*remote, caf::duration{self->state.settings.peer_timeout}, atom, message)
-            .then([promise](Answer& answer) mutable { promise.deliver(std::move(answer)); },
-                  [self, promise, unreachable_owner, node, message](caf::error& error) mutable {
-                    if (!is_transport_error(error)) {
-                      promise.deliver(std::move(error));
-                      return;
-                    }
-                    auto& peer = self->state.peers.at(node);
-                    mark_unreachable(self, peer, caf::to_string(error));
-                    unreachable_owner(peer, std::move(message), promise);
-                  });
-      });
+  with_peer(self, st.peers.at(owner.node_id),
+            [self, atom, promise, unreachable_owner, node = owner.node_id,
+             message = std::move(message)](const directory_actor* remote) mutable {
+              if (remote == nullptr) {
+                unreachable_owner(self->state.peers.at(node), std::move(message), promise);
+                return;
+              }
+              request_peer(self, *remote, caf::duration{self->state.settings.peer_timeout},
+                           message.customer_id, atom, message)
+                  .then(
+                      [promise](Answer& answer) mutable { promise.deliver(std::move(answer)); },
+                      [self, promise, unreachable_owner, node, message](caf::error& error) mutable {
+                        auto& peer = self->state.peers.at(node);
+                        if (is_fence_refusal(error)) {
+                          // Held (a write) until our placement is current, then
+                          // re-routed; refused (a read) for now.
+                          observability::log_info("cluster: {}", caf::to_string(error));
+                          unreachable_owner(peer, std::move(message), promise);
+                          return;
+                        }
+                        if (!is_transport_error(error)) {
+                          promise.deliver(std::move(error));
+                          return;
+                        }
+                        mark_unreachable(self, peer, caf::to_string(error));
+                        unreachable_owner(peer, std::move(message), promise);
+                      });
+            });
   return promise;
 }
 
@@ -250,7 +282,8 @@ caf::result<std::vector<std::string>> broadcast_call(router_pointer self, actors
   };
   auto promise = self->make_response_promise<std::vector<std::string>>();
   auto state = std::make_shared<gathered>();
-  state->remaining = 1 + self->state.peers.size();
+  state->remaining = 1;
+  for (const auto& [node, link] : self->state.peers) state->remaining += link.is_member ? 1 : 0;
   auto answer = [state, promise](std::vector<std::string>& answers) mutable {
     if (state->failed) return;
     for (auto& one : answers) state->answers.push_back(std::move(one));
@@ -263,6 +296,7 @@ caf::result<std::vector<std::string>> broadcast_call(router_pointer self, actors
   };
   self->request(self->state.local, caf::infinite, atom, call).then(answer, fail);
   for (auto& [node, link] : self->state.peers) {
+    if (!link.is_member) continue;
     auto unreachable_node = [node = node, &link = link] {
       return actors::to_error(status{
           status_code::unavailable,
@@ -339,7 +373,10 @@ void send_held_batch(router_pointer self, peer_link& link, const directory_actor
       self->state.gauges->handoff_delivered++;
     } else if (!*failed) {
       *failed = true;
-      mark_unreachable(self, peer, error ? caf::to_string(*error) : "unknown");
+      // A fence refusal is not the link's fault: retried once our placement is current.
+      if (error == nullptr || !is_fence_refusal(*error)) {
+        mark_unreachable(self, peer, error ? caf::to_string(*error) : "unknown");
+      }
     }
     if (--*remaining == 0) {
       peer.delivering = false;
@@ -347,48 +384,100 @@ void send_held_batch(router_pointer self, peer_link& link, const directory_actor
     }
   };
   const caf::duration timeout{st.settings.peer_timeout};
+  const auto router = caf::actor_cast<directory_actor>(self);
   for (auto& held : batch) {
     auto on_error = [done](caf::error& error) { done(std::nullopt, &error); };
     const uint64_t sequence = held.sequence;
+    const std::string customer = handoff_customer(held.message);
+    // A write held for a node that no longer owns its customer (the
+    // placement moved on) goes through this router again, to the owner.
+    const bool reroute = remote == router || st.members->owner_of(customer).node_id != node;
     if (auto* part = std::get_if<model::customer_part>(&held.message)) {
-      self->request(remote, timeout, actors::append_atom::value, std::move(*part))
-          .then([done, sequence](std::vector<model::item_outcome>&) { done(sequence, nullptr); },
-                on_error);
+      auto sent = reroute
+                      ? self->request(router, timeout, actors::append_atom::value, std::move(*part))
+                      : request_peer(self, remote, timeout, customer, actors::append_atom::value,
+                                     std::move(*part));
+      std::move(sent).then(
+          [done, sequence](std::vector<model::item_outcome>&) { done(sequence, nullptr); },
+          on_error);
     } else {
-      self->request(remote, timeout, actors::metald_atom::value,
-                    std::move(std::get<model::metald_op>(held.message)))
-          .then([done, sequence](uint32_t) { done(sequence, nullptr); }, on_error);
+      auto& op = std::get<model::metald_op>(held.message);
+      auto sent = reroute
+                      ? self->request(router, timeout, actors::metald_atom::value, std::move(op))
+                      : request_peer(self, remote, timeout, customer, actors::metald_atom::value,
+                                     std::move(op));
+      std::move(sent).then([done, sequence](uint32_t) { done(sequence, nullptr); }, on_error);
     }
   }
 }
 
 void deliver_held(router_pointer self, peer_link& link) {
   if (link.held == 0 || link.delivering) return;
+  if (!link.is_member) {
+    // Its customers have other owners now: each held write goes through this
+    // router again (to the new owner, or held for it), and its record here is
+    // deleted once that is acknowledged.
+    send_held_batch(self, link, caf::actor_cast<directory_actor>(self));
+    return;
+  }
   with_peer(self, link, [self, node = link.info.node_id](const directory_actor* remote) {
     auto& peer = self->state.peers.at(node);
     if (remote != nullptr && !peer.delivering) send_held_batch(self, peer, *remote);
   });
 }
 
-// Counts the writes held for each peer (from an earlier run) and finds the
-// next free sequence number.
+// Counts the writes held for each node (from an earlier run; a node no
+// longer a member gets a link too, to re-route them) and finds the next free
+// sequence number.
 status load_held(router_state& st) {
-  for (auto& [node, link] : st.peers) {
-    auto prefix = storage::keys::handoff_prefix(node);
-    if (!prefix.ok()) return prefix.error();
-    auto scanned = st.store->scan_range(
-        storage::handoff_family, *prefix, storage::keys::prefix_successor(*prefix),
-        [&](std::string_view key, std::string_view) {
-          link.held++;
-          if (auto sequence = storage::keys::handoff_sequence(key)) {
-            st.next_sequence = std::max(st.next_sequence, *sequence + 1);
-          }
-          return true;
-        });
-    if (!scanned.ok()) return scanned;
-    st.gauges->handoff_pending += static_cast<int64_t>(link.held);
+  auto scanned = st.store->scan_range(
+      storage::handoff_family, "", std::nullopt, [&](std::string_view key, std::string_view) {
+        auto node = storage::keys::handoff_node(key);
+        auto sequence = storage::keys::handoff_sequence(key);
+        if (!node || !sequence || *node == st.members->self().node_id) return true;
+        auto [link, added] = st.peers.try_emplace(*node);
+        if (added) {
+          link->second.info.node_id = *node;
+          link->second.is_member = false;
+        }
+        link->second.held++;
+        st.gauges->handoff_pending++;
+        st.next_sequence = std::max(st.next_sequence, *sequence + 1);
+        return true;
+      });
+  return scanned;
+}
+
+// Takes the new member set: links for new members, and members gone are
+// marked (their held writes are re-routed on the next tick).
+void update_members(router_pointer self, std::vector<member> members,
+                    std::vector<shard_assignment> shards, bool leaving) {
+  auto& st = self->state;
+  const member me = st.members->self();
+  auto made = leaving ? membership::leaving(me, members) : membership::make(members, me.node_id);
+  if (!made.ok()) {
+    observability::log_error("cluster: member set refused: {}", made.error().message());
+    return;
   }
-  return status::ok_status();
+  made.value().set_shards(std::move(shards));
+  std::set<std::string> current;
+  for (const auto& m : made.value().members()) {
+    if (m.node_id == me.node_id) continue;
+    current.insert(m.node_id);
+    auto [link, added] = st.peers.try_emplace(m.node_id);
+    auto& peer = link->second;
+    if (!added && peer.info != m && peer.remote) {
+      mark_unreachable(self, peer, "its address changed");
+      peer.retry_at = clock::now();
+    }
+    peer.info = m;
+    if (!peer.is_member || added) peer.retry_at = clock::now();
+    peer.is_member = true;
+  }
+  for (auto& [node, peer] : st.peers) {
+    if (!current.contains(node)) peer.is_member = false;
+  }
+  st.members.emplace(std::move(made).value());
 }
 
 router_actor::behavior_type node_router(router_pointer self, membership members,
@@ -407,6 +496,7 @@ router_actor::behavior_type node_router(router_pointer self, membership members,
     st.peers.emplace(m.node_id, std::move(link));
   }
   st.members.emplace(std::move(members));
+  // Before load_held, which adds links only for nodes not in the list.
   st.local = make_local(caf::actor_cast<directory_actor>(self));
   self->link_to(st.local);
   if (status loaded = load_held(st); !loaded.ok()) {
@@ -452,16 +542,24 @@ router_actor::behavior_type node_router(router_pointer self, membership members,
           return self->delegate(st.local, atom, std::move(customer_id), std::move(subscriber));
         }
         auto promise = self->make_response_promise<model::usage_update>();
-        with_peer(self, st.peers.at(owner.node_id),
-                  [self, atom, promise, node = owner.node_id, customer_id,
-                   subscriber](const directory_actor* remote) mutable {
-                    if (remote == nullptr) {
-                      promise.deliver(
-                          actors::to_error(unreachable(self->state.peers.at(node), customer_id)));
-                      return;
-                    }
-                    promise.delegate(*remote, atom, std::move(customer_id), std::move(subscriber));
-                  });
+        with_peer(
+            self, st.peers.at(owner.node_id),
+            [self, atom, promise, node = owner.node_id, customer_id,
+             subscriber](const directory_actor* remote) mutable {
+              if (remote == nullptr) {
+                promise.deliver(
+                    actors::to_error(unreachable(self->state.peers.at(node), customer_id)));
+                return;
+              }
+              const auto& view = *self->state.members;
+              if (view.shards().empty()) {
+                promise.delegate(*remote, atom, std::move(customer_id), std::move(subscriber));
+                return;
+              }
+              const auto fence = view.fence_of(customer_id);
+              promise.delegate(caf::actor_cast<fenced_directory_actor>(*remote), fenced_atom::value,
+                               fence, atom, std::move(customer_id), std::move(subscriber));
+            });
         return promise;
       },
       [self](actors::import_atom atom, storage::customer_records& moved) -> caf::result<uint32_t> {
@@ -479,7 +577,7 @@ router_actor::behavior_type node_router(router_pointer self, membership members,
         auto askers = std::make_shared<std::vector<directory_actor>>();
         askers->push_back(self->state.local);
         for (auto& [node, link] : self->state.peers) {
-          if (link.remote) askers->push_back(link.remote);
+          if (link.remote && link.is_member) askers->push_back(link.remote);
         }
         auto remaining = std::make_shared<size_t>(askers->size());
         auto answered = std::make_shared<bool>(false);
@@ -503,12 +601,19 @@ router_actor::behavior_type node_router(router_pointer self, membership members,
         }
         return promise;
       },
+      [self](actors::forget_atom atom, std::string& customer_id) -> caf::delegated<bool> {
+        return self->delegate(self->state.local, atom, std::move(customer_id));
+      },
       [self](local_atom) { return self->state.local; },
       [self](held_atom, uint64_t ticket, uint8_t code, std::string& message) {
         self->state.holds_in_commit.complete(ticket, code, std::move(message));
       },
       [self](erased_atom, const std::string& node, uint64_t sequence) {
         self->state.peers.at(node).erasing.erase(sequence);
+      },
+      [self](members_atom, std::vector<member>& members, std::vector<shard_assignment>& shards,
+             bool leaving) {
+        update_members(self, std::move(members), std::move(shards), leaving);
       },
       [self](tick_atom) {
         for (auto& [node, link] : self->state.peers) deliver_held(self, link);
@@ -524,6 +629,7 @@ result<cluster_node> spawn_cluster_node(caf::actor_system& system, membership me
                                         const local_directory_factory& make_local,
                                         std::shared_ptr<storage::ledger_store> store,
                                         std::shared_ptr<cluster_gauges> gauges) {
+  const std::string self_id = members.self().node_id;
   auto router = system.spawn(node_router, std::move(members), settings, make_local,
                              std::move(store), std::move(gauges));
   caf::scoped_actor asker{system};
@@ -531,10 +637,21 @@ result<cluster_node> spawn_cluster_node(caf::actor_system& system, membership me
   asker->request(router, caf::infinite, local_atom::value)
       .receive(
           [&](directory_actor& local) {
-            node = cluster_node{caf::actor_cast<directory_actor>(router), std::move(local)};
+            node = cluster_node{caf::actor_cast<directory_actor>(router), std::move(local), {}};
           },
           [&](caf::error& error) { node = actors::to_status(error); });
+  if (node.ok() && settings.fenced) {
+    auto refused = settings.fence_refused ? settings.fence_refused
+                                          : std::make_shared<std::atomic<uint64_t>>(0);
+    node.value().fence = spawn_fence(system, node.value().local, self_id, std::move(refused));
+  }
   return node;
+}
+
+void send_members(const actors::directory_actor& router, std::vector<member> members,
+                  std::vector<shard_assignment> shards, bool leaving) {
+  caf::anon_send(caf::actor_cast<router_actor>(router), members_atom::value, std::move(members),
+                 std::move(shards), leaving);
 }
 
 result<uint16_t> publish_local_directory(caf::actor_system& system, const cluster_node& node,
@@ -542,8 +659,10 @@ result<uint16_t> publish_local_directory(caf::actor_system& system, const cluste
                                          const std::string& bind_address) {
   const char* address = bind_address.empty() ? nullptr : bind_address.c_str();
   const uint16_t port = members.self().port;
-  auto published = settings.tls ? caf::openssl::publish(node.local, port, address, true)
-                                : system.middleman().publish(node.local, port, address, true);
+  const caf::actor published_actor = node.fence ? caf::actor_cast<caf::actor>(node.fence)
+                                                : caf::actor_cast<caf::actor>(node.local);
+  auto published = settings.tls ? caf::openssl::publish(published_actor, port, address, true)
+                                : system.middleman().publish(published_actor, port, address, true);
   if (!published) {
     return status{status_code::unavailable,
                   fmt::format("cannot listen for cluster peers on {}:{}: {}",

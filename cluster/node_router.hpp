@@ -13,6 +13,7 @@
 #include <memory>
 
 #include "actors/messages.hpp"
+#include "cluster/fence.hpp"
 #include "cluster/membership.hpp"
 #include "storage/ledger_store.hpp"
 
@@ -31,6 +32,10 @@ struct router_settings {
   size_t delivery_batch = 64;
   // Connect to peers with caf-openssl (the openssl module must be loaded).
   bool tls = false;
+  // etcd mode: peers get this node's directory behind an epoch fence
+  // (cluster/fence.hpp), which counts what it refuses here.
+  bool fenced = false;
+  std::shared_ptr<std::atomic<uint64_t>> fence_refused;
 };
 
 // For /metrics; updated by the router, read by the scrape.
@@ -49,7 +54,8 @@ using local_directory_factory =
 
 struct cluster_node {
   actors::directory_actor router;  // for the gateway and the metald instances actor
-  actors::directory_actor local;   // for the peers: published on the cluster port
+  actors::directory_actor local;   // this node's own directory
+  fenced_directory_actor fence;    // etcd mode: in front of `local`, for the peers
 };
 
 // Spawns the router and, through it, the local directory (linked: stopping
@@ -60,7 +66,15 @@ result<cluster_node> spawn_cluster_node(caf::actor_system& system, membership me
                                         std::shared_ptr<storage::ledger_store> store,
                                         std::shared_ptr<cluster_gauges> gauges);
 
-// Publishes `local` on members.self()'s port, bound to `bind_address`
+// Tells the router (spawn_cluster_node's) the new member set and shard
+// placement (etcd mode; no shards: rendezvous over the members):
+// customers are routed to their owners in it from then on; writes it holds
+// for nodes gone are re-routed. `leaving`: this node is not a member any
+// more (it drains before it exits).
+void send_members(const actors::directory_actor& router, std::vector<member> members,
+                  std::vector<shard_assignment> shards, bool leaving);
+
+// Publishes `local` (etcd mode: the fence) on members.self()'s port, bound to `bind_address`
 // ("" binds every interface), with TLS when settings.tls.
 result<uint16_t> publish_local_directory(caf::actor_system& system, const cluster_node& node,
                                          const membership& members, const router_settings& settings,

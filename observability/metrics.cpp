@@ -223,6 +223,9 @@ std::string service_metrics::render() const {
             .Set(static_cast<double>(now.cluster->handoff_delivered));
         families_->cluster.Add({{"kind", "handover_customers"}})
             .Set(static_cast<double>(now.cluster->handover_customers));
+        for (const auto& [kind, value] : now.cluster->more) {
+          families_->cluster.Add({{"kind", kind}}).Set(static_cast<double>(value));
+        }
       }
     }
   }

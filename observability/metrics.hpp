@@ -9,6 +9,8 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <utility>
+#include <vector>
 #include <string>
 #include <string_view>
 
@@ -44,6 +46,8 @@ struct scrape_gauges {
     uint64_t handoff_held = 0;    // since start
     uint64_t handoff_delivered = 0;
     uint64_t handover_customers = 0;  // customers moved to a new owner since start
+    // More kinds of billing_cluster, by name (etcd mode: etcd_reachable, ...).
+    std::vector<std::pair<std::string, int64_t>> more;
   };
   std::optional<cluster_figures> cluster;  // only when running as a cluster
 };

@@ -261,4 +261,11 @@ std::optional<uint64_t> handoff_sequence(std::string_view key) {
   return sequence;
 }
 
+std::optional<std::string> handoff_node(std::string_view key) {
+  bytes::reader in(key);
+  auto node = read_part(in);
+  if (!node || !handoff_sequence(key)) return std::nullopt;
+  return std::string{*node};
+}
+
 }  // namespace billing::storage::keys

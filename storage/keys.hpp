@@ -121,6 +121,8 @@ result<std::string> handoff_key(std::string_view node_id, uint64_t sequence);
 result<std::string> handoff_prefix(std::string_view node_id);
 // The sequence at the end of a handoff key; nullopt if it is not one.
 std::optional<uint64_t> handoff_sequence(std::string_view key);
+// The target node id at the start of a handoff key; nullopt if it is not one.
+std::optional<std::string> handoff_node(std::string_view key);
 
 }  // namespace keys
 }  // namespace billing::storage

@@ -97,7 +97,7 @@ httpGet:
 {{- if and .Values.tls.clientCASecret (not .Values.tls.existingSecret) }}
 {{- fail "tls.clientCASecret (mTLS) needs tls.existingSecret (the server certificate)" }}
 {{- end }}
-{{- $managed := list "listen" "data-dir" "regions" "metald-region" "auth-tokens-file" "insecure-no-auth" "tls-cert-file" "tls-key-file" "tls-client-ca-file" "tls-client-auth" "config-file" "node-id" "cluster-members" "cluster-bind-address" "cluster-tls-cert-file" "cluster-tls-key-file" "cluster-tls-ca-file" }}
+{{- $managed := list "listen" "data-dir" "regions" "metald-region" "auth-tokens-file" "insecure-no-auth" "tls-cert-file" "tls-key-file" "tls-client-ca-file" "tls-client-auth" "config-file" "node-id" "cluster-members" "cluster-bind-address" "cluster-tls-cert-file" "cluster-tls-key-file" "cluster-tls-ca-file" "etcd-endpoints" "etcd-prefix" "etcd-lease-ttl-seconds" "shards" "cluster-address" "etcd-ca-file" "etcd-cert-file" "etcd-key-file" }}
 {{- range $key, $value := .Values.config }}
 {{- if has $key $managed }}
 {{- fail (printf "config.%s is set by the chart itself; use the chart's own values for it" $key) }}

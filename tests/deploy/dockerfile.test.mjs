@@ -30,7 +30,7 @@ const testOnlyPackages = new Map([
   ["openssl", "the TLS e2e tests make certificates with the CLI"],
   ["chromium", "the dashboard's browser test (e2e.ui)"],
   ["postgresql", "the PostgreSQL baseline of bench/pg_compare.sh"],
-  ["etcd-server", "the real etcd the cluster coordination tests start on loopback"],
+  ["etcd-server", "the real etcd that unit.cluster and e2e.etcd_cluster start (billingd talks to an etcd it is given)"],
 ]);
 
 describe("Dockerfile", () => {

@@ -66,14 +66,19 @@ function assertCommonShape(manifests, { namespace, replicas }) {
   const portNames = billingd.ports.map((p) => p.name);
   for (const port of [...headless.spec.ports, ...client.spec.ports]) assert.ok(portNames.includes(port.targetPort));
 
-  // --cluster-members: every pod's stable name under the headless Service, self included.
-  const members = flag(billingd.args, "cluster-members").split(",");
-  assert.equal(members.length, replicas);
+  // --cluster-members: every pod's stable name under the headless Service, self included
+  // (with etcd the members register there instead, each under its own stable name).
   const clusterPort = billingd.ports.find((p) => p.name === "cluster").containerPort;
-  members.forEach((member, ordinal) => {
-    const podName = `${statefulSet.metadata.name}-${ordinal}`;
-    assert.equal(member, `${podName}@${podName}.${headless.metadata.name}.${namespace}.svc.cluster.local:${clusterPort}`);
-  });
+  if (flag(billingd.args, "etcd-endpoints") === undefined) {
+    const members = flag(billingd.args, "cluster-members").split(",");
+    assert.equal(members.length, replicas);
+    members.forEach((member, ordinal) => {
+      const podName = `${statefulSet.metadata.name}-${ordinal}`;
+      assert.equal(member, `${podName}@${podName}.${headless.metadata.name}.${namespace}.svc.cluster.local:${clusterPort}`);
+    });
+  } else {
+    assert.equal(flag(billingd.args, "cluster-address"), `$(POD_NAME).${headless.metadata.name}.${namespace}.svc.cluster.local:${clusterPort}`);
+  }
   assert.equal(flag(billingd.args, "node-id"), "$(POD_NAME)");
   assert.deepEqual(billingd.env.find((e) => e.name === "POD_NAME")?.valueFrom, { fieldRef: { fieldPath: "metadata.name" } });
   assert.equal(flag(billingd.args, "cluster-bind-address"), "0.0.0.0");
@@ -187,6 +192,21 @@ describe("helm chart", () => {
                  "usage-billing-1@usage-billing-1.usage-billing-headless.eu.svc.cluster.local:4100");
   });
 
+  test("with etcd endpoints the nodes register in etcd instead of a static member list", () => {
+    const manifests = render({ namespace: "billing", args: valuesFile("etcd") });
+    const { billingd, statefulSet } = assertCommonShape(manifests, { namespace: "billing", replicas: 3 });
+    assert.equal(flag(billingd.args, "cluster-members"), undefined);
+    assert.equal(flag(billingd.args, "etcd-endpoints"), "https://etcd-0.etcd.billing.svc:2379,https://etcd-1.etcd.billing.svc:2379");
+    assert.equal(flag(billingd.args, "etcd-prefix"), "/billing/");
+    assert.equal(flag(billingd.args, "etcd-lease-ttl-seconds"), "10");
+    assert.equal(flag(billingd.args, "shards"), "256");
+    assert.equal(flag(billingd.args, "cluster-address"), "$(POD_NAME).billing-headless.billing.svc.cluster.local:4100");
+    for (const name of ["etcd-ca-file", "etcd-cert-file", "etcd-key-file"]) {
+      assert.equal(secretBehind(statefulSet, flag(billingd.args, name)), "billing-etcd-client", name);
+    }
+    assert.throws(() => render({ args: [...valuesFile("minimal"), "--set", "etcd.endpoints={etcd:2379}"] }), /etcd.endpoints/);
+  });
+
   test("bad values are refused before anything is applied", () => {
     const refused = (args, message) =>
       assert.throws(() => render({ args: [...valuesFile("minimal"), ...args] }), message, args.join(" "));
@@ -234,5 +254,10 @@ describe("helm chart", () => {
       .map((arg) => arg.replace("$(POD_NAME)", "billing-0").replace(/^--config-file=.*/, `--config-file=${ini}`));
     const withArgs = run([...args, "--dump-config"]);
     assert.equal(withArgs.status, 0, withArgs.stderr);
+
+    const etcdArgs = container(only(render({ namespace: "billing", args: valuesFile("etcd") }), "StatefulSet")).args
+      .map((arg) => arg.replace("$(POD_NAME)", "billing-0").replace(/^--config-file=.*/, `--config-file=${ini}`));
+    const withEtcd = run([...etcdArgs, "--dump-config"]);
+    assert.equal(withEtcd.status, 0, withEtcd.stderr);
   });
 });

@@ -116,3 +116,43 @@ TEST_CASE("a period cannot be finalized after a later one") {
   REQUIRE(all.ok());
   CHECK(all.value().empty());
 }
+
+TEST_CASE("cluster-wide numbers: finalization takes one block of numbers for its new invoices") {
+  temp_dir dir;
+  auto store = open_store(options_for(dir));
+  std::vector<uint64_t> asked;
+  bool available = true;
+  uint64_t next = 1000;  // the cluster's counter (etcd in billingd)
+  actors::invoicing_settings settings{hour, [] { return now; }};
+  settings.take_numbers = [&](uint64_t count) -> result<uint64_t> {
+    asked.push_back(count);
+    if (!available) return status{status_code::unavailable, "etcd unreachable"};
+    const uint64_t first = next;
+    next += count;
+    return first;
+  };
+  actors::invoicing billing_engine(store, settings);
+  REQUIRE(billing_engine.set_plan("", cpu_plan(july - 365 * day, 2'000'000'000'000), "ops").ok());
+  store_busy_hour(*store, july + 9 * day);
+  store_busy_hour(*store, august + 9 * day);
+
+  // No numbers to be had: nothing is finalized.
+  available = false;
+  auto refused = billing_engine.finalize(july, {"acme"}, "ops");
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error().code() == status_code::unavailable);
+  CHECK(storage::list_invoices(*store, "acme").value().empty());
+
+  available = true;
+  auto july_bills = billing_engine.finalize(july, {"acme"}, "ops");
+  REQUIRE(july_bills.ok());
+  CHECK(july_bills.value()[0].number == 1000);
+  // Finalizing again takes no number: the invoice exists.
+  asked.clear();
+  REQUIRE(billing_engine.finalize(july, {"acme"}, "ops").ok());
+  CHECK(asked.empty());
+  auto august_bills = billing_engine.finalize(august, {"acme"}, "ops");
+  REQUIRE(august_bills.ok());
+  CHECK(asked == std::vector<uint64_t>{1});
+  CHECK(august_bills.value()[0].number == 1001);
+}

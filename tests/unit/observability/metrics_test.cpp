@@ -71,8 +71,10 @@ TEST_CASE("cluster gauges appear only on a cluster node") {
   scrape_gauges gauges;
   metrics.set_scrape_source([&] { return gauges; });
   CHECK(metrics.render().find("billing_cluster") == std::string::npos);
-  gauges.cluster = scrape_gauges::cluster_figures{2, 5, 9, 4};
+  gauges.cluster = scrape_gauges::cluster_figures{2, 5, 9, 4, 0, {{"etcd_reachable", 0}}};
   const std::string text = metrics.render();
+  // Further kinds by name (etcd mode's etcd_reachable, fence_refused, ...).
+  CHECK(has_line(text, "billing_cluster{kind=\"etcd_reachable\"} 0"));
   CHECK(has_line(text, "billing_cluster{kind=\"peers_connected\"} 2"));
   CHECK(has_line(text, "billing_cluster{kind=\"handoff_pending\"} 5"));
   CHECK(has_line(text, "billing_cluster{kind=\"handoff_held\"} 9"));
