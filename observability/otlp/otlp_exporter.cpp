@@ -79,7 +79,10 @@ result<std::unique_ptr<otlp_exporter>> otlp_exporter::start(exporter_options opt
     return status{status_code::invalid_argument,
                   fmt::format("--otlp-endpoint: {}", url.error().message())};
   }
-  client::http_client http{url.value(), {options.ca_file, options.timeout}};
+  client::http_client_options http_options;
+  http_options.ca_file = options.ca_file;
+  http_options.timeout = options.timeout;
+  client::http_client http{url.value(), http_options};
   auto state = std::make_unique<impl>(
       impl{std::move(options), std::move(spans), std::move(resource), std::move(http), false});
   // The constructor is private, so make_unique cannot reach it.
