@@ -2,16 +2,35 @@
 // loopback for the cluster tests, and billingd nodes that coordinate through
 // it. etcd refuses port 0, so its ports are picked free first.
 import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import https from "node:https";
 import { freePort } from "./cluster.mjs";
 import { makeTempDir, removeTempDir, startServer } from "./server.mjs";
 
 const ETCD = process.env.ETCD_BINARY ?? "/usr/bin/etcd";
 
-export async function startEtcd() {
+// With `tls` ({ca, cert, key}: PEM file paths), etcd serves https and asks
+// every client for a certificate signed by `ca` (--client-cert-auth).
+// etcd's /health "health" field; over https with the test's client certificate.
+async function health(client, tls) {
+  if (!tls) return (await (await fetch(`${client}/health`)).json()).health;
+  const options = { ca: readFileSync(tls.ca), cert: readFileSync(tls.clientCert), key: readFileSync(tls.clientKey), timeout: 2000 };
+  return new Promise((resolve, reject) => {
+    https.get(`${client}/health`, options, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk) => (body += chunk));
+      res.on("end", () => resolve(JSON.parse(body).health));
+    }).on("error", reject);
+  });
+}
+
+export async function startEtcd({ tls } = {}) {
   const dir = makeTempDir("billing-etcd-");
   const clientPort = await freePort();
   const peerPort = await freePort();
-  const client = `http://127.0.0.1:${clientPort}`;
+  const client = `${tls ? "https" : "http"}://127.0.0.1:${clientPort}`;
+  const tlsArgs = tls ? [`--cert-file=${tls.cert}`, `--key-file=${tls.key}`, `--trusted-ca-file=${tls.ca}`, "--client-cert-auth"] : [];
   const peer = `http://127.0.0.1:${peerPort}`;
   let child;
   let log = "";
@@ -24,7 +43,7 @@ export async function startEtcd() {
       return child !== undefined && child.exitCode === null && child.signalCode === null;
     },
     async start() {
-      child = spawn(ETCD, [`--name=e2e`, `--data-dir=${dir}/data`, `--listen-client-urls=${client}`, `--advertise-client-urls=${client}`, `--listen-peer-urls=${peer}`, `--initial-advertise-peer-urls=${peer}`, `--initial-cluster=e2e=${peer}`], { stdio: ["ignore", "ignore", "pipe"] });
+      child = spawn(ETCD, [`--name=e2e`, `--data-dir=${dir}/data`, `--listen-client-urls=${client}`, `--advertise-client-urls=${client}`, `--listen-peer-urls=${peer}`, `--initial-advertise-peer-urls=${peer}`, `--initial-cluster=e2e=${peer}`, ...tlsArgs], { stdio: ["ignore", "ignore", "pipe"] });
       child.stderr.setEncoding("utf8");
       child.stderr.on("data", (chunk) => {
         if (log.length < 200_000) log += chunk;
@@ -32,8 +51,7 @@ export async function startEtcd() {
       const deadline = Date.now() + 20_000;
       for (;;) {
         try {
-          const answer = await fetch(`${client}/health`);
-          if (answer.ok && (await answer.json()).health === "true") return;
+          if ((await health(client, tls)) === "true") return;
         } catch {
           // not listening yet
         }
