@@ -8,6 +8,7 @@
 #include <map>
 #include <numeric>
 #include <optional>
+#include <set>
 #include <unordered_map>
 
 #include "actors/errors.hpp"
@@ -150,13 +151,20 @@ storage::ingest_record ingest_record_of(const model::customer_part& part, const 
   return record;
 }
 
-// Caches the stored totals of every rollup bucket `window` adds to, so that
-// a window is judged against them before it is accepted.
-status load_rollup_totals(ledger_state& st, const model::usage_window& window) {
+// Caches the stored totals of every rollup bucket `windows` add to, in one
+// batched read, so that each window is judged against them before it is
+// accepted.
+const model::usage_window& as_window(const model::usage_window& window) { return window; }
+const model::usage_window& as_window(const model::usage_window* window) { return *window; }
+
+template <class Windows>
+status load_rollup_totals(ledger_state& st, const Windows& windows) {
   auto& cached = st.rollup_totals.values;
+  std::set<model::rollup_id_view, model::rollup_id_less> seen;
   std::vector<model::rollup_id> unread;
-  for (const auto& id : model::rollup_buckets_of(window)) {
-    if (cached.find(id) == cached.end()) {
+  for (const auto& window : windows) {
+    for (const auto& id : model::rollup_buckets_of(as_window(window))) {
+      if (cached.find(id) != cached.end() || !seen.insert(id).second) continue;
       unread.push_back({id.grain, id.bucket_start_ns, std::string(id.region),
                         std::string(id.vm_id)});
     }
@@ -170,14 +178,6 @@ status load_rollup_totals(ledger_state& st, const model::usage_window& window) {
   return status::ok_status();
 }
 
-// Adds a window to `rollups` unless that would take a stored total past
-// kUsageSumMax: then out_of_range, nothing added, and the window is refused
-// alone (REJECT_REASON_TOTAL_OUT_OF_RANGE), never failing the group.
-status add_to_rollups(ledger_state& st, const model::usage_window& window,
-                      model::rollup_accumulator& rollups) {
-  if (status loaded = load_rollup_totals(st, window); !loaded.ok()) return loaded;
-  return rollups.add(window, &st.rollup_totals.values);
-}
 
 constexpr std::string_view total_out_of_range_message =
     "storing this window would take a usage total of its VM past 2^127-1";
@@ -241,6 +241,7 @@ result<std::vector<outcomes>> judge_group(ledger_state& st, storage::write_set& 
   }
   auto stored = st.store->find_stored(identities);
   if (!stored.ok()) return stored.error();
+  if (status loaded = load_rollup_totals(st, flat_windows); !loaded.ok()) return loaded;
   // A repeat of a window that is not stored is judged against the first
   // one, which this group accepts (or the whole group fails).
   const auto repeats = earlier_repeats(identities);
@@ -263,7 +264,9 @@ result<std::vector<outcomes>> judge_group(ledger_state& st, storage::write_set& 
         existing = flat_windows[repeats[flat]];
       }
       if (existing == nullptr) {
-        if (status added = add_to_rollups(st, window, rollups); !added.ok()) {
+        // Past kUsageSumMax of a stored total (loaded above): refused alone
+        // (REJECT_REASON_TOTAL_OUT_OF_RANGE), nothing added, never failing the group.
+        if (status added = rollups.add(window, &st.rollup_totals.values); !added.ok()) {
           if (added.code() != status_code::out_of_range) return added;
           part_outcomes.push_back(model::item_outcome::rejected(
               index, model::reject_reason::total_out_of_range,
@@ -322,8 +325,8 @@ result<std::vector<result<uint32_t>>> judge_metald(ledger_state& st, storage::wr
       const auto pieces = model::split_at_hours(*applied->window);
       model::rollup_accumulator op_rollups;
       status added = status::ok_status();
+      added = load_rollup_totals(st, pieces);
       for (const auto& piece : pieces) {
-        if (added.ok()) added = load_rollup_totals(st, piece);
         if (added.ok()) added = op_rollups.add(piece);
       }
       if (added.ok()) added = rollups.add_all(op_rollups, &st.rollup_totals.values);
