@@ -151,12 +151,12 @@ storage::ingest_record ingest_record_of(const model::customer_part& part, const 
   return record;
 }
 
-// Caches the stored totals of every rollup bucket `windows` add to, in one
-// batched read, so that each window is judged against them before it is
-// accepted.
 const model::usage_window& as_window(const model::usage_window& window) { return window; }
 const model::usage_window& as_window(const model::usage_window* window) { return *window; }
 
+// Caches the stored totals of every rollup bucket `windows` add to, in one
+// batched read, so that each window is judged against them before it is
+// accepted (and put_rollup_totals finds every bucket it writes cached).
 template <class Windows>
 status load_rollup_totals(ledger_state& st, const Windows& windows) {
   auto& cached = st.rollup_totals.values;
@@ -177,7 +177,6 @@ status load_rollup_totals(ledger_state& st, const Windows& windows) {
   }
   return status::ok_status();
 }
-
 
 constexpr std::string_view total_out_of_range_message =
     "storing this window would take a usage total of its VM past 2^127-1";
@@ -324,8 +323,7 @@ result<std::vector<result<uint32_t>>> judge_metald(ledger_state& st, storage::wr
       // fails alone, and the VM's state does not move.
       const auto pieces = model::split_at_hours(*applied->window);
       model::rollup_accumulator op_rollups;
-      status added = status::ok_status();
-      added = load_rollup_totals(st, pieces);
+      status added = load_rollup_totals(st, pieces);
       for (const auto& piece : pieces) {
         if (added.ok()) added = op_rollups.add(piece);
       }
@@ -508,23 +506,19 @@ void publish_committed(ledger_pointer self) {
 // Merges, since this ledger is the only writer of its customer's rollups and
 // so knows their stored totals (read once per bucket, then cached). A Merge
 // made RocksDB count the key's operands in the memtable on every write
-// (max_successive_merges), the largest single cost of ingest. Windows were
-// checked against these totals as they were accepted, so a failed merge here
-// is a defect (the group fails).
+// (max_successive_merges), the largest single cost of ingest. Every bucket's
+// stored total was loaded (load_rollup_totals) and every window checked
+// against it before it was accepted, so a missing total or a failed merge
+// here is a defect (the group fails).
 status put_rollup_totals(ledger_state& st, const model::rollup_accumulator& added,
                          storage::write_set& writes) {
   auto& cache = st.rollup_totals;
-  std::vector<model::rollup_id> unread;
   for (const auto& [id, value] : added.buckets()) {
-    if (!cache.values.contains(id)) unread.push_back(id);
-  }
-  auto stored = st.store->find_rollups(st.customer_id, unread);
-  if (!stored.ok()) return stored.error();
-  for (size_t i = 0; i < unread.size(); ++i) {
-    cache.values.emplace(unread[i], stored.value()[i].value_or(model::rollup_value{}));
-  }
-  for (const auto& [id, value] : added.buckets()) {
-    model::rollup_value total = cache.values.find(id)->second;
+    const auto cached = cache.values.find(id);
+    if (cached == cache.values.end()) {
+      return {status_code::internal, "a rollup total was not loaded before its group was judged"};
+    }
+    model::rollup_value total = cached->second;
     if (status merged = total.merge(value); !merged.ok()) return merged;
     writes.put_rollup(st.customer_id, id, total);
     cache.staged.emplace(id, total);
