@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "ctl/table.hpp"
+#include "model/usage_totals.hpp"
 
 namespace billing::ctl {
 namespace {
@@ -32,20 +33,13 @@ std::string exact_total(const std::string& decimal, uint64_t value) {
 // Exact VM-hours (ns / 3.6e12) to 3 decimals, truncated: integers only, in
 // 128 bits since a customer's month passes 2^64 ns.
 std::string hours(const std::string& decimal, uint64_t value) {
-  using u128 = unsigned __int128;
-  u128 nanos = value;
+  model::usage_sum nanos = value;
   if (!decimal.empty()) {
     nanos = 0;
-    for (char digit : decimal) nanos = nanos * 10 + static_cast<u128>(digit - '0');
+    for (char digit : decimal) nanos = nanos * 10 + static_cast<model::usage_sum>(digit - '0');
   }
-  constexpr u128 kNanosPerHour = 3'600'000'000'000;
-  u128 whole = nanos / kNanosPerHour;
-  std::string digits;
-  do {
-    digits.insert(digits.begin(), static_cast<char>('0' + static_cast<int>(whole % 10)));
-    whole /= 10;
-  } while (whole != 0);
-  return fmt::format("{}.{:03}", digits,
+  constexpr model::usage_sum kNanosPerHour = 3'600'000'000'000;
+  return fmt::format("{}.{:03}", model::format_usage_sum(nanos / kNanosPerHour),
                      static_cast<uint64_t>(nanos % kNanosPerHour / (kNanosPerHour / 1000)));
 }
 
