@@ -103,6 +103,11 @@ struct ledger_state {
   durable_cache<model::rollup_accumulator::bucket_map> rollup_totals;
   uint64_t commit_id = 0;
   bool in_flight = false;
+  // Replicated (issue 16): the shards this node leads, and the epoch the
+  // caches above were filled at (another epoch: this node may have followed
+  // the shard meanwhile, so they are read again).
+  std::shared_ptr<const shard_terms> terms;
+  uint64_t cached_epoch = 0;
 
   std::vector<subscriber_actor> subscribers;
   std::vector<pending_subscriber> waiting_subscribers;
@@ -151,8 +156,12 @@ storage::ingest_record ingest_record_of(const model::customer_part& part, const 
   return record;
 }
 
-const model::usage_window& as_window(const model::usage_window& window) { return window; }
-const model::usage_window& as_window(const model::usage_window* window) { return *window; }
+const model::usage_window& as_window(const model::usage_window& window) {
+  return window;
+}
+const model::usage_window& as_window(const model::usage_window* window) {
+  return *window;
+}
 
 // Caches the stored totals of every rollup bucket `windows` add to, in one
 // batched read, so that each window is judged against them before it is
@@ -165,8 +174,8 @@ status load_rollup_totals(ledger_state& st, const Windows& windows) {
   for (const auto& window : windows) {
     for (const auto& id : model::rollup_buckets_of(as_window(window))) {
       if (cached.find(id) != cached.end() || !seen.insert(id).second) continue;
-      unread.push_back({id.grain, id.bucket_start_ns, std::string(id.region),
-                        std::string(id.vm_id)});
+      unread.push_back(
+          {id.grain, id.bucket_start_ns, std::string(id.region), std::string(id.vm_id)});
     }
   }
   if (unread.empty()) return status::ok_status();
@@ -267,9 +276,9 @@ result<std::vector<outcomes>> judge_group(ledger_state& st, storage::write_set& 
         // (REJECT_REASON_TOTAL_OUT_OF_RANGE), nothing added, never failing the group.
         if (status added = rollups.add(window, &st.rollup_totals.values); !added.ok()) {
           if (added.code() != status_code::out_of_range) return added;
-          part_outcomes.push_back(model::item_outcome::rejected(
-              index, model::reject_reason::total_out_of_range,
-              std::string(total_out_of_range_message)));
+          part_outcomes.push_back(
+              model::item_outcome::rejected(index, model::reject_reason::total_out_of_range,
+                                            std::string(total_out_of_range_message)));
           continue;
         }
         if (status added = accept_window(st, window, writes, usage); !added.ok()) return added;
@@ -569,6 +578,19 @@ void start_commit(ledger_pointer self) {
   st.waiting_metald.clear();
 
   storage::write_set writes;
+  if (st.terms) {
+    auto served = st.terms->serving(st.customer_id);
+    if (!served.ok()) {
+      fail_committing(st, served.error());
+      return;
+    }
+    if (served.value().epoch != st.cached_epoch) {
+      st.vm_states = {};
+      st.rollup_totals = {};
+      st.cached_epoch = served.value().epoch;
+    }
+    writes.replicate_as_leader(served.value().shard, served.value().epoch);
+  }
   model::rollup_accumulator rollups;
   auto judged = judge_group(st, writes, rollups);
   if (!judged.ok()) {
@@ -607,7 +629,9 @@ bool is_idle(const ledger_state& st) {
 customer_actor::behavior_type customer_ledger(ledger_pointer self, std::string customer_id,
                                               std::shared_ptr<actor_gauges> gauges,
                                               std::chrono::seconds idle, int64_t max_window_ns,
-                                              std::shared_ptr<storage::ledger_store> store) {
+                                              std::shared_ptr<storage::ledger_store> store,
+                                              std::shared_ptr<const shard_terms> terms) {
+  self->state.terms = std::move(terms);
   self->state.customer_id = std::move(customer_id);
   self->state.max_window_ns = max_window_ns;
   self->state.store = std::move(store);
@@ -631,7 +655,14 @@ customer_actor::behavior_type customer_ledger(ledger_pointer self, std::string c
         if (!st.in_flight || id != st.commit_id) return;  // cannot happen; be safe
         st.in_flight = false;
         const status done{static_cast<status_code>(code), std::move(message)};
-        if (done.ok()) {
+        if (done.code() == status_code::deadline_exceeded) {
+          // Durable here but not (yet) on a majority of the shard's replicas:
+          // the caches hold what is stored, the callers learn it is not
+          // acknowledged (a retry is judged against what is stored).
+          st.vm_states.commit_staged();
+          st.rollup_totals.commit_staged(max_cached_rollups);
+          fail_committing(st, status{status_code::unavailable, done.message()});
+        } else if (done.ok()) {
           st.vm_states.commit_staged();
           st.rollup_totals.commit_staged(max_cached_rollups);
           deliver_committed(st);
@@ -669,9 +700,10 @@ customer_actor::behavior_type customer_ledger(ledger_pointer self, std::string c
 customer_actor spawn_customer_ledger(caf::actor_system& system, std::string customer_id,
                                      std::shared_ptr<storage::ledger_store> store,
                                      std::shared_ptr<actor_gauges> gauges,
-                                     std::chrono::seconds idle, int64_t max_window_ns) {
+                                     std::chrono::seconds idle, int64_t max_window_ns,
+                                     std::shared_ptr<const shard_terms> terms) {
   return system.spawn(customer_ledger, std::move(customer_id), std::move(gauges), idle,
-                      max_window_ns, std::move(store));
+                      max_window_ns, std::move(store), std::move(terms));
 }
 
 }  // namespace billing::actors

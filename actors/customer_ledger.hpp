@@ -10,6 +10,7 @@
 
 #include "actors/actor_gauges.hpp"
 #include "actors/messages.hpp"
+#include "actors/shard_terms.hpp"
 #include "storage/ledger_store.hpp"
 
 namespace billing::actors {
@@ -24,6 +25,7 @@ customer_actor spawn_customer_ledger(caf::actor_system& system, std::string cust
                                      std::shared_ptr<storage::ledger_store> store,
                                      std::shared_ptr<actor_gauges> gauges = nullptr,
                                      std::chrono::seconds idle = std::chrono::seconds{0},
-                                     int64_t max_window_ns = int64_t{3600} * 1'000'000'000);
+                                     int64_t max_window_ns = int64_t{3600} * 1'000'000'000,
+                                     std::shared_ptr<const shard_terms> terms = nullptr);
 
 }  // namespace billing::actors

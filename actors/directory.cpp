@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <string>
 
 #include "actors/customer_ledger.hpp"
@@ -132,15 +133,24 @@ directory_actor::behavior_type directory(directory_pointer self, ingest_settings
     auto& st = self->state;
     auto it = st.ledger_by_customer.find(customer_id);
     if (it == st.ledger_by_customer.end()) {
-      auto child =
-          spawn_customer_ledger(self->system(), customer_id, st.store, st.gauges,
-                                st.settings.customer_idle, st.settings.limits.max_window_ns);
+      auto child = spawn_customer_ledger(self->system(), customer_id, st.store, st.gauges,
+                                         st.settings.customer_idle,
+                                         st.settings.limits.max_window_ns, st.settings.terms);
       self->link_to(child);
       it = st.ledger_by_customer.emplace(customer_id, std::move(child)).first;
     }
     return it->second;
   };
 
+  // Replicated ledgers: a customer is served only by its shard's leader
+  // once that holds every acknowledged write (actors/shard_terms.hpp).
+  auto unserved = [self](const std::string& customer_id) -> std::optional<caf::error> {
+    const auto& terms = self->state.settings.terms;
+    if (!terms || customer_id.empty()) return std::nullopt;
+    auto served = terms->serving(customer_id);
+    if (served.ok()) return std::nullopt;
+    return to_error(served.error());
+  };
   auto next_worker = [self] {
     auto& st = self->state;
     return st.query_workers[st.next_worker++ % st.query_workers.size()];
@@ -155,16 +165,20 @@ directory_actor::behavior_type directory(directory_pointer self, ingest_settings
           -> caf::delegated<std::vector<model::item_outcome>> {
         return self->delegate(ledger_for(part.customer_id), atom, std::move(part));
       },
-      [self, next_worker](usage_atom atom,
-                          model::usage_query& query) -> caf::delegated<model::customer_usage> {
+      [self, next_worker, unserved](
+          usage_atom atom, model::usage_query& query) -> caf::result<model::customer_usage> {
+        if (auto refused = unserved(query.customer_id)) return std::move(*refused);
         return self->delegate(next_worker(), atom, std::move(query));
       },
-      [self, next_worker](window_atom atom,
-                          model::window_query& query) -> caf::delegated<model::billing_window> {
+      [self, next_worker, unserved](
+          window_atom atom, model::window_query& query) -> caf::result<model::billing_window> {
+        if (auto refused = unserved(query.customer_id)) return std::move(*refused);
         return self->delegate(next_worker(), atom, std::move(query));
       },
-      [self, ledger_for](subscribe_atom atom, const std::string& customer_id,
-                         subscriber_actor& subscriber) -> caf::delegated<model::usage_update> {
+      [self, ledger_for, unserved](
+          subscribe_atom atom, const std::string& customer_id,
+          subscriber_actor& subscriber) -> caf::result<model::usage_update> {
+        if (auto refused = unserved(customer_id)) return std::move(*refused);
         return self->delegate(ledger_for(customer_id), atom, std::move(subscriber));
       },
       [self, ledger_for](metald_atom atom, model::metald_op& op) -> caf::delegated<uint32_t> {
@@ -185,7 +199,9 @@ directory_actor::behavior_type directory(directory_pointer self, ingest_settings
         auto importer = self->system().spawn<caf::detached>(record_importer, self->state.store);
         return self->delegate(importer, atom, std::move(moved));
       },
-      [self](call_atom atom, forwarded_call& call) -> caf::result<std::vector<std::string>> {
+      [self, unserved](call_atom atom,
+                       forwarded_call& call) -> caf::result<std::vector<std::string>> {
+        if (auto refused = unserved(call.customer_id)) return std::move(*refused);
         if (!self->state.calls) {
           return to_error(status{status_code::unimplemented, "no such call: " + call.method});
         }

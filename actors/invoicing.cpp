@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "model/calendar.hpp"
 #include "storage/billing_records.hpp"
@@ -66,8 +67,19 @@ invoicing::invoicing(std::shared_ptr<storage::ledger_store> store, invoicing_set
   if (!settings_.clock) settings_.clock = model::unix_now_ns;
 }
 
-status invoicing::commit(storage::write_set writes) {
-  return store_->commit_and_wait(std::move(writes));
+status invoicing::commit(const std::string& customer_id, storage::write_set writes) {
+  if (settings_.terms && !customer_id.empty()) {
+    // Replicated: written as the customer's shard leader, acknowledged by a
+    // majority of its replicas (the default plan is set on every node).
+    auto served = settings_.terms->serving(customer_id);
+    if (!served.ok()) return served.error();
+    writes.replicate_as_leader(served.value().shard, served.value().epoch);
+  }
+  status done = store_->commit_and_wait(std::move(writes));
+  if (done.code() == status_code::deadline_exceeded) {
+    return {status_code::unavailable, done.message()};
+  }
+  return done;
 }
 
 result<std::vector<model::plan_version>> invoicing::plan(const std::string& customer_id) const {
@@ -109,7 +121,7 @@ result<std::vector<model::plan_version>> invoicing::set_plan(const std::string& 
   storage::write_set writes;
   writes.put_plan_version(customer_id, version);
   writes.put_audit(customer_id, "plan.set", who, describe(version));
-  if (status written = commit(std::move(writes)); !written.ok()) return written;
+  if (status written = commit(customer_id, std::move(writes)); !written.ok()) return written;
   return plan(customer_id);
 }
 
@@ -157,7 +169,7 @@ result<model::invoice> invoicing::get_invoice(const std::string& customer_id,
   writes.put_audit(customer_id, "invoice.draft", who,
                    fmt::format("period_start_ns={} total={}", period_start_ns,
                                model::format_money(bill.value().total)));
-  if (status written = commit(std::move(writes)); !written.ok()) return written;
+  if (status written = commit(customer_id, std::move(writes)); !written.ok()) return written;
   return bill;
 }
 
@@ -181,6 +193,12 @@ result<std::vector<model::invoice>> invoicing::finalize(int64_t period_start_ns,
     auto used = storage::customers_with_usage(*store_, start_ns, end_ns);
     if (!used.ok()) return used.error();
     customer_ids = std::move(used).value();
+    // Replicated: followers hold these customers too; their leaders finalize.
+    if (settings_.terms) {
+      std::erase_if(customer_ids, [&](const std::string& customer_id) {
+        return !settings_.terms->serving(customer_id).ok();
+      });
+    }
   }
   std::sort(customer_ids.begin(), customer_ids.end());
   customer_ids.erase(std::unique(customer_ids.begin(), customer_ids.end()), customer_ids.end());
@@ -217,6 +235,9 @@ result<std::vector<model::invoice>> invoicing::finalize(int64_t period_start_ns,
     if (!taken.ok()) return taken.error();
     next_number = taken.value();
   }
+  // One write with every invoice; replicated, one per customer (each is its
+  // shard's log entry), then the counters: a failure part-way leaves the
+  // invoices written so far finalized, and a retry finalizes the rest.
   storage::write_set writes;
   for (const size_t index : fresh) {
     auto& bill = answer[index];
@@ -233,10 +254,15 @@ result<std::vector<model::invoice>> invoicing::finalize(int64_t period_start_ns,
           fmt::format("invoice {} adjusts period_start_ns={} by {}", bill.number,
                       line.adjusted_period_start_ns, model::format_money(line.amount)));
     }
+    if (settings_.terms) {
+      if (status written = commit(bill.customer_id, std::exchange(writes, {})); !written.ok()) {
+        return written;
+      }
+    }
   }
   writes.put_invoice_counters(std::max(next_number, counters.value().next_number),
                               std::max(counters.value().finalized_through_ns, end_ns));
-  if (status written = commit(std::move(writes)); !written.ok()) return written;
+  if (status written = commit("", std::move(writes)); !written.ok()) return written;
   return answer;
 }
 

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "actors/shard_terms.hpp"
 #include "model/invoice.hpp"
 #include "model/pricing.hpp"
 #include "storage/ledger_store.hpp"
@@ -31,6 +32,9 @@ struct invoicing_settings {
   // numbers no other node or run gets, answering the first. Unset: numbers
   // come from this ledger's own sequence.
   std::function<result<uint64_t>(uint64_t count)> take_numbers{};
+  // Replicated ledgers (issue 16): customers' writes go to their shard's log
+  // as its leader; null when not replicated.
+  std::shared_ptr<const shard_terms> terms{};
 };
 
 // Feeds `builder` what an invoice of [start_ns, end_ns) is computed from: the
@@ -73,7 +77,7 @@ class invoicing {
   // charges() plus adjustment lines for late data in finalized earlier periods.
   result<model::invoice> draft(const std::string& customer_id, int64_t start_ns,
                                int64_t end_ns) const;
-  status commit(storage::write_set writes);
+  status commit(const std::string& customer_id, storage::write_set writes);
 
   std::shared_ptr<storage::ledger_store> store_;
   invoicing_settings settings_;

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "actors/messages.hpp"
+#include "actors/shard_terms.hpp"
 #include "model/validation.hpp"
 
 namespace billing::actors {
@@ -19,6 +20,9 @@ struct ingest_settings {
   // A customer ledger with nothing to do for this long stops (its state is
   // all in RocksDB; the next message respawns it). 0: never.
   std::chrono::seconds customer_idle{600};
+  // Replicated ledgers (issue 16): the shards this node serves as leader;
+  // null when not replicated (every customer here is served here).
+  std::shared_ptr<const shard_terms> terms;
 };
 
 // The pure part of an ingest: resolves each window's region against the

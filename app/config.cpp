@@ -154,7 +154,14 @@ billingd_config::billingd_config() {
            "with --etcd-endpoints: customers hash to this many shards; fixed when the cluster "
            "is created (the count stored in etcd wins)")
       .add(replication_factor, "replication-factor",
-           "with --etcd-endpoints: nodes in each shard's replica set (the first leads)")
+           "with --etcd-endpoints: nodes in each shard's replica set (the first leads); above 1 "
+           "a write is acknowledged once a majority of them hold it durably")
+      .add(replication_log_entries, "replication-log-entries",
+           "with --replication-factor above 1: entries each shard's log keeps; a replica "
+           "further behind (or empty) gets a snapshot of the shard instead")
+      .add(replication_ack_timeout_ms, "replication-ack-timeout-ms",
+           "with --replication-factor above 1: a write a majority of its shard's replicas do not "
+           "hold durably within this long answers unavailable (clients retry)")
       .add(etcd_max_shard_moves, "etcd-max-shard-moves",
            "with --etcd-endpoints: shards with a live leader one node moves per poll at most "
            "(shards whose leader is gone move at once)")
@@ -219,6 +226,7 @@ result<storage::store_options> billingd_config::store_options() const {
   options.block_cache_bytes = block_cache_bytes;
   options.raw_retention_ns = raw_retention_ns();
   options.rocksdb_log_dir = rocksdb_log_dir;
+  options.replication_log_entries = std::max<uint64_t>(replication_log_entries, 1);
   using observability::log_level;
   constexpr std::pair<std::string_view, log_level> levels[] = {{"debug", log_level::debug},
                                                                {"info", log_level::info},
@@ -413,8 +421,24 @@ cluster::etcd::coordinator_settings billingd_config::coordinator_settings() cons
   return settings;
 }
 
+bool billingd_config::replicated() const {
+  return etcd_mode() && replication_factor > 1;
+}
+
+cluster::replication::replicator_settings billingd_config::replicator_settings() const {
+  cluster::replication::replicator_settings settings;
+  settings.self_id = node_id;
+  settings.ack_timeout =
+      std::chrono::milliseconds{std::max<uint32_t>(replication_ack_timeout_ms, 10)};
+  settings.peer_timeout =
+      std::chrono::milliseconds{std::max<uint32_t>(cluster_peer_timeout_ms, 10)};
+  settings.tls = router_settings().tls;
+  return settings;
+}
+
 cluster::router_settings billingd_config::router_settings() const {
   cluster::router_settings settings;
+  settings.replicated = replicated();
   settings.peer_timeout = std::chrono::milliseconds{cluster_peer_timeout_ms};
   settings.retry_interval =
       std::chrono::milliseconds{std::max<uint32_t>(cluster_retry_interval_ms, 10)};

@@ -16,6 +16,7 @@
 #include "cluster/etcd/etcd_client.hpp"
 #include "cluster/membership.hpp"
 #include "cluster/node_router.hpp"
+#include "cluster/replication/replicator.hpp"
 #include "gateway/connect_server.hpp"
 #include "gateway/services/collector_service.hpp"
 #include "gateway/services/metald_service.hpp"
@@ -110,8 +111,10 @@ class billingd_config : public caf::actor_system_config {
   std::string etcd_key_file;
   std::string cluster_address;
   bool etcd_leave_on_stop = false;
-  uint32_t shards = 256;               // fixed when the cluster is created
-  uint32_t replication_factor = 1;     // replicas per shard (the leader serves)
+  uint32_t shards = 256;            // fixed when the cluster is created
+  uint32_t replication_factor = 1;  // replicas per shard (the leader serves)
+  uint32_t replication_ack_timeout_ms = 5'000;
+  uint64_t replication_log_entries = 20'000;
   uint32_t etcd_max_shard_moves = 16;  // rebalancing moves per node and poll
 
   // Settings of each module, derived from the fields above; errors name the flag.
@@ -131,6 +134,9 @@ class billingd_config : public caf::actor_system_config {
   // cluster is configured. invalid_argument names the bad flag.
   result<std::optional<cluster::membership>> membership() const;
   cluster::router_settings router_settings() const;
+  // Replicated ledgers (issue 16): etcd mode with a replication factor above 1.
+  bool replicated() const;
+  cluster::replication::replicator_settings replicator_settings() const;
   bool etcd_mode() const { return !etcd_endpoints.empty(); }
   // The etcd client's settings of the --etcd-* flags.
   result<cluster::etcd::etcd_settings> etcd_settings() const;

@@ -12,6 +12,7 @@
 #include "actors/directory.hpp"
 #include "app/config.hpp"
 #include "app/dump.hpp"
+#include "app/replication_setup.hpp"
 #include "cluster/etcd/coordinator.hpp"
 #include "cluster/etcd/counter.hpp"
 #include "cluster/handover.hpp"
@@ -109,6 +110,11 @@ result<started_directory> start_directory(caf::actor_system& system, const billi
   }
   log_info("cluster node {} of {} members; peers reach it on {}:{}{}", members->self().node_id,
            members->members().size(), bind, port.value(), settings.tls ? " (TLS)" : "");
+  // Replicated: every replica of a shard holds its customers; nothing moves
+  // by hand-over (a replica that joins gets a snapshot).
+  if (config.replicated()) {
+    return started_directory{node->router, {}, caf::actor_cast<caf::actor>(node->fence)};
+  }
   cluster::handover_settings handover_settings;
   // etcd mode: members change while the node runs, so the passes go on.
   handover_settings.keep_running = config.etcd_mode();
@@ -251,10 +257,14 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
         return cluster::etcd::take_from_counter(*etcd, "invoice_number", count);
       };
     }
+    auto replication = start_replication(system, config, store.value());
+    invoicing_settings.terms = replication.terms;
     auto invoicing = std::make_shared<actors::invoicing>(store.value(), invoicing_settings);
+    auto ingest_settings = config.ingest_settings();
+    ingest_settings.terms = replication.terms;
     auto make_local_directory = [&](actors::directory_actor parts_router) {
       return actors::spawn_directory(
-          system, config.ingest_settings(), config.query_settings(), store.value(), actor_gauges,
+          system, ingest_settings, config.query_settings(), store.value(), actor_gauges,
           std::move(parts_router),
           gateway::invoice_call_executor(invoicing, config.ingest_settings().limits));
     };
@@ -266,11 +276,17 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
       log_error("{}", directory.error().message());
       return 1;
     }
+    if (replication.replicator) {
+      caf::anon_send(directory->fence, cluster::replicator_atom::value, replication.replicator);
+    }
     std::unique_ptr<cluster::etcd::coordinator> coordinator;
     if (etcd) {
+      auto coordinator_settings = config.coordinator_settings();
+      coordinator_settings.terms = replication.terms;
+      coordinator_settings.replicator = replication.replicator;
       coordinator = std::make_unique<cluster::etcd::coordinator>(
-          etcd, config.coordinator_settings(), directory->directory, directory->handover,
-          directory->fence, etcd_gauges);
+          etcd, coordinator_settings, directory->directory, directory->handover, directory->fence,
+          etcd_gauges);
       // Serving before the member set is known would store others' customers
       // here (the hand-over would move them later); wait a little for it.
       if (!coordinator->wait_registered(3 * config.etcd_settings().value().timeout)) {
@@ -336,7 +352,8 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
     };
     gateway::connect_server server{server_options.value(), std::move(router)};
     metrics->set_scrape_source([&server, ledger = store.value(), actor_gauges, cluster_gauges,
-                                etcd_gauges, etcd_mode = config.etcd_mode()] {
+                                etcd_gauges, replication_gauges = replication.gauges,
+                                etcd_mode = config.etcd_mode()] {
       const auto stats = ledger->stats();
       observability::scrape_gauges gauges;
       gauges.ledger_commits = stats.commits_requested;
@@ -369,6 +386,7 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
               {"shards_led", etcd_gauges->shards_led.load()},
               {"placement_changes", static_cast<int64_t>(etcd_gauges->placement_changes.load())},
               {"fence_refused", static_cast<int64_t>(etcd_gauges->fence_refused.load())}};
+          add_replication_figures(*replication_gauges, gauges.cluster->more);
         }
       }
       return gauges;
@@ -405,6 +423,9 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
     if (directory->handover)
       caf::anon_send_exit(directory->handover, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(directory->directory, caf::exit_reason::user_shutdown);
+    if (replication.replicator) {
+      caf::anon_send_exit(replication.replicator, caf::exit_reason::user_shutdown);
+    }
   }                       // the actor system waits for every actor; the last ledger reference goes
   store.value().reset();  // closes RocksDB after the committer drained
   log_info("billingd stopped");
@@ -473,6 +494,7 @@ int main(int argc, char** argv) {
   billingd_config config;
   actors::add_message_types(config);
   config.add_message_type<cluster::shard_fence>("billing.shard_fence");
+  app::add_replication_message_types(config);
   config.load<caf::io::middleman>();
   auto args = normalize_arguments(config, argc, argv);
   if (auto error = config.parse(args, "billingd.ini")) {

@@ -38,6 +38,7 @@ struct fence_state {
   std::string self_id;
   std::vector<shard_assignment> known;
   std::shared_ptr<std::atomic<uint64_t>> refused;
+  caf::actor replicator;  // replicated ledgers: handed to peers that ask
   static inline const char* name = "shard_fence";
 };
 
@@ -126,6 +127,10 @@ fenced_directory_actor::behavior_type fence(fence_pointer self, actors::director
       [self](shards_atom, std::vector<shard_assignment>& shards) {
         self->state.known = std::move(shards);
       },
+      [self](replicator_atom, caf::actor& replicator) {
+        self->state.replicator = std::move(replicator);
+      },
+      [self](replicator_atom) { return self->state.replicator; },
   };
 }
 

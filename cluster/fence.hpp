@@ -26,6 +26,9 @@ namespace billing::cluster {
 
 using fenced_atom = caf::atom_constant<caf::atom("fenced")>;
 using shards_atom = caf::atom_constant<caf::atom("shards")>;
+// Replicated ledgers: the node's replicator (cluster/replication), set
+// once at start and asked for by peers' replicators.
+using replicator_atom = caf::atom_constant<caf::atom("replctr")>;
 
 // What a node publishes in etcd mode: the directory interface (calls about
 // no shard: locating a VM, calls run on every node) plus each customer call
@@ -46,7 +49,9 @@ using fenced_directory_actor = actors::directory_actor::extend<
     caf::replies_to<fenced_atom, shard_fence, actors::call_atom,
                     actors::forwarded_call>::with<std::vector<std::string>>,
     // This node's current placement (from the coordinator).
-    caf::reacts_to<shards_atom, std::vector<shard_assignment>>>;
+    caf::reacts_to<shards_atom, std::vector<shard_assignment>>,
+    caf::reacts_to<replicator_atom, caf::actor>,
+    caf::replies_to<replicator_atom>::with<caf::actor>>;
 
 // ok, or `aborted` when node `self_id`, whose view of the shards is
 // `known`, must refuse a message carrying `fence`.

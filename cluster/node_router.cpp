@@ -256,6 +256,10 @@ caf::result<Answer> route_write(router_pointer self, Atom atom, Write& write) {
   return route_to_owner<Answer>(
       self, atom, write,
       [self](peer_link& peer, Write held, caf::typed_response_promise<Answer> promise) {
+        if (self->state.settings.replicated) {
+          promise.deliver(actors::to_error(unreachable(peer, held.customer_id)));
+          return;
+        }
         hold(self, peer, std::move(held), promise);
       });
 }

@@ -35,6 +35,10 @@ struct router_settings {
   // etcd mode: peers get this node's directory behind an epoch fence
   // (cluster/fence.hpp), which counts what it refuses here.
   bool fenced = false;
+  // Replicated ledgers (etcd, R > 1): a write is acknowledged only by a
+  // majority of its shard's replicas, so one for an unreachable or refusing
+  // leader is answered unavailable rather than held on this node alone.
+  bool replicated = false;
   std::shared_ptr<std::atomic<uint64_t>> fence_refused;
 };
 

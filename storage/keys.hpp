@@ -33,13 +33,15 @@ enum family : uint32_t {
   metald_gaps_family = 10,
   // Cluster (issue 5): parts held for an unreachable owner node (hinted handoff).
   handoff_family = 11,
+  // Replication (issue 16): each shard's log and position (storage/replication_log).
+  replication_family = 12,
 };
 // New families go at the end; RocksDB creates missing ones at open and
 // finds existing ones by name, so these indices are only our own order.
-inline constexpr std::array<std::string_view, 12> family_names = {
+inline constexpr std::array<std::string_view, 13> family_names = {
     "default",     "windows",  "dedup",    "audit",    "rollups",
     "plans",       "invoices", "vm_state", "vm_index", "metald_instances",
-    "metald_gaps", "handoff"};
+    "metald_gaps", "handoff",  "replication"};
 
 namespace keys {
 

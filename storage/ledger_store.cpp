@@ -10,6 +10,7 @@
 #include <mutex>
 #include <set>
 #include <shared_mutex>
+#include <unordered_map>
 #include <utility>
 
 #include "model/calendar.hpp"
@@ -94,6 +95,30 @@ void write_set::erase_handoff(std::string_view node_id, uint64_t sequence) {
   const size_t before = mutations_.size();
   put(handoff_family, keys::handoff_key(node_id, sequence), {});
   if (mutations_.size() > before) mutations_.back().erase = true;
+}
+
+void write_set::replicate_as_leader(uint32_t shard, uint64_t epoch) {
+  replication_.what = replication_role::kind::lead;
+  replication_.shard = shard;
+  replication_.epoch = epoch;
+}
+
+void write_set::apply_as_follower(uint32_t shard, std::vector<log_entry> entries) {
+  replication_.what = replication_role::kind::follow;
+  replication_.shard = shard;
+  replication_.entries = std::move(entries);
+}
+
+void write_set::reset_shard_log(uint32_t shard, log_position position) {
+  replication_.what = replication_role::kind::reset;
+  replication_.shard = shard;
+  replication_.reset_to = position;
+}
+
+void write_set::put_chained_audit(std::string key, std::string value) {
+  mutation audit{audit_family, std::move(key), std::move(value), false};
+  audit.chain_audit = true;
+  mutations_.push_back(std::move(audit));
 }
 
 void write_set::put_record(const stored_record& record) {
@@ -202,8 +227,31 @@ struct ledger_store::impl {
     timing.sync = last_sync;
     record_commit_spans(*options.tracer, group, timing);
   }
+  // `logged` (lead commits): the mutations as written, for the shard's log.
   status add_to_batch(rocksdb::WriteBatch& batch, const write_set& writes, uint64_t& sequence,
-                      audit_chain::head& chain_after);
+                      audit_chain::head& chain_after, std::string* logged = nullptr,
+                      uint32_t* logged_count = nullptr);
+  // One logged mutation of a leader's entry, applied by a follower.
+  status add_logged(rocksdb::WriteBatch& batch, const replication_log::logged_mutation& mutation,
+                    uint64_t& sequence, audit_chain::head& chain_after);
+  // The replication part of one commit (storage/replication_log.hpp): its
+  // log entry or the leader's entries it applies, and the shard's position
+  // after it in `position`. Fills `entry` for a lead commit that logged one.
+  status add_replication(rocksdb::WriteBatch& batch, const write_set& writes, std::string logged,
+                         uint32_t logged_count, log_position& position, uint64_t& sequence,
+                         audit_chain::head& chain_after, std::optional<log_entry>& entry);
+  // Hands the lead commits of a group (durable here) to the sink, which
+  // completes them once a majority has them.
+  void hand_to_majority(const std::shared_ptr<replication_sink>& sink,
+                        std::vector<logged_entry> entries,
+                        std::vector<std::pair<pending_commit*, majority_wait>>& waiting);
+  // Whether `key` is stored in `which` (committer thread).
+  bool is_stored(family which, const std::string& key) {
+    std::string ignored;
+    return db->db().Get(rocksdb::ReadOptions{}, db->handle(which), key, &ignored).ok();
+  }
+  // The durable position of `shard`'s log (committer thread: cached).
+  result<log_position> position_of(uint32_t shard);
   // Replaces the database after a storage error: opened for writes, or when
   // that fails (or `for_writes` is false), for reads only.
   status reopen(bool for_writes);
@@ -262,34 +310,135 @@ struct ledger_store::impl {
   // the last synced write.
   uint64_t traced_groups = 0;
   std::optional<timed_interval> last_sync;
+  // Replication: the sink lead commits report to, and each shard's durable
+  // log position (committer thread only; reloaded after a reopen).
+  std::atomic<std::shared_ptr<replication_sink>> replication;
+  std::unordered_map<uint32_t, log_position> shard_positions;
   std::optional<group_committer> committer;
 };
 
 status ledger_store::impl::add_to_batch(rocksdb::WriteBatch& batch, const write_set& writes,
-                                        uint64_t& sequence, audit_chain::head& chain_after) {
+                                        uint64_t& sequence, audit_chain::head& chain_after,
+                                        std::string* logged, uint32_t* logged_count) {
   for (const auto& mutation : writes.mutations()) {
     if (mutation.family >= family_names.size()) {
       return {status_code::internal, fmt::format("no column family {}", mutation.family)};
     }
     auto* handle = db->handle(static_cast<family>(mutation.family));
     rocksdb::Status added;
+    const std::string* key = &mutation.key;
+    std::string audit_key;
+    const bool audit = mutation.append_audit_sequence || mutation.chain_audit;
     if (mutation.merge) {
       added = batch.Merge(handle, mutation.key, mutation.value);
     } else if (mutation.erase) {
       added = batch.Delete(handle, mutation.key);
-
-    } else if (mutation.append_audit_sequence) {
+    } else if (mutation.chain_audit && is_stored(audit_family, mutation.key)) {
+      continue;  // a snapshot's entry this node holds already
+    } else if (audit) {
       // Audit entries are chained in commit order, here where that order is made.
-      std::string key = mutation.key;
-      keys::append_audit_sequence(key, sequence);
+      if (mutation.append_audit_sequence) {
+        audit_key = mutation.key;
+        keys::append_audit_sequence(audit_key, sequence);
+        key = &audit_key;
+      }
       added = audit_chain::append(batch, db->handle(meta_family), handle, chain_after, sequence++,
-                                  key, mutation.value);
+                                  *key, mutation.value);
     } else {
       added = batch.Put(handle, mutation.key, mutation.value);
     }
     if (!added.ok()) return from_rocksdb(added, "building the write batch");
+    if (logged != nullptr) {
+      replication_log::append_mutation(
+          *logged, *logged_count,
+          {mutation.family, mutation.merge, mutation.erase, audit, *key, mutation.value});
+    }
   }
   return status::ok_status();
+}
+
+status ledger_store::impl::add_logged(rocksdb::WriteBatch& batch,
+                                      const replication_log::logged_mutation& mutation,
+                                      uint64_t& sequence, audit_chain::head& chain_after) {
+  auto* handle = db->handle(static_cast<family>(mutation.family));
+  rocksdb::Status added;
+  if (mutation.merge) {
+    added = batch.Merge(handle, mutation.key, mutation.value);
+  } else if (mutation.erase) {
+    added = batch.Delete(handle, mutation.key);
+  } else if (mutation.audit) {
+    added = audit_chain::append(batch, db->handle(meta_family), handle, chain_after, sequence++,
+                                mutation.key, mutation.value);
+  } else {
+    added = batch.Put(handle, mutation.key, mutation.value);
+  }
+  return from_rocksdb(added, "applying a replicated entry");
+}
+
+result<log_position> ledger_store::impl::position_of(uint32_t shard) {
+  if (auto found = shard_positions.find(shard); found != shard_positions.end()) {
+    return found->second;
+  }
+  std::string value;
+  auto read = db->db().Get(rocksdb::ReadOptions{}, db->handle(replication_family),
+                           replication_log::state_key(shard), &value);
+  log_position position;
+  if (read.ok()) {
+    auto decoded = replication_log::decode_state(value);
+    if (!decoded.ok()) return decoded.error();
+    position = decoded.value();
+  } else if (!read.IsNotFound()) {
+    return from_rocksdb(read, "reading a shard's log position");
+  }
+  shard_positions[shard] = position;
+  return position;
+}
+
+status ledger_store::impl::add_replication(rocksdb::WriteBatch& batch, const write_set& writes,
+                                           std::string logged, uint32_t logged_count,
+                                           log_position& position, uint64_t& sequence,
+                                           audit_chain::head& chain_after,
+                                           std::optional<log_entry>& entry) {
+  using kind = write_set::replication_role::kind;
+  const auto& role = writes.replication();
+  auto* log = db->handle(replication_family);
+  const uint64_t keep = std::max<uint64_t>(options.replication_log_entries, 1);
+  auto append_entry = [&](uint64_t epoch, uint64_t seq, std::string_view mutations) {
+    auto put = batch.Put(log, replication_log::log_key(role.shard, seq),
+                         replication_log::encode_entry_value(epoch, mutations));
+    if (put.ok() && seq > keep)
+      put = batch.Delete(log, replication_log::log_key(role.shard, seq - keep));
+    position = {epoch, seq};
+    return from_rocksdb(put, "logging a replicated write");
+  };
+  if (role.what == kind::lead && logged_count > 0) {
+    std::string mutations = replication_log::finish_mutations(logged_count, std::move(logged));
+    if (auto put = append_entry(role.epoch, position.seq + 1, mutations); !put.ok()) return put;
+    entry = log_entry{role.epoch, position.seq, std::move(mutations)};
+  } else if (role.what == kind::follow) {
+    for (const auto& next : role.entries) {
+      if (next.seq != position.seq + 1 || next.epoch < position.epoch) {
+        return {status_code::aborted,
+                fmt::format("shard {}: entry {} (epoch {}) does not follow entry {} (epoch {})",
+                            role.shard, next.seq, next.epoch, position.seq, position.epoch)};
+      }
+      auto mutations = replication_log::decode_mutations(next.mutations);
+      if (!mutations.ok()) return mutations.error();
+      for (const auto& mutation : mutations.value()) {
+        if (auto added = add_logged(batch, mutation, sequence, chain_after); !added.ok()) {
+          return added;
+        }
+      }
+      if (auto put = append_entry(next.epoch, next.seq, next.mutations); !put.ok()) return put;
+    }
+  } else if (role.what == kind::reset) {
+    position = role.reset_to;
+  } else {
+    return status::ok_status();  // a lead commit that logged nothing
+  }
+  return from_rocksdb(batch.Put(log, replication_log::state_key(role.shard),
+                                replication_log::encode_state(position)),
+                      "recording a shard's log position");
 }
 
 void ledger_store::impl::write_group(std::span<pending_commit> group) {
@@ -304,8 +453,10 @@ void ledger_store::impl::write_group(std::span<pending_commit> group) {
     // (Any commit retries, even an empty one: read_db asks for one.)
     if (status resumed = try_resume(); !resumed.ok()) {
       for (auto& commit : group) {
+        const bool lead =
+            commit.writes.replication().what == write_set::replication_role::kind::lead;
         commit.outcome = !commit.writes.encode_status().ok() ? commit.writes.encode_status()
-                         : commit.writes.empty()             ? status::ok_status()
+                         : commit.writes.empty() && !lead    ? status::ok_status()
                                                              : resumed;
       }
       return;
@@ -316,13 +467,46 @@ void ledger_store::impl::write_group(std::span<pending_commit> group) {
   in_batch.reserve(group.size());
   uint64_t sequence = next_audit_sequence;
   audit_chain::head chain_after = chain;
+  // Replication: shard positions as this batch leaves them, the entries it
+  // logs as leader, and the lead commits that wait for a majority.
+  std::unordered_map<uint32_t, log_position> positions_after;
+  std::vector<logged_entry> logged_entries;
+  std::vector<std::pair<pending_commit*, majority_wait>> waiting;
+  auto sink = replication.load();
+  using kind = write_set::replication_role::kind;
   for (auto& commit : group) {
+    const auto& role = commit.writes.replication();
     if (!commit.writes.encode_status().ok()) {
       commit.outcome = commit.writes.encode_status();
       continue;
     }
+    log_position* position = nullptr;
+    if (role.what != kind::none) {
+      if (role.what == kind::lead && (!sink || !sink->leads(role.shard, role.epoch))) {
+        commit.outcome = {status_code::unavailable,
+                          fmt::format("this node does not lead shard {} at epoch {} (any more); "
+                                      "retry",
+                                      role.shard, role.epoch)};
+        continue;
+      }
+      auto found = positions_after.find(role.shard);
+      if (found == positions_after.end()) {
+        auto loaded = position_of(role.shard);
+        if (!loaded.ok()) {
+          commit.outcome = loaded.error();
+          continue;
+        }
+        found = positions_after.emplace(role.shard, loaded.value()).first;
+      }
+      position = &found->second;
+    }
     if (commit.writes.empty()) {
       commit.outcome = status::ok_status();
+      // Nothing new, but what it found stored (duplicates) counts only once
+      // the shard's log as it is has a majority.
+      if (role.what == kind::lead) {
+        waiting.push_back({&commit, {role.shard, role.epoch, position->seq, nullptr}});
+      }
       continue;
     }
     // A write_set that cannot be added leaves no trace in the batch and does
@@ -330,22 +514,42 @@ void ledger_store::impl::write_group(std::span<pending_commit> group) {
     batch.SetSavePoint();
     const uint64_t sequence_before = sequence;
     const audit_chain::head chain_before = chain_after;
-    if (auto added = add_to_batch(batch, commit.writes, sequence, chain_after); !added.ok()) {
+    const log_position position_before = position ? *position : log_position{};
+    std::string logged;
+    uint32_t logged_count = 0;
+    const bool lead = role.what == kind::lead;
+    auto added = add_to_batch(batch, commit.writes, sequence, chain_after, lead ? &logged : nullptr,
+                              lead ? &logged_count : nullptr);
+    std::optional<log_entry> entry;
+    if (added.ok() && position != nullptr) {
+      added = add_replication(batch, commit.writes, std::move(logged), logged_count, *position,
+                              sequence, chain_after, entry);
+    }
+    if (!added.ok()) {
       (void)batch.RollbackToSavePoint();
       sequence = sequence_before;
       chain_after = chain_before;
+      if (position != nullptr) *position = position_before;
       commit.outcome = std::move(added);
       continue;
     }
     (void)batch.PopSavePoint();
     in_batch.push_back(&commit);
+    if (lead) {
+      waiting.push_back({&commit, {role.shard, role.epoch, position->seq, nullptr}});
+      if (entry) logged_entries.push_back({role.shard, std::move(*entry)});
+    }
   }
-  if (in_batch.empty()) return;
+  if (in_batch.empty()) {
+    hand_to_majority(sink, std::move(logged_entries), waiting);
+    return;
+  }
   if (chain_after.entries != chain.entries) {
     auto put = batch.Put(db->handle(meta_family), audit_chain::head_key,
                          audit_chain::encode_head(chain_after));
     if (!put.ok()) {
       for (auto* commit : in_batch) commit->outcome = from_rocksdb(put, "chaining the audit log");
+      for (auto& wait : waiting) wait.first->outcome = from_rocksdb(put, "chaining the audit log");
       return;
     }
   }
@@ -364,6 +568,7 @@ void ledger_store::impl::write_group(std::span<pending_commit> group) {
   if (outcome.ok()) {
     next_audit_sequence = sequence;
     chain = chain_after;
+    for (const auto& [shard, position] : positions_after) shard_positions[shard] = position;
   } else {
     // Reopen before anyone learns of the failure. The failed write is not in
     // the old database's memtables but may be in its WAL, which the reopen
@@ -376,6 +581,28 @@ void ledger_store::impl::write_group(std::span<pending_commit> group) {
     if (pause.paused()) outcome = pause.refusal();
   }
   for (auto* commit : in_batch) commit->outcome = outcome;
+  if (!outcome.ok()) {
+    // Nothing was logged: the lead commits fail here, like every other.
+    for (auto& wait : waiting) wait.first->outcome = outcome;
+    return;
+  }
+  hand_to_majority(sink, std::move(logged_entries), waiting);
+}
+
+void ledger_store::impl::hand_to_majority(
+    const std::shared_ptr<replication_sink>& sink, std::vector<logged_entry> entries,
+    std::vector<std::pair<pending_commit*, majority_wait>>& waiting) {
+  if (!sink || (entries.empty() && waiting.empty())) return;
+  std::vector<majority_wait> waits;
+  waits.reserve(waiting.size());
+  for (auto& [commit, wait] : waiting) {
+    // The sink completes it now (once a majority holds the log up to its
+    // entry); the committer completes the others as usual.
+    wait.on_done = std::move(commit->on_done);
+    commit->on_done = nullptr;
+    waits.push_back(std::move(wait));
+  }
+  sink->committed(std::move(entries), std::move(waits));
 }
 
 void ledger_store::impl::fail_writes(const status& error) {
@@ -454,6 +681,7 @@ status ledger_store::impl::reopen(bool for_writes) {
   if (!head.ok()) return head.error();
   db = std::move(opened).value();
   chain = head.value();
+  shard_positions.clear();  // read again from what the reopened database holds
   next_audit_sequence = std::max(next_audit_sequence, db->db().GetLatestSequenceNumber() + 1);
   if (!failed.ok()) return failed;
   if (for_writes) needs_reopen = false;
@@ -510,6 +738,42 @@ result<std::shared_ptr<ledger_store>> ledger_store::open(const store_options& op
                                       std::move(errors), paused_by);
   // The constructor is private, so make_shared cannot reach it.
   return std::shared_ptr<ledger_store>(new ledger_store(std::move(state)));
+}
+
+void ledger_store::set_replication_sink(std::shared_ptr<replication_sink> sink) {
+  impl_->replication.store(std::move(sink));
+}
+
+result<log_position> ledger_store::shard_position(uint32_t shard, const snapshot_view* at) const {
+  auto value = get(replication_family, replication_log::state_key(shard), at);
+  if (!value.ok()) return value.error();
+  if (!value.value()) return log_position{};
+  return replication_log::decode_state(*value.value());
+}
+
+result<std::vector<log_entry>> ledger_store::read_log(uint32_t shard, uint64_t from_seq,
+                                                      size_t max_entries, size_t max_bytes) const {
+  std::vector<log_entry> entries;
+  size_t bytes = 0;
+  status failed;
+  const std::string prefix = replication_log::log_prefix(shard);
+  auto scanned =
+      scan_range(replication_family, replication_log::log_key(shard, from_seq),
+                 keys::prefix_successor(prefix), [&](std::string_view key, std::string_view value) {
+                   auto seq = replication_log::log_sequence(key, shard);
+                   if (!seq) return true;
+                   auto entry = replication_log::decode_entry_value(*seq, value);
+                   if (!entry.ok()) {
+                     failed = entry.error();
+                     return false;
+                   }
+                   bytes += entry.value().mutations.size();
+                   entries.push_back(std::move(entry).value());
+                   return entries.size() < max_entries && bytes < max_bytes;
+                 });
+  if (!scanned.ok()) return scanned;
+  if (!failed.ok()) return failed;
+  return entries;
 }
 
 void ledger_store::commit(write_set writes, std::function<void(status)> on_done) {
@@ -689,12 +953,13 @@ status ledger_store::scan_rollups(
 
 status ledger_store::scan_range(
     uint32_t which, std::string_view lower, const std::optional<std::string>& upper,
-    const std::function<bool(std::string_view key, std::string_view value)>& visit) const {
+    const std::function<bool(std::string_view key, std::string_view value)>& visit,
+    const snapshot_view* at) const {
   if (which >= family_names.size()) {
     return {status_code::internal, fmt::format("no column family {}", which)};
   }
-  return impl_->read_db([&](database& db) {
-    return iterate_range(db.db(), db.handle(static_cast<family>(which)), nullptr, lower, upper,
+  return read_at(at, [&](database& db, const rocksdb::Snapshot* snapshot) {
+    return iterate_range(db.db(), db.handle(static_cast<family>(which)), snapshot, lower, upper,
                          fmt::format("scanning {}", family_names[which]),
                          [&](std::string_view key, std::string_view value) -> result<bool> {
                            return visit(key, value);
@@ -702,12 +967,21 @@ status ledger_store::scan_range(
   });
 }
 
-result<std::optional<std::string>> ledger_store::get(uint32_t which, std::string_view key) const {
+result<std::optional<std::string>> ledger_store::get(uint32_t which, std::string_view key,
+                                                     const snapshot_view* at) const {
   if (which >= family_names.size()) {
     return status{status_code::internal, fmt::format("no column family {}", which)};
   }
-  return impl_->get(static_cast<family>(which), key,
-                    fmt::format("reading {}", family_names[which]));
+  const std::string context = fmt::format("reading {}", family_names[which]);
+  if (at == nullptr) return impl_->get(static_cast<family>(which), key, context);
+  std::string value;
+  rocksdb::ReadOptions options;
+  options.snapshot = at->snapshot_;
+  auto found = at->db_.db().Get(options, at->db_.handle(static_cast<family>(which)),
+                                rocksdb::Slice(key.data(), key.size()), &value);
+  if (found.IsNotFound()) return std::optional<std::string>{};
+  if (!found.ok()) return from_rocksdb(found, context);
+  return std::optional<std::string>{std::move(value)};
 }
 
 status ledger_store::apply_retention() {

@@ -23,6 +23,7 @@
 #include "observability/log.hpp"
 #include "observability/span.hpp"
 #include "storage/backup.hpp"
+#include "storage/replication_log.hpp"
 #include "storage/write_pause.hpp"
 
 namespace rocksdb {
@@ -58,6 +59,9 @@ struct store_options {
   observability::log_level rocksdb_log_level = observability::log_level::warn;
   // When writes paused by a full disk or a storage error are tried again.
   resume_policy resume;
+  // Entries each shard's log keeps (older ones are deleted as new ones are
+  // written); a replica further behind gets a snapshot instead.
+  uint64_t replication_log_entries = 20'000;
   // Where the commit group and WAL fsync spans go (storage/commit_tracing.hpp);
   // null: not traced.
   std::shared_ptr<observability::tracer> tracer = {};
@@ -159,14 +163,47 @@ class write_set {
   // deletes, not DeleteRange: RocksDB 7.8 asserts when a range tombstone
   // meets the memtable insert hints the windows family uses.)
   void put_record(const stored_record& record);
+  // A replica snapshot's audit entry (its key complete): chained into this
+  // node's audit chain unless an entry with this key is stored already.
+  void put_chained_audit(std::string key, std::string value);
   void erase_record(uint32_t which, std::string key);
+
+  // Replication (storage/replication_log.hpp, cluster/replication). As
+  // shard `shard`'s leader at `epoch`: the write_set becomes the shard's next
+  // log entry and its completion waits for a majority of the shard's
+  // replicas (through the store's replication sink; without one, or when
+  // the sink says this node does not lead the shard at `epoch`, the commit
+  // fails with unavailable and writes nothing). An empty write_set logs
+  // nothing and completes once the shard's log as it is now has a majority.
+  void replicate_as_leader(uint32_t shard, uint64_t epoch);
+  // As a follower: the leader's entries of shard `shard`, applied verbatim
+  // in order; the first must follow the shard's last entry here (aborted
+  // otherwise, nothing written). The write_set's own mutations (if any) are
+  // written with them.
+  void apply_as_follower(uint32_t shard, std::vector<log_entry> entries);
+  // The shard's log ends at `position` from now on (a snapshot was installed);
+  // the caller erases the old log keys in the same write_set.
+  void reset_shard_log(uint32_t shard, log_position position);
+
+  struct replication_role {
+    enum class kind : uint8_t { none, lead, follow, reset };
+    kind what = kind::none;
+    uint32_t shard = 0;
+    uint64_t epoch = 0;
+    std::vector<log_entry> entries;  // follow
+    log_position reset_to;           // reset
+  };
+  const replication_role& replication() const { return replication_; }
 
   // ok unless a put_* was refused because an id does not fit a key (longer
   // than keys::max_part_bytes); commit() then fails the whole write_set with
   // this status and writes none of it.
   const status& encode_status() const { return encode_status_; }
 
-  bool empty() const { return mutations_.empty(); }
+  bool empty() const {
+    return mutations_.empty() && replication_.entries.empty() &&
+           replication_.what != replication_role::kind::reset;
+  }
 
   // The spans of the requests waiting for this write (untraced ones are
   // ignored): its commit group and fsync spans become their children.
@@ -187,6 +224,8 @@ class write_set {
     bool merge = false;
     // A Delete of `key` (value unused) rather than a Put.
     bool erase = false;
+    // An audit entry whose key is complete (a replicated one): chained as is.
+    bool chain_audit = false;
   };
   const std::vector<mutation>& mutations() const { return mutations_; }
 
@@ -197,6 +236,7 @@ class write_set {
   void put(uint32_t family, result<std::string> key, std::string value);
 
   std::vector<mutation> mutations_;
+  replication_role replication_;
   status encode_status_;
   std::vector<model::trace_parent> traces_;
 };
@@ -326,10 +366,11 @@ class ledger_store {
   // Generic reads for the billing records (storage/billing_records.cpp):
   // every key of family `which` in [lower, upper) (no upper: to the end), in
   // order, until `visit` returns false; and one key's value.
-  status scan_range(
-      uint32_t which, std::string_view lower, const std::optional<std::string>& upper,
-      const std::function<bool(std::string_view key, std::string_view value)>& visit) const;
-  result<std::optional<std::string>> get(uint32_t which, std::string_view key) const;
+  status scan_range(uint32_t which, std::string_view lower, const std::optional<std::string>& upper,
+                    const std::function<bool(std::string_view key, std::string_view value)>& visit,
+                    const snapshot_view* at = nullptr) const;
+  result<std::optional<std::string>> get(uint32_t which, std::string_view key,
+                                         const snapshot_view* at = nullptr) const;
 
   // Point reads of the metald families; nullopt when nothing is stored.
   result<std::optional<model::vm_state>> find_vm_state(std::string_view customer_id,
@@ -357,6 +398,16 @@ class ledger_store {
                                                    const model::metald_gap&)>& visit) const;
 
   commit_stats stats() const;
+
+  // Replication (cluster/replication): the sink that lead commits report to
+  // (set once, before the first lead commit); where shard `shard`'s log ends
+  // here, durably; and up to `max_entries` entries (at most about
+  // `max_bytes`) of it from `from_seq` on, fewer when the log ends or was
+  // trimmed (the first returned then has a later seq).
+  void set_replication_sink(std::shared_ptr<replication_sink> sink);
+  result<log_position> shard_position(uint32_t shard, const snapshot_view* at = nullptr) const;
+  result<std::vector<log_entry>> read_log(uint32_t shard, uint64_t from_seq, size_t max_entries,
+                                          size_t max_bytes) const;
 
   // Whether commits are taken, or paused after a storage error (a full
   // disk); and the free bytes on the data volume (0 when unknown).

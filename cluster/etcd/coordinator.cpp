@@ -12,6 +12,7 @@
 #include "cluster/fence.hpp"
 #include "cluster/handover.hpp"
 #include "cluster/node_router.hpp"
+#include "cluster/replication/replicator.hpp"
 #include "observability/log.hpp"
 
 namespace billing::cluster::etcd {
@@ -146,7 +147,13 @@ bool coordinator::ensure_registered() {
     rewrite = std::exchange(gateway_changed_, false);
   }
   if (lease_ != 0) {
+    const auto sent = std::chrono::steady_clock::now();
     auto ttl = etcd_->keep_alive(lease_);
+    if (ttl.ok() && ttl.value() > 0 && settings_.terms) {
+      // etcd keeps the lease at least ttl seconds from the renewal, which
+      // left here at `sent`: until then no other node can take our shards.
+      settings_.terms->set_lease_until(sent + std::chrono::milliseconds{ttl.value() * 750});
+    }
     if (!ttl.ok()) {
       failed(ttl.error());
       if (rewrite) advertise_gateway(gateway);
@@ -212,6 +219,7 @@ bool coordinator::tick() {
             [](const member& a, const member& b) { return a.node_id < b.node_id; });
   auto shards = reconcile(members);
   if (!shards) return false;
+  if (settings_.terms) settings_.terms->set_shard_count(shard_count_);
   gauges_->members = static_cast<int64_t>(members.size());
   gauges_->reachable = 1;
   if (members != last_members_ || *shards != last_shards_) {
@@ -226,6 +234,9 @@ bool coordinator::tick() {
     // The fence first: by the time peers route with the new epochs, it
     // accepts them (a newer epoch is accepted anyway).
     caf::anon_send(fence_, shards_atom::value, *shards);
+    if (settings_.replicator) {
+      caf::anon_send(settings_.replicator, replication::placement_atom::value, members, *shards);
+    }
     send_members(router_, members, *shards, false);
     handover_members(handover_, members, *shards, false);
     last_shards_ = *shards;

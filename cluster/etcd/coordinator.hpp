@@ -23,6 +23,7 @@
 #include <caf/actor.hpp>
 
 #include "actors/messages.hpp"
+#include "actors/shard_terms.hpp"
 #include "cluster/etcd/etcd_client.hpp"
 #include "cluster/membership.hpp"
 
@@ -39,6 +40,11 @@ struct coordinator_settings {
   uint32_t shards = 256;
   uint32_t replication_factor = 1;
   uint32_t max_moves_per_poll = 16;
+  // Replicated ledgers (issue 16; unset when not replicated): the table of
+  // served shards, told the shard count and how long this node's lease is
+  // surely in force; and the replicator, told every member set and placement.
+  std::shared_ptr<actors::shard_terms> terms;
+  caf::actor replicator;
 };
 
 // For /metrics.
