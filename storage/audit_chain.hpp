@@ -26,6 +26,14 @@ using security::digest;
 
 inline constexpr std::string_view head_key = "audit_chain_head";
 inline constexpr std::string_view link_prefix = "audit_chain/";
+// A replica that installs a shard snapshot (cluster/replication) retracts
+// its audit entries the snapshot does not hold (writes it stored as a
+// deposed leader, never acknowledged): each moves, unchanged, from the audit
+// family to meta "audit_retracted/" + key, where verification still finds
+// it, so the chain keeps verifying and the audit family equals the leader's.
+// "audit_unconfirmed/" + key marks an entry an install has not seen yet.
+inline constexpr std::string_view retracted_prefix = "audit_retracted/";
+inline constexpr std::string_view unconfirmed_prefix = "audit_unconfirmed/";
 inline constexpr uint8_t link_format = 1;
 inline constexpr uint8_t head_format = 1;
 

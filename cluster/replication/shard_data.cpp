@@ -1,9 +1,17 @@
 #include "cluster/replication/shard_data.hpp"
 
+#include "storage/audit_chain.hpp"
 #include "storage/codec.hpp"
 #include "storage/keys.hpp"
 
 namespace billing::cluster::replication {
+namespace {
+
+std::string unconfirmed_key(std::string_view audit_key) {
+  return std::string(storage::audit_chain::unconfirmed_prefix) + std::string(audit_key);
+}
+
+}  // namespace
 
 std::optional<std::string> customer_of(uint32_t family, std::string_view key,
                                        std::string_view value) {
@@ -59,9 +67,6 @@ status export_shard(
 status erase_shard(storage::ledger_store& store, const shard_selector& selector,
                    size_t per_commit) {
   for (const uint32_t family : storage::replicated_families()) {
-    // Audit entries stay: they are links of this node's audit chain, which
-    // must keep verifying (README "Replicated ledgers").
-    if (family == storage::audit_family) continue;
     // Collected first, erased after: no iterator stays open across commits.
     std::vector<std::string> doomed;
     status scanned = store.scan_range(family, "", std::nullopt,
@@ -75,7 +80,13 @@ status erase_shard(storage::ledger_store& store, const shard_selector& selector,
     for (size_t from = 0; from < doomed.size(); from += per_commit) {
       storage::write_set writes;
       for (size_t i = from; i < std::min(doomed.size(), from + per_commit); ++i) {
-        writes.erase_record(family, std::move(doomed[i]));
+        if (family == storage::audit_family) {
+          // Links of this node's audit chain: kept until the snapshot shows
+          // which the leader holds too (finish_install retracts the others).
+          writes.put_record({storage::meta_family, unconfirmed_key(doomed[i]), {}});
+        } else {
+          writes.erase_record(family, std::move(doomed[i]));
+        }
       }
       if (status erased = store.commit_and_wait(std::move(writes)); !erased.ok()) return erased;
     }
@@ -104,6 +115,7 @@ status put_records(storage::ledger_store& store,
       return {status_code::invalid_argument, "a snapshot record names no column family"};
     }
     if (record.family == storage::audit_family) {
+      writes.erase_record(storage::meta_family, unconfirmed_key(record.key));
       writes.put_chained_audit(record.key, record.value);
     } else {
       writes.put_record(record);
@@ -112,9 +124,33 @@ status put_records(storage::ledger_store& store,
   return store.commit_and_wait(std::move(writes));
 }
 
-status finish_install(storage::ledger_store& store, uint32_t shard,
+status finish_install(storage::ledger_store& store, const shard_selector& selector,
                       const storage::log_position& at) {
+  // The audit entries here that the snapshot did not hold are retracted:
+  // out of the audit family, still where verification finds them.
+  const std::string prefix(storage::audit_chain::unconfirmed_prefix);
+  std::vector<std::string> unconfirmed;
+  status scanned =
+      store.scan_range(storage::meta_family, prefix, storage::keys::prefix_successor(prefix),
+                       [&](std::string_view key, std::string_view) {
+                         unconfirmed.emplace_back(key.substr(prefix.size()));
+                         return true;
+                       });
+  if (!scanned.ok()) return scanned;
   storage::write_set writes;
+  for (auto& audit_key : unconfirmed) {
+    auto value = store.get(storage::audit_family, audit_key);
+    if (!value.ok()) return value.error();
+    if (!selector.contains(storage::audit_family, audit_key, "")) continue;
+    if (value.value()) {
+      writes.put_record({storage::meta_family,
+                         std::string(storage::audit_chain::retracted_prefix) + audit_key,
+                         *value.value()});
+      writes.erase_record(storage::audit_family, audit_key);
+    }
+    writes.erase_record(storage::meta_family, unconfirmed_key(audit_key));
+  }
+  const uint32_t shard = selector.shard;
   writes.reset_shard_log(shard, at);
   return store.commit_and_wait(std::move(writes));
 }

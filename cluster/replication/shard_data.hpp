@@ -42,7 +42,9 @@ status export_shard(
     const std::function<status(std::vector<storage::stored_record>&, bool last)>& chunk);
 
 // Erases every record of the shard and its log, and sets its log position to
-// (0, 0), in synced commits of at most `per_commit` keys.
+// (0, 0), in synced commits of at most `per_commit` keys. Audit entries (links
+// of this node's chain) are only marked: finish_install retracts those the
+// snapshot did not bring (storage/audit_chain.hpp).
 status erase_shard(storage::ledger_store& store, const shard_selector& selector,
                    size_t per_commit = 10'000);
 
@@ -50,8 +52,9 @@ status erase_shard(storage::ledger_store& store, const shard_selector& selector,
 status put_records(storage::ledger_store& store,
                    const std::vector<storage::stored_record>& records);
 
-// The shard's log ends at `at` (after a snapshot was installed).
-status finish_install(storage::ledger_store& store, uint32_t shard,
+// After the snapshot's records: retracts the marked audit entries it did not
+// hold, and the shard's log ends at `at`.
+status finish_install(storage::ledger_store& store, const shard_selector& selector,
                       const storage::log_position& at);
 
 }  // namespace billing::cluster::replication

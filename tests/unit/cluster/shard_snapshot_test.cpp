@@ -1,0 +1,129 @@
+// A replica snapshot of one shard (cluster/replication/shard_data): the
+// replica that installs it holds exactly the leader's records of the shard,
+// keeps the other shards' records, retracts the audit entries of writes it
+// stored as a deposed leader, and its audit chain still verifies.
+#include <doctest/doctest.h>
+
+#include "cluster/placement.hpp"
+#include "cluster/replication/shard_data.hpp"
+#include "storage/keys.hpp"
+#include "tests/unit/storage/test_support.hpp"
+
+namespace billing::cluster::replication {
+namespace {
+
+using storage::testing::minute;
+using storage::testing::t0;
+
+constexpr uint32_t kShards = 4;
+
+// Customers "c0", "c1", ... until one falls in `shard` and one does not.
+std::pair<std::string, std::string> customers_in_and_out(uint32_t shard) {
+  std::string in;
+  std::string out;
+  for (int i = 0; in.empty() || out.empty(); ++i) {
+    const std::string id = "c" + std::to_string(i);
+    (shard_of(id, kShards) == shard ? in : out) = id;
+  }
+  return {in, out};
+}
+
+storage::write_set ingest(const std::string& customer, int64_t start, uint64_t seed) {
+  storage::write_set writes;
+  writes.put_window(storage::testing::sample_window(customer, "r", "vm-1", start, seed));
+  writes.put_vm_state(customer, "vm-" + customer, model::vm_state{});
+  writes.put_ingest_record({customer, {"batch", "metald", "r", start, "caller"}, 1, 0, 0});
+  return writes;
+}
+
+std::vector<storage::stored_record> records_of(const storage::ledger_store& store,
+                                               const shard_selector& selector) {
+  std::vector<storage::stored_record> records;
+  for (const uint32_t family : storage::replicated_families()) {
+    REQUIRE(store
+                .scan_range(family, "", std::nullopt,
+                            [&](std::string_view key, std::string_view value) {
+                              if (selector.contains(family, key, value)) {
+                                records.push_back({family, std::string(key), std::string(value)});
+                              }
+                              return true;
+                            })
+                .ok());
+  }
+  return records;
+}
+
+bool same(const std::vector<storage::stored_record>& a,
+          const std::vector<storage::stored_record>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (a[i].family != b[i].family || a[i].key != b[i].key || a[i].value != b[i].value) {
+      return false;
+    }
+  }
+  return true;
+}
+
+TEST_CASE("an installed snapshot makes a diverged replica's shard equal to the leader's") {
+  storage::testing::temp_dir leader_dir;
+  storage::testing::temp_dir replica_dir;
+  auto leader = storage::testing::open_store(storage::testing::options_for(leader_dir));
+  auto replica = storage::testing::open_store(storage::testing::options_for(replica_dir));
+  const uint32_t shard = 1;
+  const auto [in, out] = customers_in_and_out(shard);
+  const shard_selector selector{shard, kShards, &shard_of};
+
+  // Both hold the first write; the replica then stored one the leader never
+  // got (as a deposed leader), and a customer of another shard.
+  for (auto* store : {leader.get(), replica.get()}) {
+    REQUIRE(storage::testing::commit_and_wait(*store, ingest(in, t0, 1)).ok());
+  }
+  REQUIRE(storage::testing::commit_and_wait(*replica, ingest(in, t0 + minute, 2)).ok());
+  REQUIRE(storage::testing::commit_and_wait(*replica, ingest(out, t0, 3)).ok());
+  REQUIRE(storage::testing::commit_and_wait(*leader, ingest(in, t0 + 2 * minute, 4)).ok());
+  const auto other_shard = records_of(*replica, {shard_of(out, kShards), kShards, &shard_of});
+  REQUIRE_FALSE(other_shard.empty());
+
+  storage::log_position at;
+  REQUIRE(erase_shard(*replica, selector, 2).ok());
+  CHECK(replica->shard_position(shard).value() == storage::log_position{});
+  REQUIRE(export_shard(
+              *leader, selector, 64,
+              [&](const storage::log_position& position) {
+                at = position;
+                return status::ok_status();
+              },
+              [&](std::vector<storage::stored_record>& chunk, bool) {
+                return put_records(*replica, chunk);
+              })
+              .ok());
+  REQUIRE(finish_install(*replica, selector, {7, 42}).ok());
+
+  CHECK(same(records_of(*replica, selector), records_of(*leader, selector)));
+  CHECK(same(records_of(*replica, {shard_of(out, kShards), kShards, &shard_of}), other_shard));
+  CHECK(replica->shard_position(shard).value() == storage::log_position{7, 42});
+  auto chain = replica->verify_audit_chain();
+  REQUIRE(chain.ok());
+  CHECK_MESSAGE(chain.value().intact, chain.value().problem);
+  // Its own three entries (two of them now retracted) and the leader's two,
+  // linked into its own chain as they arrived.
+  CHECK(chain.value().entries_verified == 5);
+}
+
+TEST_CASE("records name their customer; the default plan's belongs to no shard") {
+  CHECK(customer_of(storage::windows_family,
+                    std::string("\x03"
+                                "abc",
+                                4) +
+                        "rest",
+                    "") == "abc");
+  CHECK_FALSE(customer_of(storage::plans_family, std::string("\x00", 1) + "rest", ""));
+  CHECK_FALSE(customer_of(storage::windows_family,
+                          "\x09"
+                          "ab",
+                          ""));
+  CHECK_FALSE(customer_of(storage::windows_family, "", ""));
+}
+
+}  // namespace
+}  // namespace billing::cluster::replication
