@@ -200,6 +200,7 @@ describe("helm chart", () => {
     assert.equal(flag(billingd.args, "etcd-prefix"), "/billing/");
     assert.equal(flag(billingd.args, "etcd-lease-ttl-seconds"), "10");
     assert.equal(flag(billingd.args, "shards"), "256");
+    assert.equal(flag(billingd.args, "replication-factor"), "3");
     assert.equal(flag(billingd.args, "cluster-address"), "$(POD_NAME).billing-headless.billing.svc.cluster.local:4100");
     for (const name of ["etcd-ca-file", "etcd-cert-file", "etcd-key-file"]) {
       assert.equal(secretBehind(statefulSet, flag(billingd.args, name)), "billing-etcd-client", name);
