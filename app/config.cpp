@@ -343,6 +343,11 @@ std::vector<std::string> normalize_arguments(const billingd_config& config, int 
 }
 
 result<std::optional<cluster::membership>> billingd_config::membership() const {
+  if (replication_factor > 1 && !etcd_mode()) {
+    return status{status_code::invalid_argument,
+                  "--replication-factor above 1 needs --etcd-endpoints (replica sets, leaders and "
+                  "their epochs are kept in etcd)"};
+  }
   if (etcd_mode()) {
     // The member set comes from etcd; until it answers, this node alone.
     if (!cluster_members.empty()) {
