@@ -27,6 +27,20 @@ status corrupt(std::string_view what) {
   return {status_code::data_loss, fmt::format("replication log: {}", what)};
 }
 
+// `header` big-endian, then `body`.
+template <class Unsigned>
+std::string with_header(Unsigned header, std::string_view body) {
+  std::string out;
+  out.reserve(sizeof(Unsigned) + body.size());
+  if constexpr (sizeof(Unsigned) == 8) {
+    bytes::append_u64(out, header);
+  } else {
+    bytes::append_u32(out, header);
+  }
+  out.append(body);
+  return out;
+}
+
 }  // namespace
 
 std::string log_prefix(uint32_t shard) {
@@ -55,11 +69,7 @@ std::optional<uint64_t> log_sequence(std::string_view key, uint32_t shard) {
 }
 
 std::string encode_entry_value(uint64_t epoch, std::string_view mutations) {
-  std::string value;
-  value.reserve(8 + mutations.size());
-  bytes::append_u64(value, epoch);
-  value.append(mutations);
-  return value;
+  return with_header(epoch, mutations);
 }
 
 result<log_entry> decode_entry_value(uint64_t seq, std::string_view value) {
@@ -99,11 +109,7 @@ void append_mutation(std::string& mutations, uint32_t& count, const logged_mutat
 }
 
 std::string finish_mutations(uint32_t count, std::string body) {
-  std::string mutations;
-  mutations.reserve(4 + body.size());
-  bytes::append_u32(mutations, count);
-  mutations.append(body);
-  return mutations;
+  return with_header(count, body);
 }
 
 result<std::vector<logged_mutation>> decode_mutations(std::string_view mutations) {
