@@ -65,6 +65,10 @@ billingd_config::billingd_config() {
       .add(dump_windows, "dump-windows",
            "maintenance: print CUSTOMER's stored windows as JSON lines and exit "
            "(the server must be stopped)")
+      .add(dump_replicated, "dump-replicated",
+           "maintenance: print every record of the column families replicas hold identical, "
+           "one tab-separated line of family name, hex key and hex value each, in family then "
+           "key order, and exit (the server must be stopped)")
       .add(ui_dir, "ui-dir",
            "directory of the built dashboard served at /ui/ (empty: the ui directory next to "
            "the billingd binary, where scripts/build.sh puts it)")

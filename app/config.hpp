@@ -63,6 +63,8 @@ class billingd_config : public caf::actor_system_config {
   uint32_t query_workers = 4;
   // Maintenance: print a customer's stored windows as JSON lines and exit.
   std::string dump_windows;
+  // Maintenance: print every record of the replicated families and exit.
+  bool dump_replicated = false;
   std::string dump_audit;     // maintenance: print a customer's audit trail and exit
   std::string backup_dir;     // where CreateBackup writes; empty disables backups
   std::string ui_dir;         // the dashboard's files; empty: "ui" next to the binary

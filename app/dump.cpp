@@ -86,4 +86,42 @@ result<bool> verify_audit(const storage::ledger_store& store, std::ostream& out)
   return report.value().intact;
 }
 
+const std::array<storage::family, 9> replicated_families = {
+    storage::windows_family,  storage::dedup_family,    storage::audit_family,
+    storage::rollups_family,  storage::plans_family,    storage::invoices_family,
+    storage::vm_state_family, storage::vm_index_family, storage::metald_gaps_family};
+
+namespace {
+
+void append_hex(std::string& line, std::string_view bytes) {
+  constexpr std::string_view digits = "0123456789abcdef";
+  for (const char c : bytes) {
+    const auto byte = static_cast<unsigned char>(c);
+    line += digits[byte >> 4];
+    line += digits[byte & 0xf];
+  }
+}
+
+}  // namespace
+
+status dump_replicated(const storage::ledger_store& store, std::ostream& out) {
+  std::string line;
+  for (const auto which : replicated_families) {
+    const std::string_view name = storage::family_names[which];
+    status scanned = store.scan_range(which, "", std::nullopt,
+                                      [&](std::string_view key, std::string_view value) {
+                                        line.assign(name);
+                                        line += '\t';
+                                        append_hex(line, key);
+                                        line += '\t';
+                                        append_hex(line, value);
+                                        line += '\n';
+                                        out << line;
+                                        return true;
+                                      });
+    if (!scanned.ok()) return scanned;
+  }
+  return status::ok_status();
+}
+
 }  // namespace billing::app

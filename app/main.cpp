@@ -462,7 +462,8 @@ int run_offline(const billingd_config& config,
   return command(*store.value());
 }
 
-// Prints one customer's data with `dump` (dump_windows or dump_audit).
+// Prints one customer's data with `dump` (dump_windows or dump_audit; or
+// everything with dump_replicated, `customer_id` then only names it in errors).
 using customer_dump = status (*)(const storage::ledger_store&, const std::string& customer_id,
                                  std::ostream& out);
 int run_dump(const billingd_config& config, customer_dump dump, const std::string& customer_id) {
@@ -508,6 +509,11 @@ int main(int argc, char** argv) {
   }
   if (!config.dump_windows.empty()) return run_dump(config, dump_windows, config.dump_windows);
   if (!config.dump_audit.empty()) return run_dump(config, dump_audit, config.dump_audit);
+  if (config.dump_replicated) {
+    auto every_record = [](const storage::ledger_store& store, const std::string&,
+                           std::ostream& out) { return dump_replicated(store, out); };
+    return run_dump(config, every_record, "the replicated families");
+  }
   if (config.verify_audit) return run_verify_audit(config);
   if (!config.restore_from.empty()) return run_restore(config);
   return run_server(config, stop_signals);
