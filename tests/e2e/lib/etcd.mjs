@@ -2,7 +2,7 @@
 // loopback for the cluster tests, and billingd nodes that coordinate through
 // it. etcd refuses port 0, so its ports are picked free first.
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import https from "node:https";
 import { freePort } from "./cluster.mjs";
 import { makeTempDir, removeTempDir, startServer } from "./server.mjs";
@@ -27,15 +27,22 @@ async function health(client, tls) {
 
 export async function startEtcd({ tls } = {}) {
   const dir = makeTempDir("billing-etcd-");
-  const clientPort = await freePort();
-  const peerPort = await freePort();
-  const client = `${tls ? "https" : "http"}://127.0.0.1:${clientPort}`;
+  let client;
+  let peer;
+  // Ports picked free a moment before etcd binds them: another process may
+  // take one first, and then the first start picks new ones.
+  const pickPorts = async () => {
+    client = `${tls ? "https" : "http"}://127.0.0.1:${await freePort()}`;
+    peer = `http://127.0.0.1:${await freePort()}`;
+  };
+  await pickPorts();
   const tlsArgs = tls ? [`--cert-file=${tls.cert}`, `--key-file=${tls.key}`, `--trusted-ca-file=${tls.ca}`, "--client-cert-auth"] : [];
-  const peer = `http://127.0.0.1:${peerPort}`;
   let child;
   let log = "";
   const etcd = {
-    endpoint: client,
+    get endpoint() {
+      return client;
+    },
     get log() {
       return log;
     },
@@ -55,7 +62,7 @@ export async function startEtcd({ tls } = {}) {
         } catch {
           // not listening yet
         }
-        if (Date.now() > deadline) throw new Error(`etcd did not become healthy:\n${log}`);
+        if (Date.now() > deadline || child.exitCode !== null) throw new Error(`etcd did not become healthy:\n${log}`);
         await new Promise((r) => setTimeout(r, 100));
       }
     },
@@ -89,8 +96,17 @@ export async function startEtcd({ tls } = {}) {
       removeTempDir(dir);
     },
   };
-  await etcd.start();
-  return etcd;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await etcd.start();
+      return etcd;
+    } catch (error) {
+      if (attempt >= 3 || !/address already in use/.test(log)) throw error;
+      log = "";
+      rmSync(`${dir}/data`, { recursive: true, force: true });
+      await pickPorts();
+    }
+  }
 }
 
 // Plans billingd nodes n1..nN that find each other through `etcd`; start(i)
