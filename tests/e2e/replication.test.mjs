@@ -12,11 +12,14 @@
 //     double count, no divergence;
 //  d. a seeded random nemesis of kills, pauses and restarts, one node at a time.
 import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import path from "node:path";
 import { afterEach, beforeEach, test } from "node:test";
 import { startEtcd } from "./lib/etcd.mjs";
 import { makeMetric, uniqueId } from "./lib/metrics.mjs";
 import {
   describeStats,
+  dumpReplicated,
   expectConvergedReplicas,
   expectExactTotals,
   Oracle,
@@ -51,15 +54,23 @@ beforeEach(async () => {
   notes = [];
   await cluster.startAll();
   // Every shard has its replicas and a leader before the workload starts.
-  await cluster.waitPlacementStable(oracle.customers);
+  await cluster.waitPlacementStable();
   await expectExactTotals(cluster, oracle, "before the workload", { timeoutMs: 30_000 });
 });
-afterEach(async () => {
+afterEach(async (t) => {
   for (const load of loads) await load.abandon();
+  // To look into a failure: REPLICATION_DUMPS_DIR keeps every node's log and
+  // dump and the acknowledged windows' identities.
+  const keep = process.env.REPLICATION_DUMPS_DIR && path.join(process.env.REPLICATION_DUMPS_DIR, t.name.slice(0, 1));
+  if (keep) cluster?.saveLogs(keep);
   for (const note of notes.slice(0, 12)) console.log(`note: ${note.slice(0, 1_500)}`);
   if (notes.length > 12) console.log(`note: ... and ${notes.length - 12} more`);
   try {
     await cluster?.stopEverything();
+    if (keep) {
+      for (const node of cluster.nodes) writeFileSync(`${keep}.${node.id}.tsv`, await dumpReplicated(node.dataDir));
+      writeFileSync(`${keep}.acknowledged.txt`, [...oracle.windows.keys()].join("\n"));
+    }
   } finally {
     cluster?.cleanup();
     await etcd?.cleanup();

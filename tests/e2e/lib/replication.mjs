@@ -5,7 +5,8 @@
 // --dump-replicated output once the nodes are stopped.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { mkdirSync, rmSync } from "node:fs";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import path from "node:path";
 import { batchRequest } from "./batch.mjs";
 import { Code, ConnectError, collectorClients, queryClient } from "./clients.mjs";
 import { planEtcdCluster } from "./etcd.mjs";
@@ -74,6 +75,7 @@ export async function replicatedCluster(etcd, factor, count = 3) {
     args: [`--replication-factor=${factor}`, "--etcd-lease-ttl-seconds=5", "--etcd-poll-interval-ms=500"],
   });
   const clients = new Map();
+  const startNode = cluster.start;
   const viaNode = (i, kind, make) => {
     const key = `${kind} ${cluster.nodes[i].server.baseUrl}`;
     if (!clients.has(key)) clients.set(key, make(cluster.nodes[i].server.baseUrl));
@@ -89,6 +91,17 @@ export async function replicatedCluster(etcd, factor, count = 3) {
       await cluster.waitMembers(count, 30_000);
     },
     kill: (i) => cluster.nodes[i].server.kill(),
+    // Writes every node's stderr (across restarts) to PREFIX.<node>.log.
+    saveLogs(prefix) {
+      for (const node of cluster.nodes) writeFileSync(`${prefix}.${node.id}.log`, [...(node.logs ?? []), node.server?.stderr ?? ""].join(""));
+    },
+    // Every node's stderr since the cluster started, across restarts (for REPLICATION_DUMPS_DIR).
+    async start(i, extra) {
+      const node = cluster.nodes[i];
+      if (node.server) (node.logs ??= []).push(node.server.stderr);
+      const server = await startNode(i, extra);
+      return server;
+    },
     pause(i) {
       cluster.nodes[i].server.child.kill("SIGSTOP");
       cluster.nodes[i].paused = true;
@@ -128,21 +141,28 @@ export async function replicatedCluster(etcd, factor, count = 3) {
       const [leader, theirs] = [...led.entries()].sort((a, b) => b[1].length - a[1].length)[0];
       return { leader, customers: theirs, epochs: new Map(theirs.map((c) => [c, leaders.get(c).epoch])) };
     },
-    // Waits until every customer's shard has `factor` replicas and a leader,
-    // and nothing changed for a second (the nodes started at once settle first).
-    async waitPlacementStable(customers, timeoutMs = 30_000) {
+    // Every shard record in etcd: [{replicas, epoch, ...}], in shard order.
+    async shards() {
+      const b64 = (text) => Buffer.from(text).toString("base64");
+      const answer = await fetch(`${etcd.endpoint}/v3/kv/range`, { method: "POST", body: JSON.stringify({ key: b64("/billing/shards/"), range_end: b64("/billing/shards0") }) });
+      return ((await answer.json()).kvs ?? []).map((kv) => JSON.parse(Buffer.from(kv.value, "base64").toString()));
+    },
+    // Waits until every shard has min(factor, nodes) replicas and nothing
+    // changed for a second (nodes started at once settle first).
+    async waitPlacementStable(timeoutMs = 60_000) {
       const deadline = Date.now() + timeoutMs;
-      const text = (leaders) => JSON.stringify([...leaders.values()], (_, v) => (typeof v === "bigint" ? v.toString() : v));
+      const want = Math.min(factor, count);
       let last = "";
       let since = Date.now();
       for (;;) {
-        const leaders = await cluster.leadersOf(customers);
-        const now = text(leaders);
-        const complete = [...leaders.values()].every((l) => l.index >= 0 && l.replicas === Math.min(factor, count));
+        const shards = await cluster.shards();
+        const now = JSON.stringify(shards);
+        const expected = Number((await etcd.get("/billing/shard_count")) ?? 0);
+        const complete = expected > 0 && shards.length === expected && shards.every((s) => s.replicas?.length === want);
         if (now !== last || !complete) since = Date.now();
         else if (Date.now() - since >= 1_000) return;
         last = now;
-        assert.ok(Date.now() < deadline, `the placement did not settle: ${now.slice(0, 300)}`);
+        assert.ok(Date.now() < deadline, `the placement did not settle in ${timeoutMs} ms (${shards.length}/${expected} shards, e.g. ${JSON.stringify(shards[0])})`);
         await sleep(250);
       }
     },
@@ -300,26 +320,28 @@ export async function timeUntilServed(cluster, oracle, customers, { timeoutMs = 
   return Math.max(...each);
 }
 
-// Waits until the nodes' billing_replication gauges that look like a lag
-// (names with lag, behind, pending or catch) are all 0, bounded; without such
-// gauges, a fixed settle time.
-export async function settleReplication(cluster, { timeoutMs = 15_000, fixedMs = 3_000 } = {}) {
+// Waits until the nodes' replication gauges that look like a lag (kinds
+// naming lag, behind, pending, catch or recovering) are all 0, bounded;
+// without such gauges, a fixed settle time.
+export async function settleReplication(cluster, { timeoutMs = 15_000, fixedMs = 3_000, minMs = 2_000 } = {}) {
   const deadline = Date.now() + timeoutMs;
+  await sleep(minMs);
   for (;;) {
     let lagging = 0;
     let gauges = 0;
     for (const i of cluster.usableIndices()) {
       try {
         const text = await cluster.metrics(i);
-        for (const m of text.matchAll(/^billing_replication\{kind="([^"]*(?:lag|behind|pending|catch)[^"]*)"\} (\S+)$/gm)) {
+        for (const m of text.matchAll(/^(billing_\w+)\{kind="([^"]*)"\} (\S+)$/gm)) {
+          if (!`${m[1]} ${m[2]}`.includes("replication") || !/lag|behind|pending|catch|recovering/.test(m[2])) continue;
           gauges += 1;
-          if (Number(m[2]) !== 0) lagging += 1;
+          if (Number(m[3]) !== 0) lagging += 1;
         }
       } catch {
         lagging += 1;
       }
     }
-    if (gauges === 0) return sleep(fixedMs);
+    if (gauges === 0) return sleep(fixedMs - minMs);
     if (lagging === 0 || Date.now() > deadline) return;
     await sleep(200);
   }
@@ -330,7 +352,18 @@ export async function dumpReplicated(dataDir) {
   return (await runBillingd([`--data-dir=${dataDir}`, "--dump-replicated"], { timeoutMs: 60_000 })).stdout;
 }
 
-const short = (hex) => (hex.length > 48 ? `${hex.slice(0, 48)}…(${hex.length / 2} bytes)` : hex);
+// A record's key for a report: its customer (the length-prefixed first part)
+// and, for audit entries, the recording time and the store's sequence number.
+function describeKey(family, hex) {
+  const key = Buffer.from(hex, "hex");
+  const length = key[0] ?? 0;
+  if (length === 0 || key.length < 1 + length) return hex.slice(0, 48);
+  const customer = key.subarray(1, 1 + length).toString();
+  if (family !== "audit" || key.length !== 17 + length) return `${customer} ${hex.slice(2 * (1 + length), 2 * (1 + length) + 32)}…`;
+  const recordedNs = key.readBigUInt64BE(1 + length) ^ (1n << 63n);
+  const at = new Date(Number(recordedNs / 1_000_000n)).toISOString();
+  return `${customer} recorded ${at} sequence ${key.readBigUInt64BE(9 + length)}`;
+}
 
 // "" when every dump equals the first; else, per node, how its records differ
 // from the first node's, by family (missing, extra, different values) with examples.
@@ -348,7 +381,7 @@ export function dumpsDiff(dumps) {
       const [family, key] = id.split("\t");
       const entry = byFamily.get(family) ?? { missing: 0, extra: 0, different: 0, examples: [] };
       entry[kind] += 1;
-      if (entry.examples.length < 2) entry.examples.push(`${kind} ${short(key)}`);
+      if (entry.examples.length < 2) entry.examples.push(`${kind} ${describeKey(family, key)}`);
       byFamily.set(family, entry);
     };
     for (const [id, value] of first.records) {
@@ -377,6 +410,12 @@ export async function expectConvergedReplicas(cluster, oracle, label, { notes = 
     dumps = [];
     for (const node of cluster.nodes) dumps.push({ node: node.id, text: await dumpReplicated(node.dataDir) });
     diff = dumpsDiff(dumps);
+    // To look into a difference: REPLICATION_DUMPS_DIR keeps every dump that differs.
+    if (diff !== "" && process.env.REPLICATION_DUMPS_DIR) {
+      const prefix = path.join(process.env.REPLICATION_DUMPS_DIR, `${label.replace(/\W+/g, "_")}.${attempt}`);
+      for (const d of dumps) writeFileSync(`${prefix}.${d.node}.tsv`, d.text);
+      cluster.saveLogs(prefix);
+    }
     if (factor < cluster.nodes.length) {
       notes.push(`${label}: R=${factor}, replicas not compared; they differ: ${diff.slice(0, 400)}`);
       break;
