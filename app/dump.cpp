@@ -9,6 +9,8 @@
 #include "gateway/services/admin_service.hpp"
 #include "gateway/services/convert.hpp"
 #include "observability/log.hpp"
+#include "storage/keys.hpp"
+#include "storage/replication_log.hpp"
 
 namespace billing::app {
 namespace {
@@ -86,11 +88,6 @@ result<bool> verify_audit(const storage::ledger_store& store, std::ostream& out)
   return report.value().intact;
 }
 
-const std::array<storage::family, 9> replicated_families = {
-    storage::windows_family,  storage::dedup_family,    storage::audit_family,
-    storage::rollups_family,  storage::plans_family,    storage::invoices_family,
-    storage::vm_state_family, storage::vm_index_family, storage::metald_gaps_family};
-
 namespace {
 
 void append_hex(std::string& line, std::string_view bytes) {
@@ -106,7 +103,7 @@ void append_hex(std::string& line, std::string_view bytes) {
 
 status dump_replicated(const storage::ledger_store& store, std::ostream& out) {
   std::string line;
-  for (const auto which : replicated_families) {
+  for (const uint32_t which : storage::replicated_families()) {
     const std::string_view name = storage::family_names[which];
     status scanned = store.scan_range(which, "", std::nullopt,
                                       [&](std::string_view key, std::string_view value) {

@@ -1,11 +1,9 @@
 // Maintenance commands that read the ledger offline.
 #pragma once
 
-#include <array>
 #include <ostream>
 #include <string>
 
-#include "storage/keys.hpp"
 #include "storage/ledger_store.hpp"
 
 namespace billing::app {
@@ -27,16 +25,13 @@ status dump_audit(const storage::ledger_store& store, const std::string& custome
 // billing.v1.VerifyAuditChainResponse line; the result says whether it is intact.
 result<bool> verify_audit(const storage::ledger_store& store, std::ostream& out);
 
-// The column families every replica of a shard holds byte-identical
-// (windows, dedup, audit, rollups, plans, invoices, vm_state, vm_index,
-// metald_gaps), in family order. The node-local ones (meta with the audit
-// chain links, metald_instances, handoff, replication) are not among them.
-extern const std::array<storage::family, 9> replicated_families;
-
-// Writes every record of the replicated families to `out`, in family then key
-// order, one line per record: `<family name>\t<hex key>\t<hex value>`
-// (lowercase hex; rollups as read, their merge operands folded), so that two
-// replicas compare with diff.
+// Writes every record of the column families every replica of a shard holds
+// byte-identical (storage::replicated_families(): windows, dedup, audit,
+// rollups, plans, invoices, vm_state, vm_index, metald_gaps; not the node's
+// own meta with the audit chain links, metald_instances, handoff and
+// replication) to `out`, in family then key order, one line per record:
+// `<family name>\t<hex key>\t<hex value>` (lowercase hex; rollups as read,
+// their merge operands folded), so that two replicas compare with diff.
 status dump_replicated(const storage::ledger_store& store, std::ostream& out);
 
 }  // namespace billing::app

@@ -8,6 +8,8 @@
 #include <sstream>
 
 #include "app/dump.hpp"
+#include "storage/keys.hpp"
+#include "storage/replication_log.hpp"
 #include "tests/unit/storage/test_support.hpp"
 
 using namespace billing;
@@ -41,19 +43,27 @@ std::string hex_of(std::string_view bytes) {
   return hex;
 }
 
-// A window with the rollups it adds; and node-local records beside it.
-void add_window(write_set& writes, model::rollup_accumulator& rollups,
-                const model::usage_window& window) {
-  writes.put_window(window);
-  REQUIRE(rollups.add(window).ok());
-}
-
-void add_node_local(write_set& writes) {
-  model::metald_instance instance;
-  instance.last_heartbeat_ns = t0;
-  writes.put_metald_instance("metald-1", instance);
-  writes.put_handoff("node-b", 1, "held");
-  writes.put_invoice_counters(7, t0);
+// Commits `windows` with their rollups (one merge operand per bucket) and
+// the VM's state in one write set; with `node_local`, also records of the
+// families replicas do not share.
+void commit_windows(ledger_store& store, const std::vector<model::usage_window>& windows,
+                    const model::vm_state& state, bool node_local = false) {
+  write_set writes;
+  model::rollup_accumulator rollups;
+  for (const auto& window : windows) {
+    writes.put_window(window);
+    REQUIRE(rollups.add(window).ok());
+  }
+  writes.merge_rollups("acme", rollups);
+  writes.put_vm_state("acme", "vm-1", state);
+  if (node_local) {
+    model::metald_instance instance;
+    instance.last_heartbeat_ns = t0;
+    writes.put_metald_instance("metald-1", instance);
+    writes.put_handoff("node-b", 1, "held");
+    writes.put_invoice_counters(7, t0);
+  }
+  REQUIRE(commit_and_wait(store, std::move(writes)).ok());
 }
 
 }  // namespace
@@ -69,26 +79,11 @@ TEST_CASE("--dump-replicated: the same records dump the same text, however they 
   // operands), the other in one.
   temp_dir dir_a;
   auto a = open_store(options_for(dir_a));
-  for (const auto* window : {&first, &second}) {
-    write_set writes;
-    model::rollup_accumulator rollups;
-    add_window(writes, rollups, *window);
-    writes.merge_rollups("acme", rollups);
-    writes.put_vm_state("acme", "vm-1", state);
-    add_node_local(writes);
-    REQUIRE(commit_and_wait(*a, std::move(writes)).ok());
-  }
+  commit_windows(*a, {first}, state, true);
+  commit_windows(*a, {second}, state, true);
   temp_dir dir_b;
   auto b = open_store(options_for(dir_b));
-  {
-    write_set writes;
-    model::rollup_accumulator rollups;
-    add_window(writes, rollups, first);
-    add_window(writes, rollups, second);
-    writes.merge_rollups("acme", rollups);
-    writes.put_vm_state("acme", "vm-1", state);
-    REQUIRE(commit_and_wait(*b, std::move(writes)).ok());
-  }
+  commit_windows(*b, {first, second}, state);
 
   const auto dump = dump_of(*a);
   CHECK(dump == dump_of(*b));
@@ -109,11 +104,12 @@ TEST_CASE("--dump-replicated: the same records dump the same text, however they 
   std::set<std::string> families;
   for (const auto& fields : fields_of(dump)) {
     REQUIRE(fields.size() == 3);
-    const auto* found =
-        std::find_if(app::replicated_families.begin(), app::replicated_families.end(),
-                     [&](family which) { return family_names[which] == fields[0]; });
-    REQUIRE_MESSAGE(found != app::replicated_families.end(), fields[0]);
-    const auto position = static_cast<size_t>(found - app::replicated_families.begin());
+    const auto& replicated = replicated_families();
+    const auto found = std::find_if(replicated.begin(), replicated.end(), [&](uint32_t which) {
+      return family_names[which] == fields[0];
+    });
+    REQUIRE_MESSAGE(found != replicated.end(), fields[0]);
+    const auto position = static_cast<size_t>(found - replicated.begin());
     CHECK(position >= last_family);
     if (position == last_family) CHECK(fields[1] > last_key);
     last_family = position;
@@ -129,14 +125,6 @@ TEST_CASE("--dump-replicated: the same records dump the same text, however they 
   auto c = open_store(options_for(dir_c));
   auto changed = second;
   changed.cpu_time_nanos += 1;
-  {
-    write_set writes;
-    model::rollup_accumulator rollups;
-    add_window(writes, rollups, first);
-    add_window(writes, rollups, changed);
-    writes.merge_rollups("acme", rollups);
-    writes.put_vm_state("acme", "vm-1", state);
-    REQUIRE(commit_and_wait(*c, std::move(writes)).ok());
-  }
+  commit_windows(*c, {first, changed}, state);
   CHECK(dump_of(*c) != dump);
 }
