@@ -36,7 +36,7 @@ void fail_waits(led_shard& shard, const std::string& why, replication_gauges& ga
   shard.waits.clear();
 }
 
-void advance_commit(pointer self, uint32_t shard_number, led_shard& shard) {
+void advance_commit(pointer self, led_shard& shard) {
   std::vector<uint64_t> held{shard.last.seq};
   for (const auto& node : shard.replicas) {
     if (node == self->state.settings.self_id) continue;
@@ -49,17 +49,13 @@ void advance_commit(pointer self, uint32_t shard_number, led_shard& shard) {
   release_waits(shard);
   // The in-memory tail need not reach below what every follower holds.
   uint64_t lowest = shard.last.seq;
-  int64_t lagging = 0;
   for (const auto& [node, state] : shard.followers) {
     lowest = std::min(lowest, state.known ? state.match : 0);
-    lagging += (!state.known || state.match < shard.last.seq) ? 1 : 0;
   }
   while (!shard.tail.empty() && (shard.tail.front().seq <= lowest ||
                                  shard.tail.size() > self->state.settings.tail_entries)) {
     shard.tail.pop_front();
   }
-  (void)shard_number;
-  (void)lagging;
 }
 
 void step_down(pointer self, uint32_t shard_number, const std::string& why) {
@@ -195,7 +191,7 @@ void ship(pointer self, uint32_t shard_number, const std::string& node) {
                 self->state.gauges->entries_shipped += sent_up_to - prev.seq;
                 again->known = true;
                 again->match = sent_up_to;
-                advance_commit(self, shard_number, led);
+                advance_commit(self, led);
               } else if (verdict == append_stale) {
                 step_down(self, shard_number, fmt::format("node {} knows a newer epoch", node));
                 return;
@@ -204,10 +200,11 @@ void ship(pointer self, uint32_t shard_number, const std::string& node) {
               }
               pump(self, shard_number);
             },
-            [=](caf::error& error) {
+            [=](caf::error&) {
+              // Unanswered or refused in transit: connect afresh next time.
               if (follower* again = settle()) {
                 again->retry_at = clock::now() + self->state.settings.tick;
-                if (error.category() != caf::atom("system") || true) forget_peer(self, node);
+                forget_peer(self, node);
               }
             });
   });
@@ -262,7 +259,7 @@ void send_snapshot(pointer self, uint32_t shard_number, const std::string& node)
               self->state.gauges->snapshots_sent++;
               observability::log_info("replication: shard {}: node {} has the snapshot at {}",
                                       shard_number, node, at.seq);
-              advance_commit(self, shard_number, still->second);
+              advance_commit(self, still->second);
               pump(self, shard_number);
             },
             [=](caf::error& error) {

@@ -74,7 +74,7 @@ void on_logged(pointer self, logged_batch& batch) {
     touched.insert(found->first);
   }
   for (const uint32_t shard_number : touched) {
-    advance_commit(self, shard_number, st.led.at(shard_number));
+    advance_commit(self, st.led.at(shard_number));
     pump(self, shard_number);
   }
 }

@@ -100,7 +100,7 @@ void step_down(pointer self, uint32_t shard_number, const std::string& why);
 // Ships what each follower lacks (one append in flight per follower).
 void pump(pointer self, uint32_t shard);
 // Moves the majority position and completes the writes it covers.
-void advance_commit(pointer self, uint32_t shard_number, led_shard& shard);
+void advance_commit(pointer self, led_shard& shard);
 
 // recovery.cpp: catches a new leader up from a majority, then serves.
 void recover(pointer self, uint32_t shard);

@@ -66,6 +66,11 @@ status export_shard(
 
 status erase_shard(storage::ledger_store& store, const shard_selector& selector,
                    size_t per_commit) {
+  // The position goes first: a replica stopped part-way is empty to its
+  // leader (and gets the whole snapshot again), never a log with half a shard.
+  storage::write_set forget;
+  forget.reset_shard_log(selector.shard, {});
+  if (status reset = store.commit_and_wait(std::move(forget)); !reset.ok()) return reset;
   for (const uint32_t family : storage::replicated_families()) {
     // Collected first, erased after: no iterator stays open across commits.
     std::vector<std::string> doomed;
@@ -102,7 +107,6 @@ status erase_shard(storage::ledger_store& store, const shard_selector& selector,
   if (!scanned.ok()) return scanned;
   storage::write_set reset;
   for (auto& key : log_keys) reset.erase_record(storage::replication_family, std::move(key));
-  reset.reset_shard_log(selector.shard, {});
   return store.commit_and_wait(std::move(reset));
 }
 
