@@ -43,6 +43,23 @@ std::vector<std::string> desired_replicas(uint32_t shard, const std::vector<memb
   return chosen;
 }
 
+namespace {
+
+// With fewer members than replicas, the replicas that are gone stay in the
+// set (after the live ones, so a live node leads): a majority stays a
+// majority of R, and the one or two survivors of a set never form a
+// "majority" of their own that lacks what the others acknowledged.
+void keep_absent_replicas(const std::vector<std::string>& previous, uint32_t replicas,
+                          std::vector<std::string>& desired) {
+  if (replicas <= 1) return;  // one copy: its hinted handoff covers an absent owner
+  for (const auto& node : previous) {
+    if (desired.size() >= replicas) return;
+    if (std::find(desired.begin(), desired.end(), node) == desired.end()) desired.push_back(node);
+  }
+}
+
+}  // namespace
+
 std::vector<placement_change> plan_placement(const std::vector<stored_shard>& current,
                                              const std::vector<member>& members, uint32_t replicas,
                                              uint32_t max_moves) {
@@ -56,6 +73,7 @@ std::vector<placement_change> plan_placement(const std::vector<stored_shard>& cu
   for (uint32_t shard = 0; shard < current.size(); ++shard) {
     const auto& stored = current[shard];
     auto desired = desired_replicas(shard, members, replicas);
+    keep_absent_replicas(stored.assignment.replicas, replicas, desired);
     if (stored.assignment.replicas == desired) continue;
     const bool orphaned = stored.mod_revision == 0 || stored.assignment.replicas.empty() ||
                           !is_member(stored.assignment.leader());

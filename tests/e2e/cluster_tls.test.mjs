@@ -79,5 +79,12 @@ test("a bad cluster configuration stops billingd at start with a message naming 
     start(["--node-id=n1", "--cluster-members=n1@127.0.0.1:4101", `--cluster-tls-cert-file=${certs.file("node.crt")}`]),
     /\(2\)[\s\S]*needs all of --cluster-tls-cert-file/,
   );
+  // Replica sets and leader epochs live in etcd only: a static member list
+  // (or none) cannot replicate, and billingd says so instead of running at R = 1.
+  await assert.rejects(start(["--replication-factor=3"]), /\(2\)[\s\S]*--replication-factor above 1 needs --etcd-endpoints/);
+  await assert.rejects(
+    start(["--node-id=n1", "--cluster-members=n1@127.0.0.1:4101,n2@127.0.0.1:4102", "--replication-factor=2"]),
+    /\(2\)[\s\S]*--replication-factor above 1 needs --etcd-endpoints/,
+  );
   removeTempDir(dataDir);
 });

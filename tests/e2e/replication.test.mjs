@@ -10,7 +10,9 @@
 //     SIGKILL another node: nothing acknowledged is lost;
 //  c. SIGSTOP a leader past its lease, another takes over, SIGCONT it: no
 //     double count, no divergence;
-//  d. a seeded random nemesis of kills, pauses and restarts, one node at a time.
+//  d. a seeded random nemesis of kills, pauses and restarts, one node at a time;
+//  e. two of three nodes SIGKILLed: the survivor acknowledges nothing (unavailable);
+//     once a majority is back, the same windows retried count once.
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import path from "node:path";
@@ -150,6 +152,38 @@ test("c. a leader paused past its lease is deposed: after SIGCONT nothing is cou
   await sleep(4_000);
   log(describeStats(await load.stop()));
   await expectConvergedReplicas(cluster, oracle, "after the paused leader resumed", { notes, factor: FACTOR });
+});
+
+test("e. with two of three nodes down nothing is acknowledged; a majority back has every acknowledged window once", async () => {
+  const load = startLoad();
+  await sleep(3_000);
+  log(describeStats(await load.stop()));
+  const survivor = 2;
+  await cluster.kill(0);
+  await cluster.kill(1);
+  // Past the dead nodes' etcd leases (5 s): the placement has moved on.
+  await sleep(7_000);
+  const batches = oracle.customers.slice(0, 6).map((customerId, n) =>
+    [0, 1].map((k) => makeMetric({ customerId, vmId: `vm-minority-${n}-${k}`, region: REGIONS[n % 3], minutesAgo: 3 })),
+  );
+  const stats = { batches: 0, retries: 0, errors: new Map(), slowestAckMs: 0, unacknowledged: [] };
+  const lone = await Promise.all(
+    batches.map((metrics, n) => sendUntilAcknowledged(cluster, oracle, metrics, { region: REGIONS[n % 3], only: survivor, stats, giveUpMs: 8_000 })),
+  );
+  log(`one node of three: ${lone.filter(Boolean).length}/${batches.length} acknowledged; errors ${JSON.stringify([...stats.errors])}`);
+  assert.deepEqual(lone.filter(Boolean), [], "a lone node acknowledged a write");
+  assert.ok(stats.errors.size > 0 && [...stats.errors.keys()].every((kind) => kind === "Unavailable"), `errors: ${JSON.stringify([...stats.errors])}`);
+  // A majority again: the same windows, retried as metald would, count once
+  // (some may already be stored on the survivor, never acknowledged).
+  await cluster.start(0);
+  await cluster.waitMembers(2, 20_000);
+  const retried = await Promise.all(
+    batches.map((metrics, n) => sendUntilAcknowledged(cluster, oracle, metrics, { region: REGIONS[n % 3], giveUpMs: 30_000 })),
+  );
+  assert.equal(retried.filter(Boolean).length, batches.length, "retries after the majority returned");
+  await expectExactTotals(cluster, oracle, "on the majority of two", { notes });
+  await cluster.start(1);
+  await expectConvergedReplicas(cluster, oracle, "after the minority", { notes, factor: FACTOR });
 });
 
 // mulberry32, seeded so that a failing run can be replayed (NEMESIS_SEED).

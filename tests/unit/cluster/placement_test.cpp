@@ -113,3 +113,40 @@ TEST_CASE("plan: shards of a node gone get a new leader at once, beyond max_move
     CHECK(change.next.epoch == 2);
   }
 }
+
+TEST_CASE("plan: replicated shards keep absent replicas in the set while members are too few") {
+  std::vector<stored_shard> current(16);
+  apply_plan(current, plan_placement(current, nodes({"n1", "n2", "n3"}), 3, 0));
+  for (const auto& s : current) REQUIRE(s.assignment.replicas.size() == 3);
+
+  // n3 is gone: its shards get a live leader, but the set still has three
+  // replicas, so a majority is two of three, never one of two.
+  apply_plan(current, plan_placement(current, nodes({"n1", "n2"}), 3, 0));
+  for (const auto& s : current) {
+    const auto& r = s.assignment.replicas;
+    REQUIRE(r.size() == 3);
+    CHECK(std::find(r.begin(), r.end(), "n3") != r.end());
+    CHECK(s.assignment.leader() != "n3");
+  }
+  // n2 goes too: the one survivor leads sets in which it is no majority.
+  apply_plan(current, plan_placement(current, nodes({"n1"}), 3, 0));
+  for (const auto& s : current) {
+    CHECK(s.assignment.leader() == "n1");
+    CHECK(s.assignment.replicas.size() == 3);
+  }
+  CHECK(plan_placement(current, nodes({"n1"}), 3, 0).empty());  // settled
+
+  // With enough members an absent replica is replaced by a live one.
+  apply_plan(current, plan_placement(current, nodes({"n1", "n2", "n4"}), 3, 64));
+  for (const auto& s : current) {
+    const auto& r = s.assignment.replicas;
+    CHECK(std::find(r.begin(), r.end(), "n3") == r.end());
+  }
+}
+
+TEST_CASE("plan: one replica per shard drops an absent owner (hinted handoff covers it)") {
+  std::vector<stored_shard> current(16);
+  apply_plan(current, plan_placement(current, nodes({"n1", "n2"}), 1, 0));
+  apply_plan(current, plan_placement(current, nodes({"n1"}), 1, 0));
+  for (const auto& s : current) CHECK(s.assignment.replicas == std::vector<std::string>{"n1"});
+}
