@@ -28,6 +28,7 @@
 #include "observability/metrics.hpp"
 #include "observability/otlp/otlp_exporter.hpp"
 #include "observability/trace.hpp"
+#include "storage/keys.hpp"
 
 namespace billing::app {
 namespace {
@@ -241,6 +242,7 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
   store_options.on_synced_write = [metrics](std::chrono::nanoseconds took) {
     metrics->record_synced_write(took);
   };
+  const bool store_was_empty = !storage::ledger_store::exists(store_options.data_dir);
   auto store = storage::ledger_store::open(store_options);
   if (!store.ok()) {
     log_error("cannot open the ledger in {}: {}", config.data_dir, store.error().message());
@@ -257,7 +259,7 @@ int run_server(billingd_config& config, const sigset_t& stop_signals) {
         return cluster::etcd::take_from_counter(*etcd, "invoice_number", count);
       };
     }
-    auto replication = start_replication(system, config, store.value());
+    auto replication = start_replication(system, config, store.value(), store_was_empty);
     invoicing_settings.terms = replication.terms;
     auto invoicing = std::make_shared<actors::invoicing>(store.value(), invoicing_settings);
     auto ingest_settings = config.ingest_settings();
@@ -442,6 +444,22 @@ int run_restore(const billingd_config& config) {
   log_info("restored backup {} ({} files, {} bytes) from {} into {}", restored.value().backup_id,
            restored.value().file_count, restored.value().size_bytes, config.restore_from,
            config.data_dir);
+  // A restored replica lacks what it acknowledged after the backup: as one
+  // whose disk was lost, it counts toward its shards' majorities only once it
+  // has caught up with a leader (cluster/replication).
+  auto options = config.store_options();
+  if (!options.ok()) return 0;
+  auto store = storage::ledger_store::open(options.value());
+  storage::write_set mark;
+  mark.put_record({storage::replication_family,
+                   std::string(storage::replication_log::unsynced_pending_key),
+                   {}});
+  if (status marked = store.ok() ? store.value()->commit_and_wait(std::move(mark)) : store.error();
+      !marked.ok()) {
+    log_error("restored, but marking the ledger as behind its replicas failed: {}",
+              marked.message());
+    return 1;
+  }
   return 0;
 }
 

@@ -6,12 +6,15 @@
 namespace billing::app {
 
 replication_parts start_replication(caf::actor_system& system, const billingd_config& config,
-                                    const std::shared_ptr<storage::ledger_store>& store) {
+                                    const std::shared_ptr<storage::ledger_store>& store,
+                                    bool store_was_empty) {
   replication_parts parts;
   if (!config.replicated()) return parts;
   parts.terms = std::make_shared<actors::shard_terms>(&cluster::shard_of);
-  parts.replicator = cluster::replication::spawn_replicator(
-      system, store, parts.terms, config.replicator_settings(), parts.gauges);
+  auto settings = config.replicator_settings();
+  settings.store_was_empty = store_was_empty;
+  parts.replicator = cluster::replication::spawn_replicator(system, store, parts.terms,
+                                                            std::move(settings), parts.gauges);
   store->set_replication_sink(cluster::replication::make_sink(parts.replicator, parts.terms));
   observability::log_info(
       "replicated ledgers: {} replicas per shard, a write is acknowledged by a majority",

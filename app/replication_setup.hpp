@@ -26,8 +26,11 @@ struct replication_parts {
       std::make_shared<cluster::replication::replication_gauges>();
 };
 
+// `store_was_empty`: the ledger was created by this start (a new node, or
+// one whose disk was lost).
 replication_parts start_replication(caf::actor_system& system, const billingd_config& config,
-                                    const std::shared_ptr<storage::ledger_store>& store);
+                                    const std::shared_ptr<storage::ledger_store>& store,
+                                    bool store_was_empty);
 
 // The replication gauges as billing_cluster{kind="replication_..."} figures.
 void add_replication_figures(const cluster::replication::replication_gauges& gauges,

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <future>
 #include <mutex>
 #include <set>
@@ -718,6 +719,12 @@ status ledger_store::impl::scan_prefix(
 ledger_store::ledger_store(std::unique_ptr<impl> impl) : impl_(std::move(impl)) {}
 
 ledger_store::~ledger_store() = default;
+
+bool ledger_store::exists(const std::string& data_dir) {
+  std::error_code ignored;
+  // RocksDB writes CURRENT last when it creates a database.
+  return std::filesystem::exists(std::filesystem::path(data_dir) / "CURRENT", ignored);
+}
 
 result<std::shared_ptr<ledger_store>> ledger_store::open(const store_options& options) {
   auto errors = std::make_shared<background_errors>();

@@ -294,6 +294,8 @@ class ledger_store {
   // Opens (creating if needed) the database under options.data_dir and starts
   // the group-commit thread.
   static result<std::shared_ptr<ledger_store>> open(const store_options& options);
+  // Whether `data_dir` holds a ledger already (open would not create one).
+  static bool exists(const std::string& data_dir);
 
   ~ledger_store();  // drains pending commits, stops the committer, closes the DB
   ledger_store(const ledger_store&) = delete;

@@ -61,6 +61,18 @@ std::string state_key(uint32_t shard) {
   return key;
 }
 
+std::string unsynced_key(uint32_t shard) {
+  std::string key(unsynced_tag);
+  bytes::append_u32(key, shard);
+  return key;
+}
+
+std::optional<uint32_t> unsynced_shard(std::string_view key) {
+  if (key.size() != unsynced_tag.size() + 4 || !key.starts_with(unsynced_tag)) return std::nullopt;
+  bytes::reader in(key.substr(unsynced_tag.size()));
+  return in.u32();
+}
+
 std::optional<uint64_t> log_sequence(std::string_view key, uint32_t shard) {
   const std::string prefix = log_prefix(shard);
   if (key.size() != prefix.size() + 8 || !key.starts_with(prefix)) return std::nullopt;

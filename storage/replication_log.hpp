@@ -5,6 +5,10 @@
 //
 //   "log/"   be32(shard) be64(seq) -> be64(epoch) | mutations
 //   "state/" be32(shard)           -> format | be64(last epoch) | be64(last seq)
+//   "unsynced/" be32(shard)        -> "" (this replica lost what it held of
+//                                     the shard and has not caught up since)
+//   "unsynced-pending"             -> "" (started on an empty store; the
+//                                     placement not read yet)
 //   mutations: count(u32), then per mutation: family(u32) flags(u8) key value
 //              (u32 length + bytes each)
 //
@@ -90,6 +94,14 @@ inline constexpr uint8_t state_format = 1;
 std::string log_key(uint32_t shard, uint64_t seq);
 std::string log_prefix(uint32_t shard);
 std::string state_key(uint32_t shard);
+std::string unsynced_key(uint32_t shard);
+// The shard of an unsynced key; nullopt for another key.
+std::optional<uint32_t> unsynced_shard(std::string_view key);
+inline constexpr std::string_view unsynced_tag = "unsynced/";
+// Set when a node starts on an empty store, cleared once the shards the
+// placement listed it in are marked unsynced: a crash in between still
+// leaves the node knowing that it lost them.
+inline constexpr std::string_view unsynced_pending_key = "unsynced-pending";
 // The sequence of a log key of `shard`; nullopt for another key.
 std::optional<uint64_t> log_sequence(std::string_view key, uint32_t shard);
 

@@ -167,6 +167,7 @@ void ship(pointer self, uint32_t shard_number, const std::string& node) {
   }
   state.in_flight = true;
   const uint64_t epoch = shard.epoch;
+  const uint64_t sync_floor = std::max(shard.committed, shard.recovered_seq);
   const uint64_t sent_up_to = entries.empty() ? prev.seq : entries.back().seq;
   with_peer(self, node, [=](const caf::actor* remote) mutable {
     auto settle = [self, shard_number, node, epoch]() -> follower* {
@@ -181,7 +182,7 @@ void ship(pointer self, uint32_t shard_number, const std::string& node) {
       return;
     }
     self->request(*remote, self->state.settings.peer_timeout, append_atom::value, shard_number,
-                  epoch, prev, std::move(entries))
+                  epoch, prev, std::move(entries), sync_floor)
         .then(
             [=](uint8_t verdict, log_position theirs) {
               follower* again = settle();

@@ -17,14 +17,16 @@
 
 namespace billing::cluster::replication {
 
-// leader -> follower: (shard, epoch, prev position, entries following it)
+// leader -> follower: (shard, epoch, prev position, entries following it,
+//   sync floor: a replica whose log reaches it is synced)
 //   -> (verdict, the follower's position)
 using append_atom = caf::atom_constant<caf::atom("rappend")>;
 inline constexpr uint8_t append_applied = 0;
 inline constexpr uint8_t append_stale = 1;     // the follower knows a newer epoch
 inline constexpr uint8_t append_mismatch = 2;  // prev is not where the follower's log ends
-// new leader -> replicas: (shard, epoch) -> their position; from then on they
-// refuse every older epoch.
+// new leader -> replicas: (shard, epoch) -> their position and whether it is
+// synced (holds what it acknowledged); from then on they refuse every older
+// epoch.
 using position_atom = caf::atom_constant<caf::atom("rpos")>;
 // new leader -> most advanced replica: (shard, epoch, from seq) -> entries
 using fetch_atom = caf::atom_constant<caf::atom("rfetch")>;

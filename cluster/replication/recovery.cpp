@@ -20,6 +20,7 @@ using clock = std::chrono::steady_clock;
 
 struct gathering {
   std::map<std::string, log_position> positions;
+  size_t synced = 0;  // answers from replicas that hold what they acknowledged
   size_t pending = 0;
   bool concluded = false;
 };
@@ -45,7 +46,10 @@ void finish_recovery(pointer self, uint32_t shard_number, led_shard& shard, log_
   auto& st = self->state;
   shard.last = mine;
   shard.committed = 0;
+  shard.recovered_seq = mine.seq;
   shard.recovered = true;
+  // It holds everything a majority acknowledged now, whatever it lost before.
+  set_synced(self, shard_number, true);
   shard.recovering = false;
   st.positions.erase(shard_number);
   st.terms->serve(shard_number, shard.epoch);
@@ -174,18 +178,26 @@ void recover(pointer self, uint32_t shard_number) {
   auto gathered = std::make_shared<gathering>();
   st.positions.erase(shard_number);
   gathered->positions[st.settings.self_id] = local_position(self, shard_number);
+  gathered->synced = st.unsynced.count(shard_number) == 0 ? 1 : 0;
   const size_t needed = majority(shard.replicas.size());
-  auto check = [self, shard_number, epoch, attempt, gathered, needed] {
+  const size_t replicas = shard.replicas.size();
+  // Any log may be the best (every replica's log is a prefix of some
+  // leader's), but only a synced replica counts toward the majority that
+  // must hold every acknowledged entry: one that lost its disk answers an
+  // empty log for entries it helped acknowledge. With every replica
+  // answering, none can be missing (a new cluster: all of them unsynced).
+  auto check = [self, shard_number, epoch, attempt, gathered, needed, replicas] {
     if (gathered->concluded) return;
-    if (gathered->positions.size() >= needed) {
+    if (gathered->synced >= needed || gathered->positions.size() == replicas) {
       gathered->concluded = true;
       conclude(self, shard_number, epoch, attempt, gathered->positions);
     } else if (gathered->pending == 0) {
       gathered->concluded = true;
       if (led_shard* again = attempt_of(self, shard_number, epoch, attempt)) {
         attempt_failed(self, *again, shard_number,
-                       fmt::format("{} of {} replicas answered, {} needed",
-                                   gathered->positions.size(), again->replicas.size(), needed));
+                       fmt::format("{} of {} replicas answered ({} synced), {} synced needed",
+                                   gathered->positions.size(), again->replicas.size(),
+                                   gathered->synced, needed));
       }
     }
   };
@@ -204,9 +216,10 @@ void recover(pointer self, uint32_t shard_number) {
       self->request(*remote, self->state.settings.peer_timeout, position_atom::value, shard_number,
                     epoch)
           .then(
-              [=](log_position theirs) {
+              [=](log_position theirs, bool synced) {
                 gathered->pending--;
                 gathered->positions[node] = theirs;
+                gathered->synced += synced ? 1 : 0;
                 check();
               },
               [=](caf::error&) {

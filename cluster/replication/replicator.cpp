@@ -13,6 +13,7 @@
 #include "observability/log.hpp"
 
 #include "cluster/replication/shard_data.hpp"
+#include "storage/keys.hpp"
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<billing::cluster::replication::logged_batch>)
 
@@ -24,9 +25,47 @@ using clock = std::chrono::steady_clock;
 
 // ---- placement, commits, ticks ----
 
+// The first placement after a start on an empty store: the shards it lists
+// this node in were held here before the disk was lost.
+void mark_lost_shards(pointer self, const std::vector<shard_assignment>& shards) {
+  auto& st = self->state;
+  storage::write_set marks;
+  std::vector<uint32_t> lost;
+  for (uint32_t shard_number = 0; shard_number < shards.size(); ++shard_number) {
+    const auto& replicas = shards[shard_number].replicas;
+    if (std::find(replicas.begin(), replicas.end(), st.settings.self_id) == replicas.end())
+      continue;
+    lost.push_back(shard_number);
+    marks.put_record(
+        {storage::replication_family, storage::replication_log::unsynced_key(shard_number), {}});
+  }
+  marks.erase_record(storage::replication_family,
+                     std::string(storage::replication_log::unsynced_pending_key));
+  if (status done = st.store->commit_and_wait(std::move(marks)); !done.ok()) {
+    // Every shard stays unsynced in memory; the pending marker stays too.
+    observability::log_warn("replication: recording the shards this empty store lost: {}",
+                            done.message());
+    for (uint32_t shard_number = 0; shard_number < shards.size(); ++shard_number) {
+      st.unsynced.insert(shard_number);
+    }
+    return;
+  }
+  st.unsynced.insert(lost.begin(), lost.end());
+  if (!lost.empty()) {
+    observability::log_info(
+        "replication: started on an empty store: {} shards listed this node; it counts toward "
+        "their majority once it has caught up",
+        lost.size());
+  }
+}
+
 void on_placement(pointer self, const std::vector<member>& members,
                   const std::vector<shard_assignment>& shards) {
   auto& st = self->state;
+  if (!st.placement_seen) {
+    st.placement_seen = true;
+    if (st.settings.store_was_empty) mark_lost_shards(self, shards);
+  }
   for (const auto& m : members) {
     if (m.node_id == st.settings.self_id) continue;
     auto& link = st.peers[m.node_id];
@@ -139,7 +178,39 @@ struct pending_apply {
   caf::response_promise promise;
   uint32_t shard = 0;
   log_position reached;
+  bool syncs = false;  // the write also clears the shard's unsynced marker
 };
+
+// The unsynced markers a previous run left, and whether it started on an
+// empty store and stopped before reading the placement.
+void load_sync_state(replicator_state& st) {
+  const std::string prefix(storage::replication_log::unsynced_tag);
+  status scanned = st.store->scan_range(
+      storage::replication_family, prefix, storage::keys::prefix_successor(prefix),
+      [&](std::string_view key, std::string_view) {
+        if (auto shard = storage::replication_log::unsynced_shard(key)) st.unsynced.insert(*shard);
+        return true;
+      });
+  auto pending = st.store->get(storage::replication_family,
+                               std::string(storage::replication_log::unsynced_pending_key));
+  if (!scanned.ok() || !pending.ok()) {
+    observability::log_warn(
+        "replication: reading the unsynced markers failed; every shard is "
+        "treated as unsynced");
+    st.settings.store_was_empty = true;
+    return;
+  }
+  if (pending.value()) st.settings.store_was_empty = true;
+  if (st.settings.store_was_empty && !pending.value()) {
+    storage::write_set mark;
+    mark.put_record({storage::replication_family,
+                     std::string(storage::replication_log::unsynced_pending_key),
+                     {}});
+    if (status done = st.store->commit_and_wait(std::move(mark)); !done.ok()) {
+      observability::log_warn("replication: {}", done.message());
+    }
+  }
+}
 
 }  // namespace
 
@@ -155,6 +226,7 @@ caf::actor spawn_replicator(caf::actor_system& system, std::shared_ptr<storage::
     st.terms = std::move(terms);
     st.settings = std::move(settings);
     st.gauges = std::move(gauges);
+    load_sync_state(st);
     auto applies = std::make_shared<std::map<uint64_t, pending_apply>>();
     auto next_apply = std::make_shared<uint64_t>(0);
     self->set_down_handler([self](caf::down_msg& down) {
@@ -173,9 +245,9 @@ caf::actor spawn_replicator(caf::actor_system& system, std::shared_ptr<storage::
           on_tick(self);
           self->delayed_send(self, self->state.settings.tick, tick_atom::value);
         },
-        [self, applies, next_apply](
-            append_atom, uint32_t shard, uint64_t epoch, log_position prev,
-            std::vector<log_entry>& entries) -> caf::result<uint8_t, log_position> {
+        [self, applies, next_apply](append_atom, uint32_t shard, uint64_t epoch, log_position prev,
+                                    std::vector<log_entry>& entries,
+                                    uint64_t sync_floor) -> caf::result<uint8_t, log_position> {
           auto& st = self->state;
           if (!admit_epoch(self, shard, epoch)) {
             return {append_stale, local_position(self, shard)};
@@ -186,15 +258,23 @@ caf::actor spawn_replicator(caf::actor_system& system, std::shared_ptr<storage::
           }
           const log_position mine = local_position(self, shard);
           if (prev != mine) return {append_mismatch, mine};
-          if (entries.empty()) return {append_applied, mine};
+          const log_position reached =
+              entries.empty() ? mine : log_position{entries.back().epoch, entries.back().seq};
+          // Our log is the leader's up to `reached`: past its floor we hold
+          // everything it acknowledged.
+          const bool syncs = st.unsynced.count(shard) != 0 && reached.seq >= sync_floor;
+          if (entries.empty() && !syncs) return {append_applied, mine};
           const uint64_t id = ++*next_apply;
-          const log_position reached{entries.back().epoch, entries.back().seq};
           const uint64_t count = entries.size();
           auto promise = self->make_response_promise();
-          (*applies)[id] = {promise, shard, reached};
+          (*applies)[id] = {promise, shard, reached, syncs};
           st.busy.insert(shard);
           storage::write_set writes;
-          writes.apply_as_follower(shard, std::move(entries));
+          if (!entries.empty()) writes.apply_as_follower(shard, std::move(entries));
+          if (syncs) {
+            writes.erase_record(storage::replication_family,
+                                storage::replication_log::unsynced_key(shard));
+          }
           auto me = caf::actor_cast<caf::actor>(self);
           st.store->commit(std::move(writes), [me, id, count](status done) {
             caf::anon_send(me, logged_atom::value, id, count, static_cast<uint8_t>(done.code()),
@@ -213,6 +293,11 @@ caf::actor spawn_replicator(caf::actor_system& system, std::shared_ptr<storage::
           if (code == 0) {
             st.positions[pending.shard] = pending.reached;
             st.gauges->entries_applied += count;
+            if (pending.syncs) {
+              st.unsynced.erase(pending.shard);
+              observability::log_info("replication: shard {}: caught up, synced at {}.{}",
+                                      pending.shard, pending.reached.epoch, pending.reached.seq);
+            }
             pending.promise.deliver(append_applied, pending.reached);
           } else {
             st.positions.erase(pending.shard);
@@ -221,12 +306,12 @@ caf::actor spawn_replicator(caf::actor_system& system, std::shared_ptr<storage::
             pending.promise.deliver(append_mismatch, local_position(self, pending.shard));
           }
         },
-        [self](position_atom, uint32_t shard, uint64_t epoch) -> caf::result<log_position> {
+        [self](position_atom, uint32_t shard, uint64_t epoch) -> caf::result<log_position, bool> {
           if (!admit_epoch(self, shard, epoch)) {
             return refusal(shard, epoch, self->state.promised[shard]);
           }
           self->state.positions.erase(shard);
-          return local_position(self, shard);
+          return {local_position(self, shard), self->state.unsynced.count(shard) == 0};
         },
         [self](fetch_atom, uint32_t shard, uint64_t epoch,
                uint64_t from) -> caf::result<std::vector<log_entry>> {
@@ -246,6 +331,7 @@ caf::actor spawn_replicator(caf::actor_system& system, std::shared_ptr<storage::
           if (phase == install_begin) {
             st.busy.insert(shard);
             st.positions.erase(shard);
+            st.unsynced.insert(shard);  // erase_shard marks it durably first
           }
           auto promise = self->make_response_promise<log_position>();
           auto worker = self->system().spawn<caf::detached>(
@@ -255,6 +341,7 @@ caf::actor spawn_replicator(caf::actor_system& system, std::shared_ptr<storage::
               .then(
                   [self, promise, shard, phase](log_position installed) mutable {
                     if (phase == install_end) {
+                      self->state.unsynced.erase(shard);  // finish_install cleared it
                       self->state.busy.erase(shard);
                       self->state.positions[shard] = installed;
                       self->state.gauges->snapshots_installed++;

@@ -48,6 +48,10 @@ struct replicator_settings {
   size_t snapshot_chunk_bytes = size_t{2} << 20;
   // Entries of each led shard kept in memory for followers that lag.
   size_t tail_entries = 4096;
+  // The store was created by this start (no ledger in the data dir): the
+  // node lost whatever it held, so every shard the placement already lists
+  // it in is unsynced here until this node has caught up with a leader.
+  bool store_was_empty = false;
 };
 
 // For /metrics (billing_replication{kind=...}).

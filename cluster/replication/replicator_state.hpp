@@ -57,6 +57,9 @@ struct led_shard {
   clock::time_point retry_at{};
   log_position last;       // durable here
   uint64_t committed = 0;  // durable on a majority
+  // What recovery found: a follower that reaches max(this, committed) holds
+  // everything acknowledged, and is synced from then on.
+  uint64_t recovered_seq = 0;
   std::map<std::string, follower> followers;
   std::deque<log_entry> tail;  // the newest entries, for followers that lag
   std::deque<timed_wait> waits;
@@ -75,6 +78,11 @@ struct replicator_state {
   // apply or a snapshot install under way.
   std::unordered_map<uint32_t, log_position> positions;
   std::set<uint32_t> busy;
+  // Shards this replica lost (an empty disk, an erase for a snapshot) and has
+  // not caught up since: its position does not count toward a new leader's
+  // majority (storage/replication_log.hpp, "unsynced/").
+  std::set<uint32_t> unsynced;
+  bool placement_seen = false;
   static inline const char* name = "replicator";
 };
 
@@ -84,6 +92,9 @@ size_t majority(size_t replicas);
 caf::error refusal(uint32_t shard, uint64_t epoch, uint64_t promised);
 // This node's durable position of a followed shard (cached).
 log_position local_position(pointer self, uint32_t shard);
+// Records durably (and at once in memory) that this replica holds shard
+// `shard` as a leader does, or no longer does.
+void set_synced(pointer self, uint32_t shard, bool synced);
 
 // peers.cpp: calls `go` with the peer's replicator, connecting first, or
 // with null when it is unreachable (or was, a moment ago).

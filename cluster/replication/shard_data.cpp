@@ -67,9 +67,13 @@ status export_shard(
 status erase_shard(storage::ledger_store& store, const shard_selector& selector,
                    size_t per_commit) {
   // The position goes first: a replica stopped part-way is empty to its
-  // leader (and gets the whole snapshot again), never a log with half a shard.
+  // leader (and gets the whole snapshot again), never a log with half a shard;
+  // and unsynced: what it held (and may have acknowledged) is gone until the
+  // snapshot is in.
   storage::write_set forget;
   forget.reset_shard_log(selector.shard, {});
+  forget.put_record(
+      {storage::replication_family, storage::replication_log::unsynced_key(selector.shard), {}});
   if (status reset = store.commit_and_wait(std::move(forget)); !reset.ok()) return reset;
   for (const uint32_t family : storage::replicated_families()) {
     // Collected first, erased after: no iterator stays open across commits.
@@ -156,6 +160,8 @@ status finish_install(storage::ledger_store& store, const shard_selector& select
   }
   const uint32_t shard = selector.shard;
   writes.reset_shard_log(shard, at);
+  // The leader's snapshot holds everything it acknowledged: synced.
+  writes.erase_record(storage::replication_family, storage::replication_log::unsynced_key(shard));
   return store.commit_and_wait(std::move(writes));
 }
 

@@ -12,7 +12,9 @@
 //     double count, no divergence;
 //  d. a seeded random nemesis of kills, pauses and restarts, one node at a time;
 //  e. two of three nodes SIGKILLed: the survivor acknowledges nothing (unavailable);
-//     once a majority is back, the same windows retried count once.
+//     once a majority is back, the same windows retried count once;
+//  f. a wiped node and a lagging one, the holder of the newest windows down:
+//     they do not serve as a majority (no answer without those windows).
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import path from "node:path";
@@ -31,6 +33,8 @@ import {
   sleep,
   startWorkload,
   timeUntilServed,
+  totalsDiff,
+  totalsVia,
 } from "./lib/replication.mjs";
 
 const FACTOR = Number(process.env.REPLICATION_FACTOR ?? 3);
@@ -184,6 +188,51 @@ test("e. with two of three nodes down nothing is acknowledged; a majority back h
   await expectExactTotals(cluster, oracle, "on the majority of two", { notes });
   await cluster.start(1);
   await expectConvergedReplicas(cluster, oracle, "after the minority", { notes, factor: FACTOR });
+});
+
+test("f. a node back with an empty disk does not count toward a majority before it caught up", async () => {
+  // Windows that only n1 and n2 hold: n3 is down while they are written.
+  let load = startLoad();
+  await sleep(2_000);
+  log(describeStats(await load.stop()));
+  await cluster.kill(2);
+  await sleep(7_000); // past n3's lease: n1 and n2 lead every shard
+  load = startLoad();
+  await sleep(3_000);
+  log(describeStats(await load.stop()));
+  // n1 dies, n2 loses its disk: of the replicas that hold those windows,
+  // none is left. n2 (empty) and n3 (behind) are a majority of nodes but
+  // must not serve as one: they would answer without those windows.
+  await cluster.kill(0);
+  await cluster.kill(1);
+  cluster.wipe(1);
+  await cluster.start(1);
+  await cluster.start(2);
+  await cluster.waitMembers(2, 20_000);
+  let answered = 0;
+  let refused = 0;
+  const wrong = [];
+  for (const until = Date.now() + 10_000; Date.now() < until; ) {
+    for (const customerId of oracle.customers) {
+      for (const i of [1, 2]) {
+        try {
+          const diff = totalsDiff(await totalsVia(cluster, i, customerId), oracle.expected(customerId));
+          answered += 1;
+          if (diff !== "") wrong.push(`${customerId} via n${i + 1}: ${diff}`);
+        } catch {
+          refused += 1;
+        }
+      }
+    }
+    await sleep(500);
+  }
+  log(`n2 (empty) and n3 (behind): ${answered} answers, ${refused} refusals, ${wrong.length} wrong`);
+  assert.deepEqual(wrong.slice(0, 5), [], "an empty and a lagging replica served as a majority");
+  assert.ok(refused > 0, "nothing was refused: the shards were served without the windows' holders");
+  // n1 is back: with it, every acknowledged window; n2 is re-replicated.
+  await cluster.start(0);
+  await expectExactTotals(cluster, oracle, "once n1 is back", { timeoutMs: 40_000, notes });
+  await expectConvergedReplicas(cluster, oracle, "after the empty disk", { notes, factor: FACTOR });
 });
 
 // mulberry32, seeded so that a failing run can be replayed (NEMESIS_SEED).

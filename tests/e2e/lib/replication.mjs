@@ -56,7 +56,7 @@ export class Oracle {
 
 // What differs between `totals` (a UsageTotals) and `want` (Oracle.expected);
 // "" when nothing. Names the window count and CPU time first.
-function totalsDiff(totals, want) {
+export function totalsDiff(totals, want) {
   const wrong = [];
   for (const [f, value] of Object.entries(want)) {
     const got = f === "memoryBytesPeak" ? totals.memoryBytesPeak ?? 0n : BigInt(totals[`${f}Decimal`] || "0");
