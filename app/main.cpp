@@ -28,7 +28,6 @@
 #include "observability/metrics.hpp"
 #include "observability/otlp/otlp_exporter.hpp"
 #include "observability/trace.hpp"
-#include "storage/keys.hpp"
 
 namespace billing::app {
 namespace {
@@ -448,12 +447,10 @@ int run_restore(const billingd_config& config) {
   // whose disk was lost, it counts toward its shards' majorities only once it
   // has caught up with a leader (cluster/replication).
   auto options = config.store_options();
-  if (!options.ok()) return 0;
-  auto store = storage::ledger_store::open(options.value());
+  auto store = options.ok() ? storage::ledger_store::open(options.value())
+                            : result<std::shared_ptr<storage::ledger_store>>(options.error());
   storage::write_set mark;
-  mark.put_record({storage::replication_family,
-                   std::string(storage::replication_log::unsynced_pending_key),
-                   {}});
+  mark.mark_unsynced_pending();
   if (status marked = store.ok() ? store.value()->commit_and_wait(std::move(mark)) : store.error();
       !marked.ok()) {
     log_error("restored, but marking the ledger as behind its replicas failed: {}",

@@ -116,6 +116,22 @@ void write_set::reset_shard_log(uint32_t shard, log_position position) {
   replication_.reset_to = position;
 }
 
+void write_set::mark_unsynced(uint32_t shard) {
+  put_record({replication_family, replication_log::unsynced_key(shard), {}});
+}
+
+void write_set::mark_synced(uint32_t shard) {
+  erase_record(replication_family, replication_log::unsynced_key(shard));
+}
+
+void write_set::mark_unsynced_pending() {
+  put_record({replication_family, std::string(replication_log::unsynced_pending_key), {}});
+}
+
+void write_set::clear_unsynced_pending() {
+  erase_record(replication_family, std::string(replication_log::unsynced_pending_key));
+}
+
 void write_set::put_chained_audit(std::string key, std::string value) {
   mutation audit{audit_family, std::move(key), std::move(value), false};
   audit.chain_audit = true;

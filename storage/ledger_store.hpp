@@ -184,6 +184,13 @@ class write_set {
   // The shard's log ends at `position` from now on (a snapshot was installed);
   // the caller erases the old log keys in the same write_set.
   void reset_shard_log(uint32_t shard, log_position position);
+  // This replica lost (or regained) what it held of `shard`, or started on
+  // an empty store with the placement not read yet (replication_log.hpp,
+  // "unsynced/"). Node-local: never part of a logged entry.
+  void mark_unsynced(uint32_t shard);
+  void mark_synced(uint32_t shard);
+  void mark_unsynced_pending();
+  void clear_unsynced_pending();
 
   struct replication_role {
     enum class kind : uint8_t { none, lead, follow, reset };

@@ -11,7 +11,6 @@
 #include "actors/errors.hpp"
 #include "cluster/fence.hpp"
 #include "observability/log.hpp"
-#include "storage/keys.hpp"
 
 namespace billing::cluster::replication::detail {
 
@@ -43,28 +42,19 @@ log_position local_position(pointer self, uint32_t shard) {
   return read.value();
 }
 
-void set_synced(pointer self, uint32_t shard, bool synced) {
+void mark_synced(pointer self, uint32_t shard) {
   auto& st = self->state;
-  if ((st.unsynced.count(shard) == 0) == synced) return;
+  if (st.unsynced.erase(shard) == 0) return;
+  // Believed at once: it holds the shard as a leader does. A crash before the
+  // write is durable leaves the marker, the cautious side; so does a failure.
   storage::write_set mark;
-  const std::string key = storage::replication_log::unsynced_key(shard);
-  if (synced) {
-    mark.erase_record(storage::replication_family, key);
-  } else {
-    mark.put_record({storage::replication_family, key, {}});
-  }
-  // Rare (once per shard a replica loses or regains), and durable before it
-  // is believed: a crash in between must not leave a lost shard unmarked.
-  if (status done = st.store->commit_and_wait(std::move(mark)); !done.ok()) {
-    observability::log_warn("replication: shard {}: recording whether it is synced: {}", shard,
-                            done.message());
-    if (synced) return;  // stays unsynced: the cautious side
-  }
-  if (synced) {
-    st.unsynced.erase(shard);
-  } else {
-    st.unsynced.insert(shard);
-  }
+  mark.mark_synced(shard);
+  st.store->commit(std::move(mark), [shard](status done) {
+    if (!done.ok()) {
+      observability::log_warn("replication: shard {}: clearing its unsynced marker: {}", shard,
+                              done.message());
+    }
+  });
 }
 
 // ---- peers ----

@@ -49,7 +49,7 @@ void finish_recovery(pointer self, uint32_t shard_number, led_shard& shard, log_
   shard.recovered_seq = mine.seq;
   shard.recovered = true;
   // It holds everything a majority acknowledged now, whatever it lost before.
-  set_synced(self, shard_number, true);
+  mark_synced(self, shard_number);
   shard.recovering = false;
   st.positions.erase(shard_number);
   st.terms->serve(shard_number, shard.epoch);

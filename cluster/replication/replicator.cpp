@@ -36,11 +36,9 @@ void mark_lost_shards(pointer self, const std::vector<shard_assignment>& shards)
     if (std::find(replicas.begin(), replicas.end(), st.settings.self_id) == replicas.end())
       continue;
     lost.push_back(shard_number);
-    marks.put_record(
-        {storage::replication_family, storage::replication_log::unsynced_key(shard_number), {}});
+    marks.mark_unsynced(shard_number);
   }
-  marks.erase_record(storage::replication_family,
-                     std::string(storage::replication_log::unsynced_pending_key));
+  marks.clear_unsynced_pending();
   if (status done = st.store->commit_and_wait(std::move(marks)); !done.ok()) {
     // Every shard stays unsynced in memory; the pending marker stays too.
     observability::log_warn("replication: recording the shards this empty store lost: {}",
@@ -203,9 +201,7 @@ void load_sync_state(replicator_state& st) {
   if (pending.value()) st.settings.store_was_empty = true;
   if (st.settings.store_was_empty && !pending.value()) {
     storage::write_set mark;
-    mark.put_record({storage::replication_family,
-                     std::string(storage::replication_log::unsynced_pending_key),
-                     {}});
+    mark.mark_unsynced_pending();
     if (status done = st.store->commit_and_wait(std::move(mark)); !done.ok()) {
       observability::log_warn("replication: {}", done.message());
     }
@@ -271,10 +267,7 @@ caf::actor spawn_replicator(caf::actor_system& system, std::shared_ptr<storage::
           st.busy.insert(shard);
           storage::write_set writes;
           if (!entries.empty()) writes.apply_as_follower(shard, std::move(entries));
-          if (syncs) {
-            writes.erase_record(storage::replication_family,
-                                storage::replication_log::unsynced_key(shard));
-          }
+          if (syncs) writes.mark_synced(shard);
           auto me = caf::actor_cast<caf::actor>(self);
           st.store->commit(std::move(writes), [me, id, count](status done) {
             caf::anon_send(me, logged_atom::value, id, count, static_cast<uint8_t>(done.code()),

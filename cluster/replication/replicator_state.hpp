@@ -92,9 +92,9 @@ size_t majority(size_t replicas);
 caf::error refusal(uint32_t shard, uint64_t epoch, uint64_t promised);
 // This node's durable position of a followed shard (cached).
 log_position local_position(pointer self, uint32_t shard);
-// Records durably (and at once in memory) that this replica holds shard
-// `shard` as a leader does, or no longer does.
-void set_synced(pointer self, uint32_t shard, bool synced);
+// This replica holds shard `shard` as a leader does (it recovered it):
+// synced at once in memory, and its marker cleared on disk.
+void mark_synced(pointer self, uint32_t shard);
 
 // peers.cpp: calls `go` with the peer's replicator, connecting first, or
 // with null when it is unreachable (or was, a moment ago).

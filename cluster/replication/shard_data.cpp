@@ -72,8 +72,7 @@ status erase_shard(storage::ledger_store& store, const shard_selector& selector,
   // snapshot is in.
   storage::write_set forget;
   forget.reset_shard_log(selector.shard, {});
-  forget.put_record(
-      {storage::replication_family, storage::replication_log::unsynced_key(selector.shard), {}});
+  forget.mark_unsynced(selector.shard);
   if (status reset = store.commit_and_wait(std::move(forget)); !reset.ok()) return reset;
   for (const uint32_t family : storage::replicated_families()) {
     // Collected first, erased after: no iterator stays open across commits.
@@ -161,7 +160,7 @@ status finish_install(storage::ledger_store& store, const shard_selector& select
   const uint32_t shard = selector.shard;
   writes.reset_shard_log(shard, at);
   // The leader's snapshot holds everything it acknowledged: synced.
-  writes.erase_record(storage::replication_family, storage::replication_log::unsynced_key(shard));
+  writes.mark_synced(shard);
   return store.commit_and_wait(std::move(writes));
 }
 

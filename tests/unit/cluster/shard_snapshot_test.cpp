@@ -85,8 +85,17 @@ TEST_CASE("an installed snapshot makes a diverged replica's shard equal to the l
   REQUIRE_FALSE(other_shard.empty());
 
   storage::log_position at;
+  const auto unsynced = [&] {
+    auto marker = replica->get(storage::replication_family,
+                               storage::replication_log::unsynced_key(shard));
+    REQUIRE(marker.ok());
+    return marker.value().has_value();
+  };
+  REQUIRE_FALSE(unsynced());
   REQUIRE(erase_shard(*replica, selector, 2).ok());
   CHECK(replica->shard_position(shard).value() == storage::log_position{});
+  // Until the snapshot is in, the replica must not count toward a majority.
+  CHECK(unsynced());
   REQUIRE(export_shard(
               *leader, selector, 64,
               [&](const storage::log_position& position) {
@@ -102,6 +111,7 @@ TEST_CASE("an installed snapshot makes a diverged replica's shard equal to the l
   CHECK(same(records_of(*replica, selector), records_of(*leader, selector)));
   CHECK(same(records_of(*replica, {shard_of(out, kShards), kShards, &shard_of}), other_shard));
   CHECK(replica->shard_position(shard).value() == storage::log_position{7, 42});
+  CHECK_FALSE(unsynced());
   auto chain = replica->verify_audit_chain();
   REQUIRE(chain.ok());
   CHECK_MESSAGE(chain.value().intact, chain.value().problem);
