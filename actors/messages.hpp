@@ -28,6 +28,7 @@ using locate_atom = caf::atom_constant<caf::atom("locate")>;
 using import_atom = caf::atom_constant<caf::atom("import")>;
 using call_atom = caf::atom_constant<caf::atom("call")>;
 using forget_atom = caf::atom_constant<caf::atom("forget")>;
+using idle_check_atom = caf::atom_constant<caf::atom("idlecheck")>;
 
 // A unary call the receiving node has authorized, run on the node that owns
 // `customer_id` ("" runs it on every node): the request's protobuf bytes and
@@ -52,6 +53,8 @@ using customer_actor = caf::typed_actor<
     caf::replies_to<append_atom, model::customer_part>::with<std::vector<model::item_outcome>>,
     // Internal: the store finished commit `id` with the status (code, message).
     caf::reacts_to<committed_atom, uint64_t, uint8_t, std::string>,
+    // Internal: time to see whether the ledger has been idle long enough to stop.
+    caf::reacts_to<idle_check_atom>,
     // Adds a live-usage subscriber; the answer is its snapshot, after which it
     // gets an update_atom message per acknowledged ingest until it exits.
     caf::replies_to<subscribe_atom, subscriber_actor>::with<model::usage_update>,
