@@ -5,6 +5,9 @@
 start_billingd() {
   local billingd=$1 log=$2
   shift 2
+  # Emptied here, not only by the redirection below: that happens in the
+  # background child, and a reused log's old address must not be read first.
+  : >"$log"
   # Benchmarks measure the service, not auth: the explicit dev mode.
   "$billingd" --listen=127.0.0.1:0 --insecure-no-auth "$@" 2>"$log" &
   server_pid=$!
