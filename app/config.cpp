@@ -12,6 +12,12 @@
 namespace billing::app {
 
 billingd_config::billingd_config() {
+  // CAF's work-stealing workers poll and sleep in 50 us steps while idle;
+  // with more workers than cores that polling takes CPU from the committer.
+  // One shared queue measured 1.16x the throughput with 16% less CPU when
+  // batches span many customers, and the same elsewhere (README, figures).
+  // --scheduler.policy=stealing restores CAF's default.
+  set("scheduler.policy", caf::atom("sharing"));
   opt_group{custom_options_, "global"}
       .add(listen, "listen", "HOST:PORT to serve Connect on (port 0 picks a free port)")
       .add(data_dir, "data-dir", "directory of the RocksDB ledger (created if missing)")

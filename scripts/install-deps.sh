@@ -11,7 +11,7 @@ debian_packages=(
   build-essential cmake ninja-build pkg-config git ca-certificates curl
   clang libclang-rt-14-dev libcaf-dev prometheus-cpp-dev
   libprotobuf-dev protobuf-compiler
-  librocksdb-dev
+  librocksdb-dev libjemalloc-dev
   libboost1.81-dev
   libfmt-dev libcli11-dev
   libpq-dev postgresql

@@ -95,3 +95,13 @@ TEST_CASE("store settings: RocksDB's log and the free space that resumes writes"
   CHECK(bad.error().code() == status_code::invalid_argument);
   CHECK(bad.error().message().find("--rocksdb-log-level") != std::string::npos);
 }
+
+TEST_CASE("CAF's sharing scheduler is the default; --scheduler.policy overrides it") {
+  auto policy_after = [](std::vector<std::string> flags) {
+    billingd_config config;
+    REQUIRE_FALSE(config.parse(std::move(flags), "billingd.ini"));
+    return caf::get_or(config, "scheduler.policy", caf::atom("none"));
+  };
+  CHECK(policy_after({}) == caf::atom("sharing"));
+  CHECK(policy_after({"--scheduler.policy=stealing"}) == caf::atom("stealing"));
+}
