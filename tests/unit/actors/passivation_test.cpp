@@ -46,16 +46,28 @@ bool stops_within(caf::scoped_actor& watcher, std::chrono::milliseconds within) 
   return stopped;
 }
 
+// A ledger of its own store with idle period `idle`, monitored by `watcher`.
+struct watched_ledger {
+  explicit watched_ledger(std::chrono::seconds idle)
+      : store{open_store(options_for(dir))},
+        ledger{actors::spawn_customer_ledger(system, "acme", store, nullptr, idle)} {
+    watcher->monitor(ledger);
+  }
+  temp_dir dir;
+  std::shared_ptr<storage::ledger_store> store;
+  actor_config config;
+  caf::actor_system system{config};
+  actors::customer_actor ledger;
+  caf::scoped_actor watcher{system};
+};
+
 }  // namespace
 
 TEST_CASE("an idle ledger stops one idle period after its last work, not before") {
-  temp_dir dir;
-  auto store = open_store(options_for(dir));
-  actor_config config;
-  caf::actor_system system{config};
-  auto ledger = actors::spawn_customer_ledger(system, "acme", store, nullptr, 2s);
-  caf::scoped_actor watcher{system};
-  watcher->monitor(ledger);
+  watched_ledger watched{2s};
+  auto& system = watched.system;
+  auto& ledger = watched.ledger;
+  auto& watcher = watched.watcher;
   // Work every 0.5 s for 3 s: longer than the idle period in all, never idle for it.
   auto last_work = std::chrono::steady_clock::now();
   for (int i = 0; i < 6; ++i) {
@@ -68,13 +80,10 @@ TEST_CASE("an idle ledger stops one idle period after its last work, not before"
 }
 
 TEST_CASE("a ledger with a live subscriber does not stop; once it leaves, the ledger does") {
-  temp_dir dir;
-  auto store = open_store(options_for(dir));
-  actor_config config;
-  caf::actor_system system{config};
-  auto ledger = actors::spawn_customer_ledger(system, "acme", store, nullptr, 1s);
-  caf::scoped_actor watcher{system};
-  watcher->monitor(ledger);
+  watched_ledger watched{1s};
+  auto& system = watched.system;
+  auto& ledger = watched.ledger;
+  auto& watcher = watched.watcher;
   {
     caf::scoped_actor subscriber{system};
     subscriber
@@ -88,13 +97,10 @@ TEST_CASE("a ledger with a live subscriber does not stop; once it leaves, the le
 }
 
 TEST_CASE("idle 0 keeps a ledger forever") {
-  temp_dir dir;
-  auto store = open_store(options_for(dir));
-  actor_config config;
-  caf::actor_system system{config};
-  auto ledger = actors::spawn_customer_ledger(system, "acme", store);
-  caf::scoped_actor watcher{system};
-  watcher->monitor(ledger);
+  watched_ledger watched{0s};
+  auto& system = watched.system;
+  auto& ledger = watched.ledger;
+  auto& watcher = watched.watcher;
   append_one(system, ledger, t0);
   CHECK_FALSE(stops_within(watcher, 2s));
   caf::anon_send_exit(ledger, caf::exit_reason::user_shutdown);
