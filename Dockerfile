@@ -13,7 +13,7 @@ RUN apt-get update \
       librocksdb-dev \
       libboost1.81-dev \
       libfmt-dev libcli11-dev \
-      libpq-dev \
+      libpq-dev libjemalloc-dev \
       doctest-dev \
       zlib1g-dev libssl-dev \
  && rm -rf /var/lib/apt/lists/*
@@ -55,7 +55,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
       libcaf-core0.17 libcaf-io0.17 libcaf-openssl0.17 \
       libprotobuf32 libfmt9 libprometheus-cpp-core1.0 libssl3 \
-      libsnappy1v5 liblz4-1 libzstd1 libbz2-1.0 zlib1g \
+      libsnappy1v5 liblz4-1 libzstd1 libbz2-1.0 zlib1g libjemalloc2 \
       libstdc++6 libgcc-s1 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 billing \
