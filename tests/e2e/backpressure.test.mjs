@@ -28,20 +28,24 @@ test("a source over its rate gets 429 resource_exhausted with Retry-After; other
     });
   const customerId = uniqueId("cust-rate");
   const metrics = [0, 1, 2].map((i) => makeMetric({ customerId, vmId: `vm-${i}` }));
-  assert.equal((await send("metald-a", [metrics[0]])).status, 200);
-  assert.equal((await send("metald-a", [metrics[1]])).status, 200);
-  const limited = await send("metald-a", [metrics[2]]);
+  // At once, so that no token is refilled in between however loaded the
+  // machine is: the burst of two passes, the third is refused.
+  const answers = await Promise.all(metrics.map((metric) => send("metald-a", [metric])));
+  const passed = answers.filter((answer) => answer.status === 200);
+  const limitedAt = answers.findIndex((answer) => answer.status !== 200);
+  assert.equal(passed.length, 2, answers.map((answer) => answer.text).join("\n"));
+  const limited = answers[limitedAt];
   assert.equal(limited.status, 429, limited.text);
   assert.equal(limited.json.code, "resource_exhausted");
   assert.match(limited.json.message, /rate limit of source 'metald-a' exceeded; retry after \d+ ms/);
   assert.equal(limited.headers["retry-after"], "1");
   // Another token has its own bucket; the refused window was not stored.
-  const other = await send("metald-b", [metrics[2]]);
+  const other = await send("metald-b", [metrics[limitedAt]]);
   assert.equal(other.status, 200, other.text);
   assert.equal(other.json.acceptedCount, 1);
   // After the hinted wait the first source may send again.
   await new Promise((resolve) => setTimeout(resolve, 1100));
-  const retried = await send("metald-a", [metrics[0]]);
+  const retried = await send("metald-a", [metrics[(limitedAt + 1) % 3]]);
   assert.equal(retried.status, 200, retried.text);
   assert.equal(retried.json.duplicateCount, 1);
 });
@@ -51,10 +55,15 @@ test("without auth the rate limit is per peer address", async () => {
   servers.push(server);
   const clients = collectorClients(server.baseUrl);
   const customerId = uniqueId("cust-rate-ip");
-  await clients.binary.sendMetricsBatch(batchRequest([makeMetric({ customerId, vmId: "vm-1" })]));
-  // A new connection from the same address shares the bucket.
+  // A new connection from the same address shares the bucket; both calls at
+  // once, so no token is refilled in between.
   const fresh = collectorClients(server.baseUrl);
-  const err = await fresh.json.sendMetricsBatch(batchRequest([makeMetric({ customerId, vmId: "vm-2" })])).catch((e) => e);
+  const outcomes = await Promise.all([
+    clients.binary.sendMetricsBatch(batchRequest([makeMetric({ customerId, vmId: "vm-1" })])),
+    fresh.json.sendMetricsBatch(batchRequest([makeMetric({ customerId, vmId: "vm-2" })])),
+  ].map((call) => call.then((ok) => ({ ok }), (err) => ({ err }))));
+  assert.equal(outcomes.filter((outcome) => outcome.ok).length, 1, JSON.stringify(outcomes));
+  const err = outcomes.find((outcome) => outcome.err).err;
   assert.ok(err instanceof ConnectError, String(err));
   assert.equal(err.code, Code.ResourceExhausted);
   assert.match(err.message, /source '127\.0\.0\.1'/);
