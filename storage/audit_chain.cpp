@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 
 #include "storage/bytes.hpp"
 #include "storage/database.hpp"
@@ -71,20 +72,44 @@ std::string encode_link(const link& value) {
   std::string out;
   bytes::append_u8(out, link_format);
   append_digest(out, value.prev_hash);
-  append_digest(out, value.hash);
-  out.append(value.audit_key);
+  bytes::append_u32(out, static_cast<uint32_t>(value.entries.size()));
+  for (const auto& entry : value.entries) {
+    append_digest(out, entry.hash);
+    bytes::append_u32(out, static_cast<uint32_t>(entry.audit_key.size()));
+    out.append(entry.audit_key);
+  }
   return out;
 }
 
 result<link> decode_link(std::string_view value) {
   bytes::reader in(value);
   auto format = in.u8();
-  if (!format || *format != link_format) return corrupt("audit chain link", "unknown format");
   link decoded;
-  if (!read_digest(in, decoded.prev_hash) || !read_digest(in, decoded.hash) || in.at_end()) {
-    return corrupt("audit chain link", "truncated");
+  if (!format || (*format != link_format && *format != single_entry_link_format)) {
+    return corrupt("audit chain link", "unknown format");
   }
-  decoded.audit_key = std::string{*in.take(in.remaining())};
+  if (!read_digest(in, decoded.prev_hash)) return corrupt("audit chain link", "truncated");
+  if (*format == single_entry_link_format) {
+    linked_entry entry;
+    if (!read_digest(in, entry.hash) || in.at_end()) {
+      return corrupt("audit chain link", "truncated");
+    }
+    entry.audit_key = std::string{*in.take(in.remaining())};
+    decoded.entries.push_back(std::move(entry));
+    return decoded;
+  }
+  auto count = in.u32();
+  if (!count || *count == 0) return corrupt("audit chain link", "no entries");
+  // Bounded by what the value holds, not by the count it claims.
+  for (uint32_t i = 0; i < *count; ++i) {
+    linked_entry entry;
+    auto length = read_digest(in, entry.hash) ? in.u32() : std::nullopt;
+    auto key = length ? in.take(*length) : std::nullopt;
+    if (!key || key->empty()) return corrupt("audit chain link", "truncated");
+    entry.audit_key = std::string{*key};
+    decoded.entries.push_back(std::move(entry));
+  }
+  if (!in.at_end()) return corrupt("audit chain link", "trailing bytes");
   return decoded;
 }
 
@@ -112,14 +137,34 @@ result<head> decode_head(std::string_view value) {
   return decoded;
 }
 
-rocksdb::Status append(rocksdb::WriteBatch& batch, rocksdb::ColumnFamilyHandle* meta,
-                       rocksdb::ColumnFamilyHandle* audit, head& chain, uint64_t sequence,
-                       const std::string& key, const std::string& value) {
-  link next{chain.hash, entry_hash(chain.hash, sequence, key, value), key};
+batch_chain::batch_chain(const head& durable, uint64_t next_sequence)
+    : chain_(durable), next_sequence_(next_sequence), first_sequence_(next_sequence) {
+  pending_.prev_hash = durable.hash;
+}
+
+rocksdb::Status batch_chain::append(rocksdb::WriteBatch& batch, rocksdb::ColumnFamilyHandle* audit,
+                                    const std::string& key, const std::string& value) {
   if (auto put = batch.Put(audit, key, value); !put.ok()) return put;
-  if (auto put = batch.Put(meta, link_key(sequence), encode_link(next)); !put.ok()) return put;
-  chain = {sequence, chain.entries + 1, next.hash};
+  const uint64_t sequence = next_sequence_++;
+  const digest hash = entry_hash(chain_.hash, sequence, key, value);
+  pending_.entries.push_back({hash, key});
+  chain_ = {sequence, chain_.entries + 1, hash};
   return rocksdb::Status::OK();
+}
+
+void batch_chain::rollback(const mark& saved) {
+  chain_ = saved.chain;
+  next_sequence_ = saved.next_sequence;
+  pending_.entries.resize(saved.linked);
+}
+
+rocksdb::Status batch_chain::finish(rocksdb::WriteBatch& batch,
+                                    rocksdb::ColumnFamilyHandle* meta) const {
+  if (pending_.entries.empty()) return rocksdb::Status::OK();
+  if (auto put = batch.Put(meta, link_key(first_sequence_), encode_link(pending_)); !put.ok()) {
+    return put;
+  }
+  return batch.Put(meta, head_key, encode_head(chain_));
 }
 
 result<head> load_head(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* meta) {
@@ -166,29 +211,36 @@ result<verification> verify(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* meta,
     }
     auto decoded = decode_link(it->value().ToStringView());
     if (!decoded.ok()) return broken(report, *sequence, decoded.error().message());
-    const auto& entry = decoded.value();
-    const std::string where =
-        fmt::format("audit entry {} (customer '{}')", *sequence, customer_of(entry.audit_key));
-    if (!same(entry.prev_hash, running)) {
+    const auto& linked = decoded.value();
+    if (!same(linked.prev_hash, running)) {
       return broken(report, *sequence,
-                    where +
-                        ": its link does not follow the entry before it (an entry before it "
-                        "was removed or a link was changed)");
+                    fmt::format("audit entry {} (customer '{}'): its link does not follow the "
+                                "entry before it (an entry before it was removed or a link was "
+                                "changed)",
+                                *sequence, customer_of(linked.entries.front().audit_key)));
     }
-    auto read = db.Get(read_options, audit, entry.audit_key, &value);
-    if (read.IsNotFound()) {
-      read = db.Get(read_options, meta, std::string(retracted_prefix) + entry.audit_key, &value);
-      if (read.ok()) ++retracted;
+    uint64_t entry_sequence = *sequence;
+    for (const auto& entry : linked.entries) {
+      const auto where = [&] {
+        return fmt::format("audit entry {} (customer '{}')", entry_sequence,
+                           customer_of(entry.audit_key));
+      };
+      auto read = db.Get(read_options, audit, entry.audit_key, &value);
+      if (read.IsNotFound()) {
+        read = db.Get(read_options, meta, std::string(retracted_prefix) + entry.audit_key, &value);
+        if (read.ok()) ++retracted;
+      }
+      if (read.IsNotFound())
+        return broken(report, entry_sequence, where() + " is missing (removed)");
+      if (!read.ok()) return from_rocksdb(read, "reading an audit entry");
+      if (!same(entry_hash(running, entry_sequence, entry.audit_key, value), entry.hash)) {
+        return broken(report, entry_sequence,
+                      where() + ": its content does not match its hash (the entry was modified)");
+      }
+      running = entry.hash;
+      last_sequence = entry_sequence++;
+      ++report.entries_verified;
     }
-    if (read.IsNotFound()) return broken(report, *sequence, where + " is missing (removed)");
-    if (!read.ok()) return from_rocksdb(read, "reading an audit entry");
-    if (!same(entry_hash(running, *sequence, entry.audit_key, value), entry.hash)) {
-      return broken(report, *sequence,
-                    where + ": its content does not match its hash (the entry was modified)");
-    }
-    running = entry.hash;
-    last_sequence = *sequence;
-    ++report.entries_verified;
   }
   if (!it->status().ok()) return from_rocksdb(it->status(), "scanning the audit chain");
 

@@ -1,14 +1,21 @@
 // The tamper-evident audit chain: every audit entry, in the order the store
 // commits them, is linked to the one before by a SHA-256 hash. The links live
-// in the meta family, written in the same WriteBatch as their entries:
+// in the meta family, written in the same WriteBatch as their entries, one
+// link record per WriteBatch (a commit group) for all the entries it chains:
 //
-//   meta "audit_chain/" be64(sequence) -> version | prev_hash(32) | hash(32) | audit key
-//   meta "audit_chain_head"             -> version | be64(sequence) | be64(entries) | hash(32)
-//   hash = SHA-256(prev_hash | be64(sequence) | be32(len key) | key | value)
+//   meta "audit_chain/" be64(first sequence) -> 2 | prev_hash(32) | be32(count)
+//                                              | count x (hash(32) | be32(len key) | audit key)
+//   meta "audit_chain_head"                   -> version | be64(sequence) | be64(entries) |
+//   hash(32) hash = SHA-256(prev_hash | be64(sequence) | be32(len key) | key | value)
 //
-// The first entry's prev_hash is 32 zero bytes. Changing, removing or adding
-// an audit entry, or removing entries from the end, breaks a hash, a link or
-// the head, and verify_audit_chain() names the first entry where it breaks.
+// The entries of a link have consecutive sequences from its first one, and
+// each entry's prev_hash is the hash of the entry before it. Stores written
+// before 2026-12-05 hold format 1 links, one per entry
+// (1 | prev_hash(32) | hash(32) | audit key), which verify just the same: the
+// hashes are the same whichever way the links are grouped. The first entry's
+// prev_hash is 32 zero bytes. Changing, removing or adding an audit entry, or
+// removing entries from the end, breaks a hash, a link or the head, and
+// verify_audit_chain() names the first entry where it breaks.
 #pragma once
 
 #include <rocksdb/db.h>
@@ -16,6 +23,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "model/status.hpp"
 #include "security/auth.hpp"
@@ -34,7 +42,8 @@ inline constexpr std::string_view link_prefix = "audit_chain/";
 // "audit_unconfirmed/" + key marks an entry an install has not seen yet.
 inline constexpr std::string_view retracted_prefix = "audit_retracted/";
 inline constexpr std::string_view unconfirmed_prefix = "audit_unconfirmed/";
-inline constexpr uint8_t link_format = 1;
+inline constexpr uint8_t link_format = 2;
+inline constexpr uint8_t single_entry_link_format = 1;
 inline constexpr uint8_t head_format = 1;
 
 struct head {
@@ -43,10 +52,16 @@ struct head {
   digest hash{};  // of the last entry; zeros with no entries
 };
 
-struct link {
-  digest prev_hash{};
+struct linked_entry {
   digest hash{};
   std::string audit_key;
+};
+
+// The entries one link record chains, in sequence order from the sequence in
+// its key.
+struct link {
+  digest prev_hash{};  // of the entry before the first one
+  std::vector<linked_entry> entries;
 };
 
 digest entry_hash(const digest& prev_hash, uint64_t sequence, std::string_view key,
@@ -54,14 +69,48 @@ digest entry_hash(const digest& prev_hash, uint64_t sequence, std::string_view k
 
 std::string link_key(uint64_t sequence);
 std::string encode_link(const link& value);
+// Either format (see above).
 result<link> decode_link(std::string_view value);
 std::string encode_head(const head& value);
 result<head> decode_head(std::string_view value);
 
-// Appends one audit entry and its link to `batch` and advances `chain`.
-rocksdb::Status append(rocksdb::WriteBatch& batch, rocksdb::ColumnFamilyHandle* meta,
-                       rocksdb::ColumnFamilyHandle* audit, head& chain, uint64_t sequence,
-                       const std::string& key, const std::string& value);
+// The chain as a WriteBatch being built leaves it. Entries are put into the
+// audit family as they are appended; their link and the new head are put by
+// finish(), once, when the batch is complete: one link record per batch
+// instead of one per entry (a batch spread over a thousand customers chains
+// a thousand entries).
+class batch_chain {
+ public:
+  batch_chain(const head& durable, uint64_t next_sequence);
+
+  // The sequence the next appended entry gets (part of some audit keys).
+  uint64_t next_sequence() const { return next_sequence_; }
+  const head& chain() const { return chain_; }
+
+  // Puts the entry `key` -> `value` into `audit` and chains it.
+  rocksdb::Status append(rocksdb::WriteBatch& batch, rocksdb::ColumnFamilyHandle* audit,
+                         const std::string& key, const std::string& value);
+
+  // What a write set that fails to be added rolls back to (together with
+  // the batch's own save point).
+  struct mark {
+    head chain;
+    uint64_t next_sequence = 0;
+    size_t linked = 0;
+  };
+  mark save() const { return {chain_, next_sequence_, pending_.entries.size()}; }
+  void rollback(const mark& saved);
+
+  // Puts the link of every entry appended and the new head into `meta`;
+  // nothing when no entry was appended.
+  rocksdb::Status finish(rocksdb::WriteBatch& batch, rocksdb::ColumnFamilyHandle* meta) const;
+
+ private:
+  head chain_;
+  uint64_t next_sequence_;
+  uint64_t first_sequence_;
+  link pending_;
+};
 
 // The stored head, or an empty head when no entry was ever chained.
 result<head> load_head(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* meta);

@@ -245,18 +245,18 @@ struct ledger_store::impl {
     record_commit_spans(*options.tracer, group, timing);
   }
   // `logged` (lead commits): the mutations as written, for the shard's log.
-  status add_to_batch(rocksdb::WriteBatch& batch, const write_set& writes, uint64_t& sequence,
-                      audit_chain::head& chain_after, std::string* logged = nullptr,
+  status add_to_batch(rocksdb::WriteBatch& batch, const write_set& writes,
+                      audit_chain::batch_chain& chain_after, std::string* logged = nullptr,
                       uint32_t* logged_count = nullptr);
   // One logged mutation of a leader's entry, applied by a follower.
   status add_logged(rocksdb::WriteBatch& batch, const replication_log::logged_mutation& mutation,
-                    uint64_t& sequence, audit_chain::head& chain_after);
+                    audit_chain::batch_chain& chain_after);
   // The replication part of one commit (storage/replication_log.hpp): its
   // log entry or the leader's entries it applies, and the shard's position
   // after it in `position`. Fills `entry` for a lead commit that logged one.
   status add_replication(rocksdb::WriteBatch& batch, const write_set& writes, std::string logged,
-                         uint32_t logged_count, log_position& position, uint64_t& sequence,
-                         audit_chain::head& chain_after, std::optional<log_entry>& entry);
+                         uint32_t logged_count, log_position& position,
+                         audit_chain::batch_chain& chain_after, std::optional<log_entry>& entry);
   // Hands the lead commits of a group (durable here) to the sink, which
   // completes them once a majority has them.
   void hand_to_majority(const std::shared_ptr<replication_sink>& sink,
@@ -335,8 +335,8 @@ struct ledger_store::impl {
 };
 
 status ledger_store::impl::add_to_batch(rocksdb::WriteBatch& batch, const write_set& writes,
-                                        uint64_t& sequence, audit_chain::head& chain_after,
-                                        std::string* logged, uint32_t* logged_count) {
+                                        audit_chain::batch_chain& chain_after, std::string* logged,
+                                        uint32_t* logged_count) {
   for (const auto& mutation : writes.mutations()) {
     if (mutation.family >= family_names.size()) {
       return {status_code::internal, fmt::format("no column family {}", mutation.family)};
@@ -356,11 +356,10 @@ status ledger_store::impl::add_to_batch(rocksdb::WriteBatch& batch, const write_
       // Audit entries are chained in commit order, here where that order is made.
       if (mutation.append_audit_sequence) {
         audit_key = mutation.key;
-        keys::append_audit_sequence(audit_key, sequence);
+        keys::append_audit_sequence(audit_key, chain_after.next_sequence());
         key = &audit_key;
       }
-      added = audit_chain::append(batch, db->handle(meta_family), handle, chain_after, sequence++,
-                                  *key, mutation.value);
+      added = chain_after.append(batch, handle, *key, mutation.value);
     } else {
       added = batch.Put(handle, mutation.key, mutation.value);
     }
@@ -376,7 +375,7 @@ status ledger_store::impl::add_to_batch(rocksdb::WriteBatch& batch, const write_
 
 status ledger_store::impl::add_logged(rocksdb::WriteBatch& batch,
                                       const replication_log::logged_mutation& mutation,
-                                      uint64_t& sequence, audit_chain::head& chain_after) {
+                                      audit_chain::batch_chain& chain_after) {
   auto* handle = db->handle(static_cast<family>(mutation.family));
   rocksdb::Status added;
   if (mutation.merge) {
@@ -384,8 +383,7 @@ status ledger_store::impl::add_logged(rocksdb::WriteBatch& batch,
   } else if (mutation.erase) {
     added = batch.Delete(handle, mutation.key);
   } else if (mutation.audit) {
-    added = audit_chain::append(batch, db->handle(meta_family), handle, chain_after, sequence++,
-                                mutation.key, mutation.value);
+    added = chain_after.append(batch, handle, mutation.key, mutation.value);
   } else {
     added = batch.Put(handle, mutation.key, mutation.value);
   }
@@ -413,8 +411,8 @@ result<log_position> ledger_store::impl::position_of(uint32_t shard) {
 
 status ledger_store::impl::add_replication(rocksdb::WriteBatch& batch, const write_set& writes,
                                            std::string logged, uint32_t logged_count,
-                                           log_position& position, uint64_t& sequence,
-                                           audit_chain::head& chain_after,
+                                           log_position& position,
+                                           audit_chain::batch_chain& chain_after,
                                            std::optional<log_entry>& entry) {
   using kind = write_set::replication_role::kind;
   const auto& role = writes.replication();
@@ -442,7 +440,7 @@ status ledger_store::impl::add_replication(rocksdb::WriteBatch& batch, const wri
       auto mutations = replication_log::decode_mutations(next.mutations);
       if (!mutations.ok()) return mutations.error();
       for (const auto& mutation : mutations.value()) {
-        if (auto added = add_logged(batch, mutation, sequence, chain_after); !added.ok()) {
+        if (auto added = add_logged(batch, mutation, chain_after); !added.ok()) {
           return added;
         }
       }
@@ -482,8 +480,7 @@ void ledger_store::impl::write_group(std::span<pending_commit> group) {
   rocksdb::WriteBatch batch;
   std::vector<pending_commit*> in_batch;
   in_batch.reserve(group.size());
-  uint64_t sequence = next_audit_sequence;
-  audit_chain::head chain_after = chain;
+  audit_chain::batch_chain chain_after(chain, next_audit_sequence);
   // Replication: shard positions as this batch leaves them, the entries it
   // logs as leader, and the lead commits that wait for a majority.
   std::unordered_map<uint32_t, log_position> positions_after;
@@ -529,23 +526,21 @@ void ledger_store::impl::write_group(std::span<pending_commit> group) {
     // A write_set that cannot be added leaves no trace in the batch and does
     // not affect the others.
     batch.SetSavePoint();
-    const uint64_t sequence_before = sequence;
-    const audit_chain::head chain_before = chain_after;
+    const auto chain_before = chain_after.save();
     const log_position position_before = position ? *position : log_position{};
     std::string logged;
     uint32_t logged_count = 0;
     const bool lead = role.what == kind::lead;
-    auto added = add_to_batch(batch, commit.writes, sequence, chain_after, lead ? &logged : nullptr,
+    auto added = add_to_batch(batch, commit.writes, chain_after, lead ? &logged : nullptr,
                               lead ? &logged_count : nullptr);
     std::optional<log_entry> entry;
     if (added.ok() && position != nullptr) {
       added = add_replication(batch, commit.writes, std::move(logged), logged_count, *position,
-                              sequence, chain_after, entry);
+                              chain_after, entry);
     }
     if (!added.ok()) {
       (void)batch.RollbackToSavePoint();
-      sequence = sequence_before;
-      chain_after = chain_before;
+      chain_after.rollback(chain_before);
       if (position != nullptr) *position = position_before;
       commit.outcome = std::move(added);
       continue;
@@ -561,9 +556,8 @@ void ledger_store::impl::write_group(std::span<pending_commit> group) {
     hand_to_majority(sink, std::move(logged_entries), waiting);
     return;
   }
-  if (chain_after.entries != chain.entries) {
-    auto put = batch.Put(db->handle(meta_family), audit_chain::head_key,
-                         audit_chain::encode_head(chain_after));
+  {
+    auto put = chain_after.finish(batch, db->handle(meta_family));
     if (!put.ok()) {
       for (auto* commit : in_batch) commit->outcome = from_rocksdb(put, "chaining the audit log");
       for (auto& wait : waiting) wait.first->outcome = from_rocksdb(put, "chaining the audit log");
@@ -583,8 +577,8 @@ void ledger_store::impl::write_group(std::span<pending_commit> group) {
   }
   auto outcome = from_rocksdb(written, fmt::format("committing {} write sets", in_batch.size()));
   if (outcome.ok()) {
-    next_audit_sequence = sequence;
-    chain = chain_after;
+    next_audit_sequence = chain_after.next_sequence();
+    chain = chain_after.chain();
     for (const auto& [shard, position] : positions_after) shard_positions[shard] = position;
   } else {
     // Reopen before anyone learns of the failure. The failed write is not in

@@ -53,17 +53,34 @@ audit_chain_report verify(const store_options& options) {
   return report.value();
 }
 
-// The link of the n-th chained entry (0-based), read raw from a closed store.
-std::pair<uint64_t, audit_chain::link> nth_link(raw_rocksdb& raw, size_t n) {
-  std::vector<std::pair<std::string, std::string>> links;
-  for (auto& entry : raw.entries("default")) {
-    if (entry.first.starts_with(audit_chain::link_prefix)) links.push_back(entry);
+// One chained entry as its link records it, read raw from a closed store.
+struct chained_entry {
+  uint64_t sequence = 0;
+  std::string audit_key;
+  std::string link_key;  // of the link record that holds it (with its batch's other entries)
+};
+
+std::vector<chained_entry> chained_entries(raw_rocksdb& raw) {
+  std::vector<chained_entry> chained;
+  for (auto& [key, value] : raw.entries("default")) {
+    if (!key.starts_with(audit_chain::link_prefix)) continue;
+    bytes::reader sequence(std::string_view{key}.substr(audit_chain::link_prefix.size()));
+    auto first = sequence.u64();
+    auto link = audit_chain::decode_link(value);
+    REQUIRE(first);
+    REQUIRE(link.ok());
+    for (size_t i = 0; i < link.value().entries.size(); ++i) {
+      chained.push_back({*first + i, link.value().entries[i].audit_key, key});
+    }
   }
-  REQUIRE(n < links.size());
-  bytes::reader key(std::string_view{links[n].first}.substr(audit_chain::link_prefix.size()));
-  auto link = audit_chain::decode_link(links[n].second);
-  REQUIRE(link.ok());
-  return {*key.u64(), link.value()};
+  return chained;
+}
+
+// The n-th chained entry (0-based).
+chained_entry nth_entry(raw_rocksdb& raw, size_t n) {
+  auto chained = chained_entries(raw);
+  REQUIRE(n < chained.size());
+  return chained[n];
 }
 
 // Fills a new ledger with `rounds` of fill(), lets `damage` change it behind
@@ -152,16 +169,16 @@ TEST_CASE("concurrent commits of many customers form one unbroken chain") {
 TEST_CASE("a modified audit entry breaks the chain at that entry") {
   uint64_t sequence = 0;
   const auto report = damaged_chain(3, [&](raw_rocksdb& raw, uint64_t) {
-    auto [seq, link] = nth_link(raw, 2);
-    sequence = seq;
+    const auto entry = nth_entry(raw, 2);
+    sequence = entry.sequence;
     // Someone lowers the accepted count of an ingest record or edits a conflict.
     std::string value;
     for (auto& [key, stored] : raw.entries("audit")) {
-      if (key == link.audit_key) value = stored;
+      if (key == entry.audit_key) value = stored;
     }
     REQUIRE_FALSE(value.empty());
     value.back() = static_cast<char>(value.back() ^ 1);
-    raw.put("audit", link.audit_key, value);
+    raw.put("audit", entry.audit_key, value);
   });
   CHECK_FALSE(report.intact);
   CHECK(report.first_bad_sequence == sequence);
@@ -174,19 +191,21 @@ TEST_CASE("a removed, an inserted or a truncated entry is detected") {
   SUBCASE("removed entry") {
     uint64_t sequence = 0;
     const auto report = damaged_chain(2, [&](raw_rocksdb& raw, uint64_t) {
-      auto [seq, link] = nth_link(raw, 1);
-      sequence = seq;
-      raw.remove("audit", link.audit_key);
+      const auto entry = nth_entry(raw, 1);
+      sequence = entry.sequence;
+      raw.remove("audit", entry.audit_key);
     });
     CHECK_FALSE(report.intact);
     CHECK(report.first_bad_sequence == sequence);
     CHECK(report.problem.find("is missing") != std::string::npos);
   }
-  SUBCASE("removed entry and its link") {
+  SUBCASE("removed entries and their link") {
     const auto report = damaged_chain(2, [](raw_rocksdb& raw, uint64_t) {
-      auto [seq, link] = nth_link(raw, 1);
-      raw.remove("audit", link.audit_key);
-      raw.remove("default", audit_chain::link_key(seq));
+      const auto removed_link = nth_entry(raw, 0).link_key;
+      for (const auto& entry : chained_entries(raw)) {
+        if (entry.link_key == removed_link) raw.remove("audit", entry.audit_key);
+      }
+      raw.remove("default", removed_link);
     });
     CHECK_FALSE(report.intact);
     CHECK(report.problem.find("does not follow") != std::string::npos);
@@ -203,11 +222,117 @@ TEST_CASE("a removed, an inserted or a truncated entry is detected") {
   }
   SUBCASE("last entries removed with their links") {
     const auto report = damaged_chain(2, [](raw_rocksdb& raw, uint64_t entries) {
-      auto [seq, link] = nth_link(raw, entries - 1);
-      raw.remove("audit", link.audit_key);
-      raw.remove("default", audit_chain::link_key(seq));
+      const auto removed_link = nth_entry(raw, entries - 1).link_key;
+      for (const auto& entry : chained_entries(raw)) {
+        if (entry.link_key == removed_link) raw.remove("audit", entry.audit_key);
+      }
+      raw.remove("default", removed_link);
     });
     CHECK_FALSE(report.intact);
     CHECK(report.problem.find("its head records") != std::string::npos);
   }
+}
+
+TEST_CASE("one link record chains every entry of a commit, in consecutive sequences") {
+  temp_dir dir;
+  const auto options = options_for(dir);
+  {
+    write_set writes;
+    for (const std::string customer : {"acme", "globex", "initech"}) {
+      writes.put_ingest_record(record_for(customer, "b-1", 1));
+    }
+    REQUIRE(commit_and_wait(*open_store(options), std::move(writes)).ok());
+  }
+  {
+    raw_rocksdb raw(options.data_dir);
+    const auto chained = chained_entries(raw);
+    REQUIRE(chained.size() == 3);
+    for (size_t i = 1; i < chained.size(); ++i) {
+      CHECK(chained[i].link_key == chained[0].link_key);
+      CHECK(chained[i].sequence == chained[0].sequence + i);
+    }
+  }
+  const auto report = verify(options);
+  CHECK_MESSAGE(report.intact, report.problem);
+  CHECK(report.entries_verified == 3);
+}
+
+TEST_CASE("a modified entry inside a link of several is named, not its link's first") {
+  uint64_t first = 0;
+  uint64_t modified = 0;
+  const auto report = damaged_chain(1, [&](raw_rocksdb& raw, uint64_t) {
+    // acme's commit chains its ingest record and its conflict in one link.
+    const auto chained = chained_entries(raw);
+    REQUIRE(chained[1].link_key == chained[0].link_key);
+    first = chained[0].sequence;
+    modified = chained[1].sequence;
+    for (auto& [key, stored] : raw.entries("audit")) {
+      if (key != chained[1].audit_key) continue;
+      stored.back() = static_cast<char>(stored.back() ^ 1);
+      raw.put("audit", key, stored);
+    }
+  });
+  CHECK_FALSE(report.intact);
+  CHECK(modified != first);
+  CHECK(report.first_bad_sequence == modified);
+  CHECK(report.problem.find("was modified") != std::string::npos);
+}
+
+// Rewrites every link as one format-1 link per entry, as stores written
+// before links were grouped hold them (the hashes are the same).
+void to_single_entry_links(raw_rocksdb& raw) {
+  for (auto& [key, value] : raw.entries("default")) {
+    if (!key.starts_with(audit_chain::link_prefix)) continue;
+    auto link = audit_chain::decode_link(value);
+    REQUIRE(link.ok());
+    bytes::reader sequence(std::string_view{key}.substr(audit_chain::link_prefix.size()));
+    const uint64_t first = *sequence.u64();
+    raw.remove("default", key);
+    auto prev = link.value().prev_hash;
+    for (size_t i = 0; i < link.value().entries.size(); ++i) {
+      const auto& entry = link.value().entries[i];
+      std::string old_format;
+      bytes::append_u8(old_format, audit_chain::single_entry_link_format);
+      old_format.append(reinterpret_cast<const char*>(prev.data()), prev.size());
+      old_format.append(reinterpret_cast<const char*>(entry.hash.data()), entry.hash.size());
+      old_format.append(entry.audit_key);
+      raw.put("default", audit_chain::link_key(first + i), old_format);
+      prev = entry.hash;
+    }
+  }
+}
+
+TEST_CASE("a chain of one-entry links (format 1) verifies, grows and detects damage") {
+  temp_dir dir;
+  const auto options = options_for(dir);
+  uint64_t entries = fill(*open_store(options), 2);
+  size_t links_before = 0;
+  {
+    raw_rocksdb raw(options.data_dir);
+    links_before = raw.entries("default").size();
+    to_single_entry_links(raw);
+    // acme's commits chained two entries per link: now one link each.
+    REQUIRE(raw.entries("default").size() == links_before + 2);
+  }
+  const auto old_chain = verify(options);
+  CHECK_MESSAGE(old_chain.intact, old_chain.problem);
+  CHECK(old_chain.entries_verified == entries);
+  entries += fill(*open_store(options), 1, 10);
+  const auto grown = verify(options);
+  CHECK_MESSAGE(grown.intact, grown.problem);
+  CHECK(grown.entries_verified == entries);
+  uint64_t modified = 0;
+  {
+    raw_rocksdb raw(options.data_dir);
+    const auto entry = nth_entry(raw, 1);
+    modified = entry.sequence;
+    for (auto& [key, stored] : raw.entries("audit")) {
+      if (key != entry.audit_key) continue;
+      stored.back() = static_cast<char>(stored.back() ^ 1);
+      raw.put("audit", key, stored);
+    }
+  }
+  const auto damaged = verify(options);
+  CHECK_FALSE(damaged.intact);
+  CHECK(damaged.first_bad_sequence == modified);
 }
