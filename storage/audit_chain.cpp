@@ -68,6 +68,14 @@ std::string link_key(uint64_t sequence) {
   return key;
 }
 
+std::optional<uint64_t> link_sequence(std::string_view key) {
+  if (!key.starts_with(link_prefix)) return std::nullopt;
+  bytes::reader in(key.substr(link_prefix.size()));
+  auto sequence = in.u64();
+  if (!sequence || !in.at_end()) return std::nullopt;
+  return sequence;
+}
+
 std::string encode_link(const link& value) {
   std::string out;
   bytes::append_u8(out, link_format);
@@ -138,24 +146,22 @@ result<head> decode_head(std::string_view value) {
 }
 
 batch_chain::batch_chain(const head& durable, uint64_t next_sequence)
-    : chain_(durable), next_sequence_(next_sequence), first_sequence_(next_sequence) {
+    : durable_(durable), first_sequence_(next_sequence) {
   pending_.prev_hash = durable.hash;
+}
+
+head batch_chain::chain() const {
+  if (pending_.entries.empty()) return durable_;
+  return {next_sequence() - 1, durable_.entries + pending_.entries.size(),
+          pending_.entries.back().hash};
 }
 
 rocksdb::Status batch_chain::append(rocksdb::WriteBatch& batch, rocksdb::ColumnFamilyHandle* audit,
                                     const std::string& key, const std::string& value) {
   if (auto put = batch.Put(audit, key, value); !put.ok()) return put;
-  const uint64_t sequence = next_sequence_++;
-  const digest hash = entry_hash(chain_.hash, sequence, key, value);
-  pending_.entries.push_back({hash, key});
-  chain_ = {sequence, chain_.entries + 1, hash};
+  const digest& prev = pending_.entries.empty() ? durable_.hash : pending_.entries.back().hash;
+  pending_.entries.push_back({entry_hash(prev, next_sequence(), key, value), key});
   return rocksdb::Status::OK();
-}
-
-void batch_chain::rollback(const mark& saved) {
-  chain_ = saved.chain;
-  next_sequence_ = saved.next_sequence;
-  pending_.entries.resize(saved.linked);
 }
 
 rocksdb::Status batch_chain::finish(rocksdb::WriteBatch& batch,
@@ -164,7 +170,7 @@ rocksdb::Status batch_chain::finish(rocksdb::WriteBatch& batch,
   if (auto put = batch.Put(meta, link_key(first_sequence_), encode_link(pending_)); !put.ok()) {
     return put;
   }
-  return batch.Put(meta, head_key, encode_head(chain_));
+  return batch.Put(meta, head_key, encode_head(chain()));
 }
 
 result<head> load_head(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* meta) {
@@ -204,9 +210,8 @@ result<verification> verify(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* meta,
   uint64_t retracted = 0;  // linked entries found retracted (see audit_chain.hpp)
   std::string value;
   for (it->Seek(link_prefix); it->Valid(); it->Next()) {
-    bytes::reader key_reader(it->key().ToStringView().substr(link_prefix.size()));
-    const auto sequence = key_reader.u64();
-    if (!sequence || !key_reader.at_end()) {
+    const auto sequence = link_sequence(it->key().ToStringView());
+    if (!sequence) {
       return broken(report, 0, "an audit chain link has a malformed key");
     }
     auto decoded = decode_link(it->value().ToStringView());

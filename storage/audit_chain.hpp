@@ -3,10 +3,11 @@
 // in the meta family, written in the same WriteBatch as their entries, one
 // link record per WriteBatch (a commit group) for all the entries it chains:
 //
-//   meta "audit_chain/" be64(first sequence) -> 2 | prev_hash(32) | be32(count)
-//                                              | count x (hash(32) | be32(len key) | audit key)
-//   meta "audit_chain_head"                   -> version | be64(sequence) | be64(entries) |
-//   hash(32) hash = SHA-256(prev_hash | be64(sequence) | be32(len key) | key | value)
+//   meta "audit_chain/" be64(first sequence)
+//     -> 2 | prev_hash(32) | be32(count) | count x (hash(32) | be32(len key) | audit key)
+//   meta "audit_chain_head"
+//     -> version | be64(sequence) | be64(entries) | hash(32)
+//   hash = SHA-256(prev_hash | be64(sequence) | be32(len key) | key | value)
 //
 // The entries of a link have consecutive sequences from its first one, and
 // each entry's prev_hash is the hash of the entry before it. Stores written
@@ -21,6 +22,7 @@
 #include <rocksdb/db.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -68,6 +70,8 @@ digest entry_hash(const digest& prev_hash, uint64_t sequence, std::string_view k
                   std::string_view value);
 
 std::string link_key(uint64_t sequence);
+// The first sequence a link key names; nullopt for a malformed key.
+std::optional<uint64_t> link_sequence(std::string_view key);
 std::string encode_link(const link& value);
 // Either format (see above).
 result<link> decode_link(std::string_view value);
@@ -84,32 +88,28 @@ class batch_chain {
   batch_chain(const head& durable, uint64_t next_sequence);
 
   // The sequence the next appended entry gets (part of some audit keys).
-  uint64_t next_sequence() const { return next_sequence_; }
-  const head& chain() const { return chain_; }
+  uint64_t next_sequence() const { return first_sequence_ + pending_.entries.size(); }
+  // The head as the entries appended so far leave it.
+  head chain() const;
 
   // Puts the entry `key` -> `value` into `audit` and chains it.
   rocksdb::Status append(rocksdb::WriteBatch& batch, rocksdb::ColumnFamilyHandle* audit,
                          const std::string& key, const std::string& value);
 
-  // What a write set that fails to be added rolls back to (together with
-  // the batch's own save point).
-  struct mark {
-    head chain;
-    uint64_t next_sequence = 0;
-    size_t linked = 0;
-  };
-  mark save() const { return {chain_, next_sequence_, pending_.entries.size()}; }
-  void rollback(const mark& saved);
+  // Entries appended so far, and dropping those after the first `count`
+  // again: a write set that fails to be added (with the batch's own save
+  // point) leaves no trace in the chain.
+  size_t chained() const { return pending_.entries.size(); }
+  void rollback_to(size_t count) { pending_.entries.resize(count); }
 
   // Puts the link of every entry appended and the new head into `meta`;
   // nothing when no entry was appended.
   rocksdb::Status finish(rocksdb::WriteBatch& batch, rocksdb::ColumnFamilyHandle* meta) const;
 
  private:
-  head chain_;
-  uint64_t next_sequence_;
+  head durable_;
   uint64_t first_sequence_;
-  link pending_;
+  link pending_;  // prev_hash: the durable head's
 };
 
 // The stored head, or an empty head when no entry was ever chained.

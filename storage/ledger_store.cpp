@@ -526,7 +526,7 @@ void ledger_store::impl::write_group(std::span<pending_commit> group) {
     // A write_set that cannot be added leaves no trace in the batch and does
     // not affect the others.
     batch.SetSavePoint();
-    const auto chain_before = chain_after.save();
+    const size_t chained_before = chain_after.chained();
     const log_position position_before = position ? *position : log_position{};
     std::string logged;
     uint32_t logged_count = 0;
@@ -540,7 +540,7 @@ void ledger_store::impl::write_group(std::span<pending_commit> group) {
     }
     if (!added.ok()) {
       (void)batch.RollbackToSavePoint();
-      chain_after.rollback(chain_before);
+      chain_after.rollback_to(chained_before);
       if (position != nullptr) *position = position_before;
       commit.outcome = std::move(added);
       continue;

@@ -56,6 +56,7 @@ audit_chain_report verify(const store_options& options) {
 // One chained entry as its link records it, read raw from a closed store.
 struct chained_entry {
   uint64_t sequence = 0;
+  audit_chain::digest hash{};
   std::string audit_key;
   std::string link_key;  // of the link record that holds it (with its batch's other entries)
 };
@@ -64,13 +65,13 @@ std::vector<chained_entry> chained_entries(raw_rocksdb& raw) {
   std::vector<chained_entry> chained;
   for (auto& [key, value] : raw.entries("default")) {
     if (!key.starts_with(audit_chain::link_prefix)) continue;
-    bytes::reader sequence(std::string_view{key}.substr(audit_chain::link_prefix.size()));
-    auto first = sequence.u64();
+    auto first = audit_chain::link_sequence(key);
     auto link = audit_chain::decode_link(value);
     REQUIRE(first);
     REQUIRE(link.ok());
     for (size_t i = 0; i < link.value().entries.size(); ++i) {
-      chained.push_back({*first + i, link.value().entries[i].audit_key, key});
+      const auto& entry = link.value().entries[i];
+      chained.push_back({*first + i, entry.hash, entry.audit_key, key});
     }
   }
   return chained;
@@ -81,6 +82,26 @@ chained_entry nth_entry(raw_rocksdb& raw, size_t n) {
   auto chained = chained_entries(raw);
   REQUIRE(n < chained.size());
   return chained[n];
+}
+
+// Someone changes a stored audit entry behind the store's back (e.g. lowers
+// the accepted count of an ingest record or edits a conflict).
+void modify_entry(raw_rocksdb& raw, const std::string& audit_key) {
+  std::string value;
+  for (auto& [key, stored] : raw.entries("audit")) {
+    if (key == audit_key) value = stored;
+  }
+  REQUIRE_FALSE(value.empty());
+  value.back() = static_cast<char>(value.back() ^ 1);
+  raw.put("audit", audit_key, value);
+}
+
+// Removes a link record and every entry it chains.
+void remove_link_and_entries(raw_rocksdb& raw, const std::string& link_key) {
+  for (const auto& entry : chained_entries(raw)) {
+    if (entry.link_key == link_key) raw.remove("audit", entry.audit_key);
+  }
+  raw.remove("default", link_key);
 }
 
 // Fills a new ledger with `rounds` of fill(), lets `damage` change it behind
@@ -171,14 +192,7 @@ TEST_CASE("a modified audit entry breaks the chain at that entry") {
   const auto report = damaged_chain(3, [&](raw_rocksdb& raw, uint64_t) {
     const auto entry = nth_entry(raw, 2);
     sequence = entry.sequence;
-    // Someone lowers the accepted count of an ingest record or edits a conflict.
-    std::string value;
-    for (auto& [key, stored] : raw.entries("audit")) {
-      if (key == entry.audit_key) value = stored;
-    }
-    REQUIRE_FALSE(value.empty());
-    value.back() = static_cast<char>(value.back() ^ 1);
-    raw.put("audit", entry.audit_key, value);
+    modify_entry(raw, entry.audit_key);
   });
   CHECK_FALSE(report.intact);
   CHECK(report.first_bad_sequence == sequence);
@@ -201,11 +215,7 @@ TEST_CASE("a removed, an inserted or a truncated entry is detected") {
   }
   SUBCASE("removed entries and their link") {
     const auto report = damaged_chain(2, [](raw_rocksdb& raw, uint64_t) {
-      const auto removed_link = nth_entry(raw, 0).link_key;
-      for (const auto& entry : chained_entries(raw)) {
-        if (entry.link_key == removed_link) raw.remove("audit", entry.audit_key);
-      }
-      raw.remove("default", removed_link);
+      remove_link_and_entries(raw, nth_entry(raw, 0).link_key);
     });
     CHECK_FALSE(report.intact);
     CHECK(report.problem.find("does not follow") != std::string::npos);
@@ -222,11 +232,7 @@ TEST_CASE("a removed, an inserted or a truncated entry is detected") {
   }
   SUBCASE("last entries removed with their links") {
     const auto report = damaged_chain(2, [](raw_rocksdb& raw, uint64_t entries) {
-      const auto removed_link = nth_entry(raw, entries - 1).link_key;
-      for (const auto& entry : chained_entries(raw)) {
-        if (entry.link_key == removed_link) raw.remove("audit", entry.audit_key);
-      }
-      raw.remove("default", removed_link);
+      remove_link_and_entries(raw, nth_entry(raw, entries - 1).link_key);
     });
     CHECK_FALSE(report.intact);
     CHECK(report.problem.find("its head records") != std::string::npos);
@@ -266,11 +272,7 @@ TEST_CASE("a modified entry inside a link of several is named, not its link's fi
     REQUIRE(chained[1].link_key == chained[0].link_key);
     first = chained[0].sequence;
     modified = chained[1].sequence;
-    for (auto& [key, stored] : raw.entries("audit")) {
-      if (key != chained[1].audit_key) continue;
-      stored.back() = static_cast<char>(stored.back() ^ 1);
-      raw.put("audit", key, stored);
-    }
+    modify_entry(raw, chained[1].audit_key);
   });
   CHECK_FALSE(report.intact);
   CHECK(modified != first);
@@ -281,24 +283,17 @@ TEST_CASE("a modified entry inside a link of several is named, not its link's fi
 // Rewrites every link as one format-1 link per entry, as stores written
 // before links were grouped hold them (the hashes are the same).
 void to_single_entry_links(raw_rocksdb& raw) {
-  for (auto& [key, value] : raw.entries("default")) {
-    if (!key.starts_with(audit_chain::link_prefix)) continue;
-    auto link = audit_chain::decode_link(value);
-    REQUIRE(link.ok());
-    bytes::reader sequence(std::string_view{key}.substr(audit_chain::link_prefix.size()));
-    const uint64_t first = *sequence.u64();
-    raw.remove("default", key);
-    auto prev = link.value().prev_hash;
-    for (size_t i = 0; i < link.value().entries.size(); ++i) {
-      const auto& entry = link.value().entries[i];
-      std::string old_format;
-      bytes::append_u8(old_format, audit_chain::single_entry_link_format);
-      old_format.append(reinterpret_cast<const char*>(prev.data()), prev.size());
-      old_format.append(reinterpret_cast<const char*>(entry.hash.data()), entry.hash.size());
-      old_format.append(entry.audit_key);
-      raw.put("default", audit_chain::link_key(first + i), old_format);
-      prev = entry.hash;
-    }
+  const auto chained = chained_entries(raw);
+  for (const auto& entry : chained) raw.remove("default", entry.link_key);
+  audit_chain::digest prev{};
+  for (const auto& entry : chained) {
+    std::string old_format;
+    bytes::append_u8(old_format, audit_chain::single_entry_link_format);
+    old_format.append(reinterpret_cast<const char*>(prev.data()), prev.size());
+    old_format.append(reinterpret_cast<const char*>(entry.hash.data()), entry.hash.size());
+    old_format.append(entry.audit_key);
+    raw.put("default", audit_chain::link_key(entry.sequence), old_format);
+    prev = entry.hash;
   }
 }
 
@@ -326,11 +321,7 @@ TEST_CASE("a chain of one-entry links (format 1) verifies, grows and detects dam
     raw_rocksdb raw(options.data_dir);
     const auto entry = nth_entry(raw, 1);
     modified = entry.sequence;
-    for (auto& [key, stored] : raw.entries("audit")) {
-      if (key != entry.audit_key) continue;
-      stored.back() = static_cast<char>(stored.back() ^ 1);
-      raw.put("audit", key, stored);
-    }
+    modify_entry(raw, entry.audit_key);
   }
   const auto damaged = verify(options);
   CHECK_FALSE(damaged.intact);
