@@ -23,6 +23,10 @@ import { ts, uniqueId } from "./lib/metrics.mjs";
 import { makeTempDir, removeTempDir, startServer } from "./lib/server.mjs";
 
 const STOP_GRACE_MS = 300;
+// Date.now() is whole milliseconds and billingd stamps heartbeats in
+// nanoseconds, so a heartbeat answered within the same millisecond lies after
+// the floored reading: an upper bound taken after a call rounds up.
+const nowCeilingNs = () => BigInt(Date.now() + 1) * MS;
 const servers = [];
 let server;
 
@@ -296,7 +300,7 @@ test("heartbeat timeout: a silent instance's VM sessions end at its last heartbe
 
   const before = BigInt(Date.now()) * MS;
   assert.equal((await binary.sendHeartbeat({ instanceId: instance, activeVms: [vm] })).success, true);
-  const afterHeartbeat = BigInt(Date.now()) * MS;
+  const afterHeartbeat = nowCeilingNs();
   const open = await binary.getActiveBillingSessions({ instanceId: instance });
   assert.deepEqual(open.sessions.map((s) => [s.vmId, s.customerId, s.startTime]), [[vm, customer, start]]);
 
@@ -382,7 +386,7 @@ test("a VM listed in heartbeats before it was ever started shows that stretch as
   const beforeListing = BigInt(Date.now()) * MS;
   // metald lists a VM we have never heard of: no customer, so nothing to show yet.
   assert.equal((await binary.sendHeartbeat({ instanceId: instance, activeVms: [vm, known] })).success, true);
-  const afterListing = BigInt(Date.now()) * MS;
+  const afterListing = nowCeilingNs();
   assert.deepEqual((await binary.getActiveBillingSessions({ instanceId: instance })).sessions.map((s) => s.vmId), [known]);
 
   // Its session starts 3 s later (ahead of our clock is fine within the skew).
