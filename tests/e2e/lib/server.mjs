@@ -45,8 +45,9 @@ export function removeTempDir(dir) {
 // configure authentication themselves (--auth-tokens-file, --insecure-no-auth),
 // billingd runs in the explicit --insecure-no-auth dev mode. `binary` runs
 // another server program that takes --listen and logs "listening on" the same
-// way (a test fixture); it gets no data dir and no auth flag.
-export async function startServer({ dataDir, args = [], readyTimeoutMs = READY_TIMEOUT_MS, binary } = {}) {
+// way (a test fixture); it gets no data dir and no auth flag. `env` adds to
+// (or overrides) the environment it inherits.
+export async function startServer({ dataDir, args = [], readyTimeoutMs = READY_TIMEOUT_MS, binary, env } = {}) {
   if (binary === undefined) requireBillingd();
   const program = binary ?? BILLINGD;
   const ownsDataDir = binary === undefined && dataDir === undefined;
@@ -54,7 +55,7 @@ export async function startServer({ dataDir, args = [], readyTimeoutMs = READY_T
   const configuresAuth = args.some((arg) => arg.startsWith("--auth-tokens-file") || arg.startsWith("--insecure-no-auth"));
   const auth = binary === undefined && !configuresAuth ? ["--insecure-no-auth"] : [];
   const argv = ["--listen=127.0.0.1:0", ...(binary === undefined ? [`--data-dir=${dir}`] : []), ...auth, ...args];
-  const child = spawn(program, argv, { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(program, argv, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
   liveChildren.add(child);
 
   let stderr = "";
