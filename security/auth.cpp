@@ -2,9 +2,11 @@
 
 #include <fmt/format.h>
 #include <openssl/crypto.h>
-#include <openssl/sha.h>
+#include <openssl/evp.h>
 
+#include <cstdlib>
 #include <fstream>
+#include <memory>
 #include <sstream>
 
 namespace billing::security {
@@ -130,8 +132,19 @@ result<principal> parse_line(std::string_view line, size_t line_number) {
 }  // namespace
 
 digest sha256(std::string_view data) {
+  // Fetched once: OpenSSL 3 looks the algorithm up in its providers on every
+  // one-shot SHA256() call, which cost more than hashing an audit entry
+  // (ingest hashes one per customer part). Immutable once fetched.
+  static const std::unique_ptr<EVP_MD, decltype(&EVP_MD_free)> algorithm{
+      EVP_MD_fetch(nullptr, "SHA256", nullptr), &EVP_MD_free};
+  const EVP_MD* md = algorithm != nullptr ? algorithm.get() : EVP_sha256();
   digest out{};
-  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), out.data());
+  unsigned int size = 0;
+  if (EVP_Digest(data.data(), data.size(), out.data(), &size, md, nullptr) != 1) {
+    // Cannot happen with the default provider loaded; never hand out a digest
+    // that was not computed.
+    std::abort();
+  }
   return out;
 }
 

@@ -1,11 +1,11 @@
 #include "storage/billing_records.hpp"
 
 #include <fmt/format.h>
-#include <openssl/evp.h>
 
 #include <algorithm>
 #include <array>
 
+#include "security/auth.hpp"
 #include "storage/bytes.hpp"
 #include "storage/keys.hpp"
 
@@ -26,18 +26,9 @@ result<std::string> key_with_time(std::string_view customer_id, int64_t ns) {
   return key;
 }
 
-std::array<unsigned char, sha256_bytes> sha256(std::string_view data) {
-  std::array<unsigned char, sha256_bytes> digest{};
-  unsigned int size = 0;
-  EVP_Digest(data.data(), data.size(), digest.data(), &size, EVP_sha256(), nullptr);
-  return digest;
-}
-
-std::string to_hex(const std::array<unsigned char, sha256_bytes>& digest) {
-  std::string hex;
-  for (unsigned char byte : digest) hex += fmt::format("{:02x}", byte);
-  return hex;
-}
+using security::sha256;
+static_assert(sha256_bytes == std::tuple_size_v<security::digest>);
+using security::to_hex;
 
 // Every key of `customer_id` in `which`, decoded by `decode`, in key order.
 template <class T, class Decode>
