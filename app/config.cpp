@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <charconv>
 #include <filesystem>
+#include <thread>
 
 #include "model/calendar.hpp"
 
@@ -18,6 +19,13 @@ billingd_config::billingd_config() {
   // batches span many customers, and the same elsewhere (README, figures).
   // --scheduler.policy=stealing restores CAF's default.
   set("scheduler.policy", caf::atom("sharing"));
+  // CAF starts at least 4 workers. Beside them run the committer and the
+  // HTTP threads, so on a 2-core node 4 workers only switched among
+  // themselves: one worker per core measured 1.04-1.08x the ingest
+  // throughput with 4-8% less CPU (README, figures).
+  // --caf#scheduler.max-threads=N overrides it.
+  set("scheduler.max-threads",
+      static_cast<size_t>(std::max(2u, std::thread::hardware_concurrency())));
   opt_group{custom_options_, "global"}
       .add(listen, "listen", "HOST:PORT to serve Connect on (port 0 picks a free port)")
       .add(data_dir, "data-dir", "directory of the RocksDB ledger (created if missing)")

@@ -1,5 +1,8 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <thread>
+
 #include "app/config.hpp"
 
 using namespace billing;
@@ -104,4 +107,15 @@ TEST_CASE("CAF's sharing scheduler is the default; --scheduler.policy overrides 
   };
   CHECK(policy_after({}) == caf::atom("sharing"));
   CHECK(policy_after({"--scheduler.policy=stealing"}) == caf::atom("stealing"));
+}
+
+TEST_CASE("one CAF worker per core (at least 2) by default; --scheduler.max-threads overrides it") {
+  auto workers_after = [](std::vector<std::string> flags) {
+    billingd_config config;
+    REQUIRE_FALSE(config.parse(std::move(flags), "billingd.ini"));
+    return caf::get_or(config, "scheduler.max-threads", size_t{0});
+  };
+  const size_t cores = std::max(2u, std::thread::hardware_concurrency());
+  CHECK(workers_after({}) == cores);
+  CHECK(workers_after({"--scheduler.max-threads=7"}) == 7);
 }
