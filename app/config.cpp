@@ -23,7 +23,7 @@ billingd_config::billingd_config() {
   // HTTP threads, so on a 2-core node 4 workers only switched among
   // themselves: one worker per core measured 1.04-1.08x the ingest
   // throughput with 4-8% less CPU (README, figures).
-  // --caf#scheduler.max-threads=N overrides it.
+  // --scheduler.max-threads=N overrides it.
   set("scheduler.max-threads",
       static_cast<size_t>(std::max(2u, std::thread::hardware_concurrency())));
   opt_group{custom_options_, "global"}

@@ -33,6 +33,10 @@ void ingest(caf::actor_system& system, const actors::directory_actor& directory,
        hop = std::move(hop)](result<model::ingest_report> report) mutable {
         finish_actor_hop(hop, report);
         if (report.ok() && metrics) metrics->record_ingest(report.value());
+        // Returned before the answer is written, not when this callback is
+        // destroyed (later, on another thread): a client that sends its next
+        // batch as soon as it has the answer must find the slot free.
+        ticket.reset();
         done(std::move(report));
       },
       actors::ingest_atom::value, std::move(batch));
