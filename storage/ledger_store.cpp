@@ -483,8 +483,9 @@ void ledger_store::impl::write_group(std::span<pending_commit> group) {
   }
   // The committer's one batch, emptied here: a fresh one grew its buffer by
   // doubling through every group, and each growth copied it into fresh
-  // memory the kernel had to fault in, an eighth of the committer's time when
-  // batches span many customers. An outsized group's buffer is not kept.
+  // memory the kernel had to fault in (a tenth of the committer's time in one
+  // profile of a fresh billingd; about 2% less CPU overall in A/B runs). An
+  // outsized group's buffer is not kept.
   rocksdb::WriteBatch& batch = group_batch;
   if (batch.Data().capacity() > max_kept_batch_bytes) {
     batch = rocksdb::WriteBatch(reserved_batch_bytes);
