@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <array>
 
 #include "security/auth.hpp"
 #include "storage/bytes.hpp"
@@ -13,7 +12,7 @@ namespace billing::storage {
 namespace {
 
 constexpr std::string_view invoice_counters_key = "invoice_counters";
-constexpr size_t sha256_bytes = 32;
+constexpr size_t sha256_bytes = std::tuple_size_v<security::digest>;
 
 status corrupt(std::string_view what, std::string_view why) {
   return {status_code::data_loss, fmt::format("corrupt {}: {}", what, why)};
@@ -27,7 +26,6 @@ result<std::string> key_with_time(std::string_view customer_id, int64_t ns) {
 }
 
 using security::sha256;
-static_assert(sha256_bytes == std::tuple_size_v<security::digest>);
 using security::to_hex;
 
 // Every key of `customer_id` in `which`, decoded by `decode`, in key order.
