@@ -262,6 +262,14 @@ struct ledger_store::impl {
   void hand_to_majority(const std::shared_ptr<replication_sink>& sink,
                         std::vector<logged_entry> entries,
                         std::vector<std::pair<pending_commit*, majority_wait>>& waiting);
+  // An audit entry a snapshot install retracted here (audit_chain.hpp) that
+  // arrives again, in a later snapshot or in the log of a leader that held
+  // it: it is linked in this node's chain already, so it moves back into the
+  // audit family unchanged instead of being linked a second time (the chain
+  // would then link one stored entry twice and no longer verify). true when
+  // it was retracted and is restored by `batch` (committer thread).
+  result<bool> restore_retracted(rocksdb::WriteBatch& batch, const std::string& key,
+                                 const std::string& value);
   // Whether `key` is stored in `which` (committer thread).
   bool is_stored(family which, const std::string& key) {
     std::string ignored;
@@ -316,6 +324,10 @@ struct ledger_store::impl {
   std::atomic<uint64_t> synced_writes{0};
   uint64_t next_audit_sequence;  // committer thread only
   audit_chain::head chain;       // committer thread only: the durable chain head
+  // Whether meta holds retracted audit entries (committer thread only; read
+  // once when first needed, so that a follower's apply skips the lookup on a
+  // store that never retracted one).
+  std::optional<bool> holds_retracted;
   // Set when a write failed: RocksDB then refuses every write (background
   // error) until the database is reopened for writes (while that fails, `db`
   // is open read-only, or null). Committer thread only.
@@ -356,6 +368,11 @@ status ledger_store::impl::add_to_batch(rocksdb::WriteBatch& batch, const write_
       added = batch.Delete(handle, mutation.key);
     } else if (mutation.chain_audit && is_stored(audit_family, mutation.key)) {
       continue;  // a snapshot's entry this node holds already
+    } else if (mutation.chain_audit) {
+      auto restored = restore_retracted(batch, mutation.key, mutation.value);
+      if (!restored.ok()) return restored.error();
+      if (!restored.value())
+        added = chain_after.append(batch, handle, mutation.key, mutation.value);
     } else if (audit) {
       // Audit entries are chained in commit order, here where that order is made.
       if (mutation.append_audit_sequence) {
@@ -366,6 +383,10 @@ status ledger_store::impl::add_to_batch(rocksdb::WriteBatch& batch, const write_
       added = chain_after.append(batch, handle, *key, mutation.value);
     } else {
       added = batch.Put(handle, mutation.key, mutation.value);
+      if (mutation.family == meta_family &&
+          mutation.key.starts_with(audit_chain::retracted_prefix)) {
+        holds_retracted = true;
+      }
     }
     if (!added.ok()) return from_rocksdb(added, "building the write batch");
     if (logged != nullptr) {
@@ -387,11 +408,43 @@ status ledger_store::impl::add_logged(rocksdb::WriteBatch& batch,
   } else if (mutation.erase) {
     added = batch.Delete(handle, mutation.key);
   } else if (mutation.audit) {
-    added = chain_after.append(batch, handle, mutation.key, mutation.value);
+    auto restored = restore_retracted(batch, mutation.key, mutation.value);
+    if (!restored.ok()) return restored.error();
+    if (!restored.value()) added = chain_after.append(batch, handle, mutation.key, mutation.value);
   } else {
     added = batch.Put(handle, mutation.key, mutation.value);
   }
   return from_rocksdb(added, "applying a replicated entry");
+}
+
+result<bool> ledger_store::impl::restore_retracted(rocksdb::WriteBatch& batch,
+                                                   const std::string& key,
+                                                   const std::string& value) {
+  auto* meta = db->handle(meta_family);
+  if (!holds_retracted) {
+    std::unique_ptr<rocksdb::Iterator> it(db->db().NewIterator(rocksdb::ReadOptions{}, meta));
+    it->Seek(audit_chain::retracted_prefix);
+    if (!it->status().ok())
+      return from_rocksdb(it->status(), "looking for retracted audit entries");
+    holds_retracted = it->Valid() && it->key().starts_with(audit_chain::retracted_prefix);
+  }
+  if (!*holds_retracted) return false;
+  const std::string retracted_key = std::string(audit_chain::retracted_prefix) + key;
+  std::string retracted;
+  auto read = db->db().Get(rocksdb::ReadOptions{}, meta, retracted_key, &retracted);
+  if (read.IsNotFound()) return false;
+  if (!read.ok()) return from_rocksdb(read, "reading a retracted audit entry");
+  if (retracted != value) {
+    // Keys name one entry (customer, time, the leader's sequence): two
+    // contents under one key mean damage, and either would break the chain.
+    return status{status_code::data_loss,
+                  "an audit entry from the shard's leader differs from the entry this node "
+                  "retracted under the same key; the chain keeps the retracted one"};
+  }
+  auto moved = batch.Delete(meta, retracted_key);
+  if (moved.ok()) moved = batch.Put(db->handle(audit_family), key, value);
+  if (!moved.ok()) return from_rocksdb(moved, "restoring a retracted audit entry");
+  return true;
 }
 
 result<log_position> ledger_store::impl::position_of(uint32_t shard) {
@@ -707,6 +760,7 @@ status ledger_store::impl::reopen(bool for_writes) {
   db = std::move(opened).value();
   chain = head.value();
   shard_positions.clear();  // read again from what the reopened database holds
+  holds_retracted.reset();
   next_audit_sequence = std::max(next_audit_sequence, db->db().GetLatestSequenceNumber() + 1);
   if (!failed.ok()) return failed;
   if (for_writes) needs_reopen = false;

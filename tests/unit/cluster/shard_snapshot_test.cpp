@@ -7,6 +7,7 @@
 #include "cluster/placement.hpp"
 #include "cluster/replication/shard_data.hpp"
 #include "storage/keys.hpp"
+#include "storage/replication_log.hpp"
 #include "tests/unit/storage/test_support.hpp"
 
 namespace billing::cluster::replication {
@@ -86,8 +87,8 @@ TEST_CASE("an installed snapshot makes a diverged replica's shard equal to the l
 
   storage::log_position at;
   const auto unsynced = [&] {
-    auto marker = replica->get(storage::replication_family,
-                               storage::replication_log::unsynced_key(shard));
+    auto marker =
+        replica->get(storage::replication_family, storage::replication_log::unsynced_key(shard));
     REQUIRE(marker.ok());
     return marker.value().has_value();
   };
@@ -118,6 +119,97 @@ TEST_CASE("an installed snapshot makes a diverged replica's shard equal to the l
   // Its own three entries (two of them now retracted) and the leader's two,
   // linked into its own chain as they arrived.
   CHECK(chain.value().entries_verified == 5);
+}
+
+// Installs on `replica` the shard as `leader` holds it, at `at`.
+void install(storage::ledger_store& replica, const storage::ledger_store& leader,
+             const shard_selector& selector, storage::log_position at) {
+  REQUIRE(erase_shard(replica, selector, 2).ok());
+  REQUIRE(export_shard(
+              leader, selector, 64,
+              [](const storage::log_position&) { return status::ok_status(); },
+              [&](std::vector<storage::stored_record>& chunk, bool) {
+                return put_records(replica, chunk);
+              })
+              .ok());
+  REQUIRE(finish_install(replica, selector, at).ok());
+}
+
+// One log entry writing `records` as they are (audit entries chained).
+storage::log_entry entry_writing(const std::vector<storage::stored_record>& records, uint64_t epoch,
+                                 uint64_t seq) {
+  std::string body;
+  uint32_t count = 0;
+  for (const auto& record : records) {
+    storage::replication_log::append_mutation(
+        body, count,
+        {record.family, false, false, record.family == storage::audit_family, record.key,
+         record.value});
+  }
+  return {epoch, seq, storage::replication_log::finish_mutations(count, body)};
+}
+
+// A replica that held an entry it then retracted (a leader without it sent
+// its snapshot) may get the entry back: from a later leader that held it, in
+// its snapshot or in its log. The entry is linked in the replica's chain
+// already; linking it again would leave the chain linking one stored entry
+// twice, which no longer verifies.
+TEST_CASE(
+    "an audit entry retracted by one install and received again is restored, not linked twice") {
+  storage::testing::temp_dir source_dir;
+  storage::testing::temp_dir replica_dir;
+  storage::testing::temp_dir empty_dir;
+  auto source = storage::testing::open_store(storage::testing::options_for(source_dir));
+  auto replica = storage::testing::open_store(storage::testing::options_for(replica_dir));
+  auto without = storage::testing::open_store(storage::testing::options_for(empty_dir));
+  const uint32_t shard = 2;
+  const auto [in, out] = customers_in_and_out(shard);
+  const shard_selector selector{shard, kShards, &shard_of};
+  REQUIRE(storage::testing::commit_and_wait(*source, ingest(in, t0, 1)).ok());
+  const auto held = records_of(*source, selector);
+
+  install(*replica, *source, selector, {1, 1});
+  REQUIRE(same(records_of(*replica, selector), held));
+  install(*replica, *without, selector, {2, 0});
+  CHECK(records_of(*replica, selector).empty());
+  auto retracted = replica->verify_audit_chain();
+  REQUIRE(retracted.ok());
+  CHECK_MESSAGE(retracted.value().intact, retracted.value().problem);
+  CHECK(retracted.value().entries_verified == 1);
+
+  const auto expect_restored = [&] {
+    CHECK(same(records_of(*replica, selector), held));
+    auto restored = replica->verify_audit_chain();
+    REQUIRE(restored.ok());
+    CHECK_MESSAGE(restored.value().intact, restored.value().problem);
+    CHECK(restored.value().entries_verified == 1);
+  };
+  SUBCASE("in a later leader's snapshot") {
+    install(*replica, *source, selector, {3, 1});
+    expect_restored();
+  }
+  SUBCASE("in a later leader's log") {
+    storage::write_set apply;
+    apply.apply_as_follower(shard, {entry_writing(held, 3, 1)});
+    REQUIRE(storage::testing::commit_and_wait(*replica, std::move(apply)).ok());
+    CHECK(replica->shard_position(shard).value() == storage::log_position{3, 1});
+    expect_restored();
+  }
+
+  SUBCASE("an entry that comes back changed under its key is refused, and nothing written") {
+    auto changed = held;
+    for (auto& record : changed) {
+      if (record.family == storage::audit_family) record.value += "x";
+    }
+    storage::write_set apply;
+    apply.apply_as_follower(shard, {entry_writing(changed, 3, 1)});
+    CHECK(storage::testing::commit_and_wait(*replica, std::move(apply)).code() ==
+          status_code::data_loss);
+    CHECK(records_of(*replica, selector).empty());
+    auto kept = replica->verify_audit_chain();
+    REQUIRE(kept.ok());
+    CHECK_MESSAGE(kept.value().intact, kept.value().problem);
+  }
 }
 
 TEST_CASE("records name their customer; the default plan's belongs to no shard") {
