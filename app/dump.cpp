@@ -77,7 +77,8 @@ status dump_audit(const storage::ledger_store& store, const std::string& custome
   });
 }
 
-result<bool> verify_audit(const storage::ledger_store& store, std::ostream& out) {
+result<storage::audit_chain_report> verify_audit(const storage::ledger_store& store,
+                                                 std::ostream& out) {
   auto report = store.verify_audit_chain();
   if (!report.ok()) return report.error();
   std::string json;
@@ -85,7 +86,7 @@ result<bool> verify_audit(const storage::ledger_store& store, std::ostream& out)
       gateway::to_verify_response(report.value()), &json, json_options());
   if (!printed.ok()) return status{status_code::internal, std::string{printed.message()}};
   out << json << '\n';
-  return report.value().intact;
+  return report;
 }
 
 namespace {

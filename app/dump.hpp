@@ -22,8 +22,9 @@ status dump_audit(const storage::ledger_store& store, const std::string& custome
                   std::ostream& out);
 
 // Verifies the audit chain and writes the result to `out` as one proto3-JSON
-// billing.v1.VerifyAuditChainResponse line; the result says whether it is intact.
-result<bool> verify_audit(const storage::ledger_store& store, std::ostream& out);
+// billing.v1.VerifyAuditChainResponse line, and returns what it found.
+result<storage::audit_chain_report> verify_audit(const storage::ledger_store& store,
+                                                 std::ostream& out);
 
 // Writes every record of the column families every replica of a shard holds
 // byte-identical (storage::replicated_families(): windows, dedup, audit,

@@ -16,7 +16,7 @@
 //  f. a wiped node and a lagging one, the holder of the newest windows down:
 //     they do not serve as a majority (no answer without those windows).
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
+import { cpSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterEach, beforeEach, test } from "node:test";
 import { startEtcd } from "./lib/etcd.mjs";
@@ -74,7 +74,11 @@ afterEach(async (t) => {
   try {
     await cluster?.stopEverything();
     if (keep) {
-      for (const node of cluster.nodes) writeFileSync(`${keep}.${node.id}.tsv`, await dumpReplicated(node.dataDir));
+      for (const node of cluster.nodes) {
+        writeFileSync(`${keep}.${node.id}.tsv`, await dumpReplicated(node.dataDir));
+        // The store itself, for --verify-audit or --dump-audit afterwards.
+        cpSync(node.dataDir, `${keep}.${node.id}.data`, { recursive: true });
+      }
       writeFileSync(`${keep}.acknowledged.txt`, [...oracle.windows.keys()].join("\n"));
     }
   } finally {
