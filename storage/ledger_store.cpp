@@ -124,6 +124,14 @@ void write_set::mark_synced(uint32_t shard) {
   erase_record(replication_family, replication_log::unsynced_key(shard));
 }
 
+void write_set::mark_installing(uint32_t shard) {
+  put_record({replication_family, replication_log::installing_key(shard), {}});
+}
+
+void write_set::mark_installed(uint32_t shard) {
+  erase_record(replication_family, replication_log::installing_key(shard));
+}
+
 void write_set::mark_unsynced_pending() {
   put_record({replication_family, std::string(replication_log::unsynced_pending_key), {}});
 }
@@ -270,6 +278,16 @@ struct ledger_store::impl {
   // it was retracted and is restored by `batch` (committer thread).
   result<bool> restore_retracted(rocksdb::WriteBatch& batch, const std::string& key,
                                  const std::string& value);
+  // Whether a follower's log entry brings an audit entry this node holds
+  // already. That can only happen while a shard's install has not finished
+  // (its position was reset before its records were erased; the replicator
+  // then takes only snapshots), so only then is it looked up: otherwise the
+  // entry would be linked a second time and the chain no longer verify. An
+  // entry changed under its key is data_loss (committer thread).
+  result<bool> linked_already(const std::string& key, const std::string& value);
+  // Whether any "installing/" marker is stored (committer thread).
+  result<bool> any_install_unfinished();
+  result<bool> any_key_with_prefix(family which, std::string_view prefix);
   // Whether `key` is stored in `which` (committer thread).
   bool is_stored(family which, const std::string& key) {
     std::string ignored;
@@ -328,6 +346,10 @@ struct ledger_store::impl {
   // once when first needed, so that a follower's apply skips the lookup on a
   // store that never retracted one).
   std::optional<bool> holds_retracted;
+  // Whether a snapshot install of some shard has not finished here
+  // ("installing/", replication_log.hpp), read when first needed and again
+  // after an install finishes (committer thread only).
+  std::optional<bool> holds_installing;
   // Set when a write failed: RocksDB then refuses every write (background
   // error) until the database is reopened for writes (while that fails, `db`
   // is open read-only, or null). Committer thread only.
@@ -386,7 +408,14 @@ status ledger_store::impl::add_to_batch(rocksdb::WriteBatch& batch, const write_
       if (mutation.family == meta_family &&
           mutation.key.starts_with(audit_chain::retracted_prefix)) {
         holds_retracted = true;
+      } else if (mutation.family == replication_family &&
+                 mutation.key.starts_with(replication_log::installing_tag)) {
+        holds_installing = true;
       }
+    }
+    if (mutation.erase && mutation.family == replication_family &&
+        mutation.key.starts_with(replication_log::installing_tag)) {
+      holds_installing.reset();
     }
     if (!added.ok()) return from_rocksdb(added, "building the write batch");
     if (logged != nullptr) {
@@ -408,6 +437,14 @@ status ledger_store::impl::add_logged(rocksdb::WriteBatch& batch,
   } else if (mutation.erase) {
     added = batch.Delete(handle, mutation.key);
   } else if (mutation.audit) {
+    auto linked = linked_already(mutation.key, mutation.value);
+    if (!linked.ok()) return linked.error();
+    if (linked.value()) {
+      // The leader holds it: an unfinished install must not retract it.
+      added = batch.Delete(db->handle(meta_family),
+                           std::string(audit_chain::unconfirmed_prefix) + mutation.key);
+      return from_rocksdb(added, "confirming an audit entry");
+    }
     auto restored = restore_retracted(batch, mutation.key, mutation.value);
     if (!restored.ok()) return restored.error();
     if (!restored.value()) added = chain_after.append(batch, handle, mutation.key, mutation.value);
@@ -422,11 +459,9 @@ result<bool> ledger_store::impl::restore_retracted(rocksdb::WriteBatch& batch,
                                                    const std::string& value) {
   auto* meta = db->handle(meta_family);
   if (!holds_retracted) {
-    std::unique_ptr<rocksdb::Iterator> it(db->db().NewIterator(rocksdb::ReadOptions{}, meta));
-    it->Seek(audit_chain::retracted_prefix);
-    if (!it->status().ok())
-      return from_rocksdb(it->status(), "looking for retracted audit entries");
-    holds_retracted = it->Valid() && it->key().starts_with(audit_chain::retracted_prefix);
+    auto any = any_key_with_prefix(meta_family, audit_chain::retracted_prefix);
+    if (!any.ok()) return any;
+    holds_retracted = any.value();
   }
   if (!*holds_retracted) return false;
   const std::string retracted_key = std::string(audit_chain::retracted_prefix) + key;
@@ -444,6 +479,38 @@ result<bool> ledger_store::impl::restore_retracted(rocksdb::WriteBatch& batch,
   auto moved = batch.Delete(meta, retracted_key);
   if (moved.ok()) moved = batch.Put(db->handle(audit_family), key, value);
   if (!moved.ok()) return from_rocksdb(moved, "restoring a retracted audit entry");
+  return true;
+}
+
+result<bool> ledger_store::impl::any_install_unfinished() {
+  if (!holds_installing) {
+    auto any = any_key_with_prefix(replication_family, replication_log::installing_tag);
+    if (!any.ok()) return any;
+    holds_installing = any.value();
+  }
+  return *holds_installing;
+}
+
+result<bool> ledger_store::impl::any_key_with_prefix(family which, std::string_view prefix) {
+  std::unique_ptr<rocksdb::Iterator> it(
+      db->db().NewIterator(rocksdb::ReadOptions{}, db->handle(which)));
+  it->Seek(prefix);
+  if (!it->status().ok()) return from_rocksdb(it->status(), "scanning for a marker");
+  return it->Valid() && it->key().starts_with(prefix);
+}
+
+result<bool> ledger_store::impl::linked_already(const std::string& key, const std::string& value) {
+  auto unfinished = any_install_unfinished();
+  if (!unfinished.ok() || !unfinished.value()) return unfinished;
+  std::string stored;
+  auto read = db->db().Get(rocksdb::ReadOptions{}, db->handle(audit_family), key, &stored);
+  if (read.IsNotFound()) return false;
+  if (!read.ok()) return from_rocksdb(read, "reading an audit entry");
+  if (stored != value) {
+    return status{status_code::data_loss,
+                  "an audit entry from the shard's leader differs from the entry stored here "
+                  "under the same key"};
+  }
   return true;
 }
 
@@ -761,6 +828,7 @@ status ledger_store::impl::reopen(bool for_writes) {
   chain = head.value();
   shard_positions.clear();  // read again from what the reopened database holds
   holds_retracted.reset();
+  holds_installing.reset();
   next_audit_sequence = std::max(next_audit_sequence, db->db().GetLatestSequenceNumber() + 1);
   if (!failed.ok()) return failed;
   if (for_writes) needs_reopen = false;

@@ -189,6 +189,10 @@ class write_set {
   // "unsynced/"). Node-local: never part of a logged entry.
   void mark_unsynced(uint32_t shard);
   void mark_synced(uint32_t shard);
+  // A snapshot install of `shard` began erasing it here / finished
+  // ("installing/", replication_log.hpp). Node-local, like the above.
+  void mark_installing(uint32_t shard);
+  void mark_installed(uint32_t shard);
   void mark_unsynced_pending();
   void clear_unsynced_pending();
 

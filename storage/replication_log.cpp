@@ -41,12 +41,23 @@ std::string with_header(Unsigned header, std::string_view body) {
   return out;
 }
 
+// tag | be32(shard)
+std::string shard_marker_key(std::string_view tag, uint32_t shard) {
+  std::string key(tag);
+  bytes::append_u32(key, shard);
+  return key;
+}
+
+std::optional<uint32_t> shard_of_marker(std::string_view tag, std::string_view key) {
+  if (key.size() != tag.size() + 4 || !key.starts_with(tag)) return std::nullopt;
+  bytes::reader in(key.substr(tag.size()));
+  return in.u32();
+}
+
 }  // namespace
 
 std::string log_prefix(uint32_t shard) {
-  std::string key(log_tag);
-  bytes::append_u32(key, shard);
-  return key;
+  return shard_marker_key(log_tag, shard);
 }
 
 std::string log_key(uint32_t shard, uint64_t seq) {
@@ -56,21 +67,23 @@ std::string log_key(uint32_t shard, uint64_t seq) {
 }
 
 std::string state_key(uint32_t shard) {
-  std::string key(state_tag);
-  bytes::append_u32(key, shard);
-  return key;
+  return shard_marker_key(state_tag, shard);
 }
 
 std::string unsynced_key(uint32_t shard) {
-  std::string key(unsynced_tag);
-  bytes::append_u32(key, shard);
-  return key;
+  return shard_marker_key(unsynced_tag, shard);
 }
 
 std::optional<uint32_t> unsynced_shard(std::string_view key) {
-  if (key.size() != unsynced_tag.size() + 4 || !key.starts_with(unsynced_tag)) return std::nullopt;
-  bytes::reader in(key.substr(unsynced_tag.size()));
-  return in.u32();
+  return shard_of_marker(unsynced_tag, key);
+}
+
+std::string installing_key(uint32_t shard) {
+  return shard_marker_key(installing_tag, shard);
+}
+
+std::optional<uint32_t> installing_shard(std::string_view key) {
+  return shard_of_marker(installing_tag, key);
 }
 
 std::optional<uint64_t> log_sequence(std::string_view key, uint32_t shard) {

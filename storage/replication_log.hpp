@@ -9,6 +9,11 @@
 //                                     the shard and has not caught up since)
 //   "unsynced-pending"             -> "" (started on an empty store; the
 //                                     placement not read yet)
+//   "installing/" be32(shard)      -> "" (a snapshot install erased the shard
+//                                     here and has not finished: the shard's
+//                                     records are partial and its position is
+//                                     reset, so only a whole snapshot, never
+//                                     the log from its start, may refill it)
 //   mutations: count(u32), then per mutation: family(u32) flags(u8) key value
 //              (u32 length + bytes each)
 //
@@ -102,6 +107,10 @@ inline constexpr std::string_view unsynced_tag = "unsynced/";
 // placement listed it in are marked unsynced: a crash in between still
 // leaves the node knowing that it lost them.
 inline constexpr std::string_view unsynced_pending_key = "unsynced-pending";
+std::string installing_key(uint32_t shard);
+// The shard of an installing key; nullopt for another key.
+std::optional<uint32_t> installing_shard(std::string_view key);
+inline constexpr std::string_view installing_tag = "installing/";
 // The sequence of a log key of `shard`; nullopt for another key.
 std::optional<uint64_t> log_sequence(std::string_view key, uint32_t shard);
 

@@ -196,6 +196,8 @@ void ship(pointer self, uint32_t shard_number, const std::string& node) {
               } else if (verdict == append_stale) {
                 step_down(self, shard_number, fmt::format("node {} knows a newer epoch", node));
                 return;
+              } else if (verdict == append_needs_snapshot) {
+                send_snapshot(self, shard_number, node);
               } else {
                 resync(self, shard_number, node, theirs);
               }

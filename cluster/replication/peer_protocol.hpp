@@ -24,6 +24,9 @@ using append_atom = caf::atom_constant<caf::atom("rappend")>;
 inline constexpr uint8_t append_applied = 0;
 inline constexpr uint8_t append_stale = 1;     // the follower knows a newer epoch
 inline constexpr uint8_t append_mismatch = 2;  // prev is not where the follower's log ends
+// The follower's shard is partly erased by a snapshot install that did not
+// finish: only a snapshot refills it, never the log from its start.
+inline constexpr uint8_t append_needs_snapshot = 3;
 // new leader -> replicas: (shard, epoch) -> their position and whether it is
 // synced (holds what it acknowledged); from then on they refuse every older
 // epoch.

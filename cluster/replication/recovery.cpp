@@ -117,6 +117,23 @@ void conclude(pointer self, uint32_t shard_number, uint64_t epoch, uint64_t atte
   const log_position mine = positions[self_id];
   auto best = std::max_element(positions.begin(), positions.end(),
                                [](const auto& a, const auto& b) { return a.second < b.second; });
+  if (self->state.installing.count(shard_number) != 0) {
+    // Part of the shard is erased here: take it whole from the best other
+    // replica, whatever the positions say (ours was reset to empty).
+    auto other =
+        std::max_element(positions.begin(), positions.end(), [&](const auto& a, const auto& b) {
+          if (a.first == self_id) return true;
+          if (b.first == self_id) return false;
+          return a.second < b.second;
+        });
+    if (other == positions.end() || other->first == self_id) {
+      attempt_failed(self, *shard, shard_number,
+                     "its snapshot install did not finish and no other replica answered");
+      return;
+    }
+    pull_snapshot(self, shard_number, epoch, attempt, other->first, std::move(positions));
+    return;
+  }
   if (best->second == mine) {
     finish_recovery(self, shard_number, *shard, mine);
     return;

@@ -189,6 +189,16 @@ void load_sync_state(replicator_state& st) {
         if (auto shard = storage::replication_log::unsynced_shard(key)) st.unsynced.insert(*shard);
         return true;
       });
+  const std::string installing(storage::replication_log::installing_tag);
+  status scanned_installs = st.store->scan_range(
+      storage::replication_family, installing, storage::keys::prefix_successor(installing),
+      [&](std::string_view key, std::string_view) {
+        if (auto shard = storage::replication_log::installing_shard(key)) {
+          st.installing.insert(*shard);
+        }
+        return true;
+      });
+  if (!scanned_installs.ok()) scanned = scanned_installs;
   auto pending = st.store->get(storage::replication_family,
                                std::string(storage::replication_log::unsynced_pending_key));
   if (!scanned.ok() || !pending.ok()) {
@@ -253,6 +263,7 @@ caf::actor spawn_replicator(caf::actor_system& system, std::shared_ptr<storage::
                     st.led.count(shard) != 0 ? st.led.at(shard).last : local_position(self, shard)};
           }
           const log_position mine = local_position(self, shard);
+          if (st.installing.count(shard) != 0) return {append_needs_snapshot, mine};
           if (prev != mine) return {append_mismatch, mine};
           const log_position reached =
               entries.empty() ? mine : log_position{entries.back().epoch, entries.back().seq};
@@ -311,6 +322,11 @@ caf::actor spawn_replicator(caf::actor_system& system, std::shared_ptr<storage::
           if (!admit_epoch(self, shard, epoch)) {
             return refusal(shard, epoch, self->state.promised[shard]);
           }
+          if (self->state.installing.count(shard) != 0) {
+            return actors::to_error(
+                status{status_code::unavailable,
+                       "this replica's snapshot install of the shard has not finished"});
+          }
           auto read = self->state.store->read_log(shard, from, self->state.settings.append_entries,
                                                   self->state.settings.append_bytes);
           if (!read.ok()) return actors::to_error(read.error());
@@ -324,7 +340,8 @@ caf::actor spawn_replicator(caf::actor_system& system, std::shared_ptr<storage::
           if (phase == install_begin) {
             st.busy.insert(shard);
             st.positions.erase(shard);
-            st.unsynced.insert(shard);  // erase_shard marks it durably first
+            st.unsynced.insert(shard);    // erase_shard marks it durably first,
+            st.installing.insert(shard);  // and this
           }
           auto promise = self->make_response_promise<log_position>();
           auto worker = self->system().spawn<caf::detached>(
@@ -335,6 +352,7 @@ caf::actor spawn_replicator(caf::actor_system& system, std::shared_ptr<storage::
                   [self, promise, shard, phase](log_position installed) mutable {
                     if (phase == install_end) {
                       self->state.unsynced.erase(shard);  // finish_install cleared it
+                      self->state.installing.erase(shard);
                       self->state.busy.erase(shard);
                       self->state.positions[shard] = installed;
                       self->state.gauges->snapshots_installed++;
@@ -355,6 +373,11 @@ caf::actor spawn_replicator(caf::actor_system& system, std::shared_ptr<storage::
                caf::actor& requester) -> caf::result<log_position> {
           auto& st = self->state;
           if (!admit_epoch(self, shard, epoch)) return refusal(shard, epoch, st.promised[shard]);
+          if (st.installing.count(shard) != 0) {
+            return actors::to_error(
+                status{status_code::unavailable,
+                       "this replica's snapshot install of the shard has not finished"});
+          }
           snapshot_job job{st.store,
                            {shard, st.terms->shard_count(), &cluster::shard_of},
                            epoch,

@@ -82,6 +82,9 @@ struct replicator_state {
   // not caught up since: its position does not count toward a new leader's
   // majority (storage/replication_log.hpp, "unsynced/").
   std::set<uint32_t> unsynced;
+  // Shards a snapshot install began erasing here and has not finished
+  // ("installing/"): they take a whole snapshot, never the log, and give none.
+  std::set<uint32_t> installing;
   bool placement_seen = false;
   static inline const char* name = "replicator";
 };

@@ -66,13 +66,16 @@ status export_shard(
 
 status erase_shard(storage::ledger_store& store, const shard_selector& selector,
                    size_t per_commit) {
-  // The position goes first: a replica stopped part-way is empty to its
-  // leader (and gets the whole snapshot again), never a log with half a shard;
-  // and unsynced: what it held (and may have acknowledged) is gone until the
-  // snapshot is in.
+  // The position goes first, and the installing marker with it: a replica
+  // stopped part-way holds part of the shard at an empty position, so it
+  // takes only a whole snapshot until finish_install (replaying the log from
+  // its start onto what is left would link its audit entries a second time
+  // and keep writes it stored as a deposed leader); and unsynced: what it
+  // held (and may have acknowledged) is gone until the snapshot is in.
   storage::write_set forget;
   forget.reset_shard_log(selector.shard, {});
   forget.mark_unsynced(selector.shard);
+  forget.mark_installing(selector.shard);
   if (status reset = store.commit_and_wait(std::move(forget)); !reset.ok()) return reset;
   for (const uint32_t family : storage::replicated_families()) {
     // Collected first, erased after: no iterator stays open across commits.
@@ -161,6 +164,7 @@ status finish_install(storage::ledger_store& store, const shard_selector& select
   writes.reset_shard_log(shard, at);
   // The leader's snapshot holds everything it acknowledged: synced.
   writes.mark_synced(shard);
+  writes.mark_installed(shard);
   return store.commit_and_wait(std::move(writes));
 }
 

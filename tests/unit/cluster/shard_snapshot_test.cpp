@@ -212,6 +212,56 @@ TEST_CASE(
   }
 }
 
+// A replica stopped during an install (erased, position reset, not
+// finished) holds part of the shard. The replicator then takes only a
+// snapshot for it; should the shard's log still be replayed onto it from the
+// start, the audit entries it holds are not linked a second time, and they
+// count as confirmed for the install that follows.
+TEST_CASE(
+    "an unfinished install is marked; a log replayed onto its partial shard links nothing twice") {
+  storage::testing::temp_dir source_dir;
+  storage::testing::temp_dir replica_dir;
+  auto source = storage::testing::open_store(storage::testing::options_for(source_dir));
+  auto replica = storage::testing::open_store(storage::testing::options_for(replica_dir));
+  const uint32_t shard = 3;
+  const auto [in, out] = customers_in_and_out(shard);
+  const shard_selector selector{shard, kShards, &shard_of};
+  REQUIRE(storage::testing::commit_and_wait(*source, ingest(in, t0, 1)).ok());
+  const auto held = records_of(*source, selector);
+  const auto replay = [&] {
+    storage::write_set apply;
+    apply.apply_as_follower(shard, {entry_writing(held, 1, 1)});
+    return storage::testing::commit_and_wait(*replica, std::move(apply));
+  };
+  const auto installing = [&] {
+    auto marker =
+        replica->get(storage::replication_family, storage::replication_log::installing_key(shard));
+    REQUIRE(marker.ok());
+    return marker.value().has_value();
+  };
+  REQUIRE(replay().ok());
+  CHECK_FALSE(installing());
+
+  REQUIRE(erase_shard(*replica, selector, 2).ok());
+  CHECK(installing());
+  CHECK(replica->shard_position(shard).value() == storage::log_position{});
+  REQUIRE(replay().ok());
+  CHECK(same(records_of(*replica, selector), held));
+  auto chain = replica->verify_audit_chain();
+  REQUIRE(chain.ok());
+  CHECK_MESSAGE(chain.value().intact, chain.value().problem);
+  CHECK(chain.value().entries_verified == 1);
+
+  // The install finishing now keeps the entry the log confirmed.
+  REQUIRE(finish_install(*replica, selector, {1, 1}).ok());
+  CHECK_FALSE(installing());
+  CHECK(same(records_of(*replica, selector), held));
+  auto finished = replica->verify_audit_chain();
+  REQUIRE(finished.ok());
+  CHECK_MESSAGE(finished.value().intact, finished.value().problem);
+  CHECK(finished.value().entries_verified == 1);
+}
+
 TEST_CASE("records name their customer; the default plan's belongs to no shard") {
   CHECK(customer_of(storage::windows_family,
                     std::string("\x03"
