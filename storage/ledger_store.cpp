@@ -288,6 +288,8 @@ struct ledger_store::impl {
   // Whether any "installing/" marker is stored (committer thread).
   result<bool> any_install_unfinished();
   result<bool> any_key_with_prefix(family which, std::string_view prefix);
+  // `key`'s value in `which`, if stored (committer thread).
+  result<std::optional<std::string>> read_here(family which, const std::string& key);
   // Whether `key` is stored in `which` (committer thread).
   bool is_stored(family which, const std::string& key) {
     std::string ignored;
@@ -465,11 +467,10 @@ result<bool> ledger_store::impl::restore_retracted(rocksdb::WriteBatch& batch,
   }
   if (!*holds_retracted) return false;
   const std::string retracted_key = std::string(audit_chain::retracted_prefix) + key;
-  std::string retracted;
-  auto read = db->db().Get(rocksdb::ReadOptions{}, meta, retracted_key, &retracted);
-  if (read.IsNotFound()) return false;
-  if (!read.ok()) return from_rocksdb(read, "reading a retracted audit entry");
-  if (retracted != value) {
+  auto retracted = read_here(meta_family, retracted_key);
+  if (!retracted.ok()) return retracted.error();
+  if (!retracted.value()) return false;
+  if (*retracted.value() != value) {
     // Keys name one entry (customer, time, the leader's sequence): two
     // contents under one key mean damage, and either would break the chain.
     return status{status_code::data_loss,
@@ -491,6 +492,15 @@ result<bool> ledger_store::impl::any_install_unfinished() {
   return *holds_installing;
 }
 
+result<std::optional<std::string>> ledger_store::impl::read_here(family which,
+                                                                 const std::string& key) {
+  std::string value;
+  auto read = db->db().Get(rocksdb::ReadOptions{}, db->handle(which), key, &value);
+  if (read.IsNotFound()) return std::optional<std::string>{};
+  if (!read.ok()) return from_rocksdb(read, "reading an audit entry");
+  return std::optional<std::string>{std::move(value)};
+}
+
 result<bool> ledger_store::impl::any_key_with_prefix(family which, std::string_view prefix) {
   std::unique_ptr<rocksdb::Iterator> it(
       db->db().NewIterator(rocksdb::ReadOptions{}, db->handle(which)));
@@ -502,11 +512,10 @@ result<bool> ledger_store::impl::any_key_with_prefix(family which, std::string_v
 result<bool> ledger_store::impl::linked_already(const std::string& key, const std::string& value) {
   auto unfinished = any_install_unfinished();
   if (!unfinished.ok() || !unfinished.value()) return unfinished;
-  std::string stored;
-  auto read = db->db().Get(rocksdb::ReadOptions{}, db->handle(audit_family), key, &stored);
-  if (read.IsNotFound()) return false;
-  if (!read.ok()) return from_rocksdb(read, "reading an audit entry");
-  if (stored != value) {
+  auto stored = read_here(audit_family, key);
+  if (!stored.ok()) return stored.error();
+  if (!stored.value()) return false;
+  if (*stored.value() != value) {
     return status{status_code::data_loss,
                   "an audit entry from the shard's leader differs from the entry stored here "
                   "under the same key"};
