@@ -288,8 +288,10 @@ struct ledger_store::impl {
   // Whether any "installing/" marker is stored (committer thread).
   result<bool> any_install_unfinished();
   result<bool> any_key_with_prefix(family which, std::string_view prefix);
-  // `key`'s value in `which`, if stored (committer thread).
-  result<std::optional<std::string>> read_here(family which, const std::string& key);
+  // Whether `which` holds `key` (an audit entry, as `how` it is held here)
+  // with `value`; data_loss when with another value (committer thread).
+  result<bool> holds_same_entry(family which, const std::string& key, const std::string& value,
+                                std::string_view how);
   // Whether `key` is stored in `which` (committer thread).
   bool is_stored(family which, const std::string& key) {
     std::string ignored;
@@ -467,16 +469,8 @@ result<bool> ledger_store::impl::restore_retracted(rocksdb::WriteBatch& batch,
   }
   if (!*holds_retracted) return false;
   const std::string retracted_key = std::string(audit_chain::retracted_prefix) + key;
-  auto retracted = read_here(meta_family, retracted_key);
-  if (!retracted.ok()) return retracted.error();
-  if (!retracted.value()) return false;
-  if (*retracted.value() != value) {
-    // Keys name one entry (customer, time, the leader's sequence): two
-    // contents under one key mean damage, and either would break the chain.
-    return status{status_code::data_loss,
-                  "an audit entry from the shard's leader differs from the entry this node "
-                  "retracted under the same key; the chain keeps the retracted one"};
-  }
+  auto retracted = holds_same_entry(meta_family, retracted_key, value, "retracted");
+  if (!retracted.ok() || !retracted.value()) return retracted;
   auto moved = batch.Delete(meta, retracted_key);
   if (moved.ok()) moved = batch.Put(db->handle(audit_family), key, value);
   if (!moved.ok()) return from_rocksdb(moved, "restoring a retracted audit entry");
@@ -492,13 +486,21 @@ result<bool> ledger_store::impl::any_install_unfinished() {
   return *holds_installing;
 }
 
-result<std::optional<std::string>> ledger_store::impl::read_here(family which,
-                                                                 const std::string& key) {
-  std::string value;
-  auto read = db->db().Get(rocksdb::ReadOptions{}, db->handle(which), key, &value);
-  if (read.IsNotFound()) return std::optional<std::string>{};
+result<bool> ledger_store::impl::holds_same_entry(family which, const std::string& key,
+                                                  const std::string& value, std::string_view how) {
+  std::string held;
+  auto read = db->db().Get(rocksdb::ReadOptions{}, db->handle(which), key, &held);
+  if (read.IsNotFound()) return false;
   if (!read.ok()) return from_rocksdb(read, "reading an audit entry");
-  return std::optional<std::string>{std::move(value)};
+  if (held != value) {
+    // Keys name one entry (customer, time, the leader's sequence): two
+    // contents under one key mean damage, and either would break the chain.
+    return status{status_code::data_loss,
+                  fmt::format("an audit entry from the shard's leader differs from the entry {} "
+                              "here under the same key; the chain keeps the one here",
+                              how)};
+  }
+  return true;
 }
 
 result<bool> ledger_store::impl::any_key_with_prefix(family which, std::string_view prefix) {
@@ -512,15 +514,7 @@ result<bool> ledger_store::impl::any_key_with_prefix(family which, std::string_v
 result<bool> ledger_store::impl::linked_already(const std::string& key, const std::string& value) {
   auto unfinished = any_install_unfinished();
   if (!unfinished.ok() || !unfinished.value()) return unfinished;
-  auto stored = read_here(audit_family, key);
-  if (!stored.ok()) return stored.error();
-  if (!stored.value()) return false;
-  if (*stored.value() != value) {
-    return status{status_code::data_loss,
-                  "an audit entry from the shard's leader differs from the entry stored here "
-                  "under the same key"};
-  }
-  return true;
+  return holds_same_entry(audit_family, key, value, "stored");
 }
 
 result<log_position> ledger_store::impl::position_of(uint32_t shard) {

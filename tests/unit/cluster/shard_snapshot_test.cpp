@@ -149,6 +149,35 @@ storage::log_entry entry_writing(const std::vector<storage::stored_record>& reco
   return {epoch, seq, storage::replication_log::finish_mutations(count, body)};
 }
 
+// The store's audit chain verifies, linking `entries` entries.
+void expect_intact_chain(const storage::ledger_store& store, uint64_t entries) {
+  auto chain = store.verify_audit_chain();
+  REQUIRE(chain.ok());
+  CHECK_MESSAGE(chain.value().intact, chain.value().problem);
+  CHECK(chain.value().entries_verified == entries);
+}
+
+// One customer's write on a source store, and a replica to install it on.
+struct one_customer_shard {
+  explicit one_customer_shard(uint32_t shard_number)
+      : source(storage::testing::open_store(storage::testing::options_for(source_dir))),
+        replica(storage::testing::open_store(storage::testing::options_for(replica_dir))),
+        shard(shard_number),
+        customer(customers_in_and_out(shard_number).first),
+        selector{shard_number, kShards, &shard_of} {
+    REQUIRE(storage::testing::commit_and_wait(*source, ingest(customer, t0, 1)).ok());
+    held = records_of(*source, selector);
+  }
+  storage::testing::temp_dir source_dir;
+  storage::testing::temp_dir replica_dir;
+  std::shared_ptr<storage::ledger_store> source;
+  std::shared_ptr<storage::ledger_store> replica;
+  uint32_t shard;
+  std::string customer;
+  shard_selector selector;
+  std::vector<storage::stored_record> held;
+};
+
 // A replica that held an entry it then retracted (a leader without it sent
 // its snapshot) may get the entry back: from a later leader that held it, in
 // its snapshot or in its log. The entry is linked in the replica's chain
@@ -156,33 +185,20 @@ storage::log_entry entry_writing(const std::vector<storage::stored_record>& reco
 // twice, which no longer verifies.
 TEST_CASE(
     "an audit entry retracted by one install and received again is restored, not linked twice") {
-  storage::testing::temp_dir source_dir;
-  storage::testing::temp_dir replica_dir;
+  one_customer_shard fixture(2);
+  auto& [source_dir, replica_dir, source, replica, shard, customer, selector, held] = fixture;
   storage::testing::temp_dir empty_dir;
-  auto source = storage::testing::open_store(storage::testing::options_for(source_dir));
-  auto replica = storage::testing::open_store(storage::testing::options_for(replica_dir));
   auto without = storage::testing::open_store(storage::testing::options_for(empty_dir));
-  const uint32_t shard = 2;
-  const auto [in, out] = customers_in_and_out(shard);
-  const shard_selector selector{shard, kShards, &shard_of};
-  REQUIRE(storage::testing::commit_and_wait(*source, ingest(in, t0, 1)).ok());
-  const auto held = records_of(*source, selector);
 
   install(*replica, *source, selector, {1, 1});
   REQUIRE(same(records_of(*replica, selector), held));
   install(*replica, *without, selector, {2, 0});
   CHECK(records_of(*replica, selector).empty());
-  auto retracted = replica->verify_audit_chain();
-  REQUIRE(retracted.ok());
-  CHECK_MESSAGE(retracted.value().intact, retracted.value().problem);
-  CHECK(retracted.value().entries_verified == 1);
+  expect_intact_chain(*replica, 1);
 
   const auto expect_restored = [&] {
     CHECK(same(records_of(*replica, selector), held));
-    auto restored = replica->verify_audit_chain();
-    REQUIRE(restored.ok());
-    CHECK_MESSAGE(restored.value().intact, restored.value().problem);
-    CHECK(restored.value().entries_verified == 1);
+    expect_intact_chain(*replica, 1);
   };
   SUBCASE("in a later leader's snapshot") {
     install(*replica, *source, selector, {3, 1});
@@ -206,9 +222,7 @@ TEST_CASE(
     CHECK(storage::testing::commit_and_wait(*replica, std::move(apply)).code() ==
           status_code::data_loss);
     CHECK(records_of(*replica, selector).empty());
-    auto kept = replica->verify_audit_chain();
-    REQUIRE(kept.ok());
-    CHECK_MESSAGE(kept.value().intact, kept.value().problem);
+    expect_intact_chain(*replica, 1);
   }
 }
 
@@ -219,15 +233,8 @@ TEST_CASE(
 // count as confirmed for the install that follows.
 TEST_CASE(
     "an unfinished install is marked; a log replayed onto its partial shard links nothing twice") {
-  storage::testing::temp_dir source_dir;
-  storage::testing::temp_dir replica_dir;
-  auto source = storage::testing::open_store(storage::testing::options_for(source_dir));
-  auto replica = storage::testing::open_store(storage::testing::options_for(replica_dir));
-  const uint32_t shard = 3;
-  const auto [in, out] = customers_in_and_out(shard);
-  const shard_selector selector{shard, kShards, &shard_of};
-  REQUIRE(storage::testing::commit_and_wait(*source, ingest(in, t0, 1)).ok());
-  const auto held = records_of(*source, selector);
+  one_customer_shard fixture(3);
+  auto& [source_dir, replica_dir, source, replica, shard, customer, selector, held] = fixture;
   const auto replay = [&] {
     storage::write_set apply;
     apply.apply_as_follower(shard, {entry_writing(held, 1, 1)});
@@ -247,19 +254,13 @@ TEST_CASE(
   CHECK(replica->shard_position(shard).value() == storage::log_position{});
   REQUIRE(replay().ok());
   CHECK(same(records_of(*replica, selector), held));
-  auto chain = replica->verify_audit_chain();
-  REQUIRE(chain.ok());
-  CHECK_MESSAGE(chain.value().intact, chain.value().problem);
-  CHECK(chain.value().entries_verified == 1);
+  expect_intact_chain(*replica, 1);
 
   // The install finishing now keeps the entry the log confirmed.
   REQUIRE(finish_install(*replica, selector, {1, 1}).ok());
   CHECK_FALSE(installing());
   CHECK(same(records_of(*replica, selector), held));
-  auto finished = replica->verify_audit_chain();
-  REQUIRE(finished.ok());
-  CHECK_MESSAGE(finished.value().intact, finished.value().problem);
-  CHECK(finished.value().entries_verified == 1);
+  expect_intact_chain(*replica, 1);
 }
 
 TEST_CASE("records name their customer; the default plan's belongs to no shard") {
