@@ -285,9 +285,10 @@ struct ledger_store::impl {
   // entry would be linked a second time and the chain no longer verify. An
   // entry changed under its key is data_loss (committer thread).
   result<bool> linked_already(const std::string& key, const std::string& value);
-  // Whether any "installing/" marker is stored (committer thread).
-  result<bool> any_install_unfinished();
-  result<bool> any_key_with_prefix(family which, std::string_view prefix);
+  // Whether `which` holds a key starting with `prefix`: `known` if set, else
+  // looked up once and kept there (committer thread).
+  result<bool> any_key_with_prefix(std::optional<bool>& known, family which,
+                                   std::string_view prefix);
   // Whether `which` holds `key` (an audit entry, as `how` it is held here)
   // with `value`; data_loss when with another value (committer thread).
   result<bool> holds_same_entry(family which, const std::string& key, const std::string& value,
@@ -462,12 +463,8 @@ result<bool> ledger_store::impl::restore_retracted(rocksdb::WriteBatch& batch,
                                                    const std::string& key,
                                                    const std::string& value) {
   auto* meta = db->handle(meta_family);
-  if (!holds_retracted) {
-    auto any = any_key_with_prefix(meta_family, audit_chain::retracted_prefix);
-    if (!any.ok()) return any;
-    holds_retracted = any.value();
-  }
-  if (!*holds_retracted) return false;
+  auto any = any_key_with_prefix(holds_retracted, meta_family, audit_chain::retracted_prefix);
+  if (!any.ok() || !any.value()) return any;
   const std::string retracted_key = std::string(audit_chain::retracted_prefix) + key;
   auto retracted = holds_same_entry(meta_family, retracted_key, value, "retracted");
   if (!retracted.ok() || !retracted.value()) return retracted;
@@ -475,15 +472,6 @@ result<bool> ledger_store::impl::restore_retracted(rocksdb::WriteBatch& batch,
   if (moved.ok()) moved = batch.Put(db->handle(audit_family), key, value);
   if (!moved.ok()) return from_rocksdb(moved, "restoring a retracted audit entry");
   return true;
-}
-
-result<bool> ledger_store::impl::any_install_unfinished() {
-  if (!holds_installing) {
-    auto any = any_key_with_prefix(replication_family, replication_log::installing_tag);
-    if (!any.ok()) return any;
-    holds_installing = any.value();
-  }
-  return *holds_installing;
 }
 
 result<bool> ledger_store::impl::holds_same_entry(family which, const std::string& key,
@@ -503,16 +491,20 @@ result<bool> ledger_store::impl::holds_same_entry(family which, const std::strin
   return true;
 }
 
-result<bool> ledger_store::impl::any_key_with_prefix(family which, std::string_view prefix) {
+result<bool> ledger_store::impl::any_key_with_prefix(std::optional<bool>& known, family which,
+                                                     std::string_view prefix) {
+  if (known) return *known;
   std::unique_ptr<rocksdb::Iterator> it(
       db->db().NewIterator(rocksdb::ReadOptions{}, db->handle(which)));
   it->Seek(prefix);
   if (!it->status().ok()) return from_rocksdb(it->status(), "scanning for a marker");
-  return it->Valid() && it->key().starts_with(prefix);
+  known = it->Valid() && it->key().starts_with(prefix);
+  return *known;
 }
 
 result<bool> ledger_store::impl::linked_already(const std::string& key, const std::string& value) {
-  auto unfinished = any_install_unfinished();
+  auto unfinished =
+      any_key_with_prefix(holds_installing, replication_family, replication_log::installing_tag);
   if (!unfinished.ok() || !unfinished.value()) return unfinished;
   return holds_same_entry(audit_family, key, value, "stored");
 }

@@ -172,6 +172,12 @@ caf::behavior install_worker(caf::event_based_actor* self,
   };
 }
 
+// What a replica answers for a shard it holds only part of (installing).
+caf::error install_unfinished() {
+  return actors::to_error(status{status_code::unavailable,
+                                 "this replica's snapshot install of the shard has not finished"});
+}
+
 struct pending_apply {
   caf::response_promise promise;
   uint32_t shard = 0;
@@ -179,25 +185,28 @@ struct pending_apply {
   bool syncs = false;  // the write also clears the shard's unsynced marker
 };
 
-// The unsynced markers a previous run left, and whether it started on an
-// empty store and stopped before reading the placement.
+// Adds the shard of every `tag` marker stored (replication_log.hpp) to `shards`.
+status load_shard_markers(const storage::ledger_store& store, std::string_view tag,
+                          std::optional<uint32_t> (*shard_of_key)(std::string_view),
+                          std::set<uint32_t>& shards) {
+  const std::string prefix(tag);
+  return store.scan_range(storage::replication_family, prefix,
+                          storage::keys::prefix_successor(prefix),
+                          [&](std::string_view key, std::string_view) {
+                            if (auto shard = shard_of_key(key)) shards.insert(*shard);
+                            return true;
+                          });
+}
+
+// The unsynced and installing markers a previous run left, and whether it
+// started on an empty store and stopped before reading the placement.
 void load_sync_state(replicator_state& st) {
-  const std::string prefix(storage::replication_log::unsynced_tag);
-  status scanned = st.store->scan_range(
-      storage::replication_family, prefix, storage::keys::prefix_successor(prefix),
-      [&](std::string_view key, std::string_view) {
-        if (auto shard = storage::replication_log::unsynced_shard(key)) st.unsynced.insert(*shard);
-        return true;
-      });
-  const std::string installing(storage::replication_log::installing_tag);
-  status scanned_installs = st.store->scan_range(
-      storage::replication_family, installing, storage::keys::prefix_successor(installing),
-      [&](std::string_view key, std::string_view) {
-        if (auto shard = storage::replication_log::installing_shard(key)) {
-          st.installing.insert(*shard);
-        }
-        return true;
-      });
+  status scanned = load_shard_markers(*st.store, storage::replication_log::unsynced_tag,
+                                      &storage::replication_log::unsynced_shard, st.unsynced);
+  // Read even when the first scan failed: it must not hide an unfinished install.
+  status scanned_installs =
+      load_shard_markers(*st.store, storage::replication_log::installing_tag,
+                         &storage::replication_log::installing_shard, st.installing);
   if (!scanned_installs.ok()) scanned = scanned_installs;
   auto pending = st.store->get(storage::replication_family,
                                std::string(storage::replication_log::unsynced_pending_key));
@@ -323,9 +332,7 @@ caf::actor spawn_replicator(caf::actor_system& system, std::shared_ptr<storage::
             return refusal(shard, epoch, self->state.promised[shard]);
           }
           if (self->state.installing.count(shard) != 0) {
-            return actors::to_error(
-                status{status_code::unavailable,
-                       "this replica's snapshot install of the shard has not finished"});
+            return install_unfinished();
           }
           auto read = self->state.store->read_log(shard, from, self->state.settings.append_entries,
                                                   self->state.settings.append_bytes);
@@ -374,9 +381,7 @@ caf::actor spawn_replicator(caf::actor_system& system, std::shared_ptr<storage::
           auto& st = self->state;
           if (!admit_epoch(self, shard, epoch)) return refusal(shard, epoch, st.promised[shard]);
           if (st.installing.count(shard) != 0) {
-            return actors::to_error(
-                status{status_code::unavailable,
-                       "this replica's snapshot install of the shard has not finished"});
+            return install_unfinished();
           }
           snapshot_job job{st.store,
                            {shard, st.terms->shard_count(), &cluster::shard_of},
