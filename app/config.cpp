@@ -177,6 +177,9 @@ billingd_config::billingd_config() {
       .add(replication_log_entries, "replication-log-entries",
            "with --replication-factor above 1: entries each shard's log keeps; a replica "
            "further behind (or empty) gets a snapshot of the shard instead")
+      .add(replication_snapshot_chunk_bytes, "replication-snapshot-chunk-bytes",
+           "with --replication-factor above 1: a shard's snapshot travels in chunks of about "
+           "this many bytes, each written durably on arrival (at least 1024)")
       .add(replication_ack_timeout_ms, "replication-ack-timeout-ms",
            "with --replication-factor above 1: a write a majority of its shard's replicas do not "
            "hold durably within this long answers unavailable (clients retry)")
@@ -455,6 +458,8 @@ cluster::replication::replicator_settings billingd_config::replicator_settings()
       std::chrono::milliseconds{std::max<uint32_t>(replication_ack_timeout_ms, 10)};
   settings.peer_timeout =
       std::chrono::milliseconds{std::max<uint32_t>(cluster_peer_timeout_ms, 10)};
+  settings.snapshot_chunk_bytes =
+      static_cast<size_t>(std::max<uint64_t>(replication_snapshot_chunk_bytes, 1024));
   settings.tls = router_settings().tls;
   return settings;
 }

@@ -117,6 +117,7 @@ class billingd_config : public caf::actor_system_config {
   uint32_t replication_factor = 1;  // replicas per shard (the leader serves)
   uint32_t replication_ack_timeout_ms = 5'000;
   uint64_t replication_log_entries = 20'000;
+  uint64_t replication_snapshot_chunk_bytes = uint64_t{2} << 20;
   uint32_t etcd_max_shard_moves = 16;  // rebalancing moves per node and poll
 
   // Settings of each module, derived from the fields above; errors name the flag.
