@@ -1,6 +1,7 @@
 #include "cluster/replication/replicator_state.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <caf/io/all.hpp>
 #include <caf/openssl/all.hpp>
 
@@ -208,6 +209,12 @@ void load_sync_state(replicator_state& st) {
       load_shard_markers(*st.store, storage::replication_log::installing_tag,
                          &storage::replication_log::installing_shard, st.installing);
   if (!scanned_installs.ok()) scanned = scanned_installs;
+  if (!st.installing.empty()) {
+    observability::log_warn(
+        "replication: the last run left the snapshot install of {} shard(s) unfinished ({}): "
+        "each serves nothing until a new snapshot is installed",
+        st.installing.size(), fmt::join(st.installing, " "));
+  }
   auto pending = st.store->get(storage::replication_family,
                                std::string(storage::replication_log::unsynced_pending_key));
   if (!scanned.ok() || !pending.ok()) {
