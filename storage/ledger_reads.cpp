@@ -272,21 +272,34 @@ result<std::optional<model::metald_instance>> ledger_store::find_metald_instance
       codec::decode_metald_instance);
 }
 
+namespace {
+
+// The name in a "<u8 length><name>" key part; nullopt when the length
+// disagrees with the part (a corrupt key).
+std::optional<std::string_view> length_prefixed(std::string_view part) {
+  if (part.empty() || static_cast<uint8_t>(part[0]) + size_t{1} != part.size()) {
+    return std::nullopt;
+  }
+  return part.substr(1);
+}
+
+}  // namespace
+
 status ledger_store::scan_vm_states(
     const std::string& customer_id,
     const std::function<bool(const std::string&, const model::vm_state&)>& visit) const {
   auto prefix = keys::customer_prefix(customer_id);
   if (!prefix) return prefix.error();
-  return impl_->scan_prefix(
-      vm_state_family, *prefix, fmt::format("scanning the vm states of '{}'", customer_id),
-      [&](std::string_view vm_part, std::string_view value) -> result<bool> {
-        if (vm_part.empty() || static_cast<uint8_t>(vm_part[0]) + size_t{1} != vm_part.size()) {
-          return status{status_code::data_loss, "corrupt vm_state key"};
-        }
-        auto state = codec::decode_vm_state(value);
-        if (!state) return state.error();
-        return visit(std::string(vm_part.substr(1)), *state);
-      });
+  return impl_->scan_prefix(vm_state_family, *prefix,
+                            fmt::format("scanning the vm states of '{}'", customer_id),
+                            [&](std::string_view vm_part, std::string_view value) -> result<bool> {
+                              auto vm_id = length_prefixed(vm_part);
+                              if (!vm_id)
+                                return status{status_code::data_loss, "corrupt vm_state key"};
+                              auto state = codec::decode_vm_state(value);
+                              if (!state) return state.error();
+                              return visit(std::string(*vm_id), *state);
+                            });
 }
 
 status ledger_store::scan_all_vm_states(
@@ -313,12 +326,11 @@ status ledger_store::scan_metald_instances(
   return impl_->scan_prefix(
       metald_instances_family, "", "scanning the metald instances",
       [&](std::string_view key, std::string_view value) -> result<bool> {
-        if (key.empty() || static_cast<uint8_t>(key[0]) + size_t{1} != key.size()) {
-          return status{status_code::data_loss, "corrupt metald_instances key"};
-        }
+        auto instance_id = length_prefixed(key);
+        if (!instance_id) return status{status_code::data_loss, "corrupt metald_instances key"};
         auto instance = codec::decode_metald_instance(value);
         if (!instance) return instance.error();
-        return visit(std::string(key.substr(1)), *instance);
+        return visit(std::string(*instance_id), *instance);
       });
 }
 
