@@ -28,6 +28,7 @@ import { startEtcd } from "./lib/etcd.mjs";
 import { makeMetric, uniqueId } from "./lib/metrics.mjs";
 import {
   describeStats,
+  dumpedWindows,
   dumpReplicated,
   expectConvergedReplicas,
   expectExactTotals,
@@ -277,7 +278,7 @@ test("g. a deposed leader killed while installing the snapshots that undo its un
   await sleep(1_500);
   await cluster.kill(deposed);
   const orphanHex = Buffer.from("vm-orphan-").toString("hex");
-  const held = (await dumpReplicated(cluster.nodes[deposed].dataDir)).split("\n").filter((line) => line.startsWith("windows\t") && line.includes(orphanHex)).length;
+  const held = dumpedWindows(await dumpReplicated(cluster.nodes[deposed].dataDir)).filter((line) => line.includes(orphanHex)).length;
   log(`n${deposed + 1} (leader of ${customers.length} customers) killed holding ${held} of ${orphans.length} windows its followers never saw (${await orphanSend})`);
   assert.ok(held > 0, "the deposed leader stored none of the windows its followers never saw");
   // Snapshots in small chunks, each a durable write: an install spans many

@@ -432,13 +432,21 @@ export async function expectConvergedReplicas(cluster, oracle, label, { notes = 
   }
   for (const node of cluster.nodes) await runBillingd([`--data-dir=${node.dataDir}`, "--verify-audit"]);
   if (factor < cluster.nodes.length) return;
+  let agreed = dumps[0];
   if (knownDefect && diff !== "") {
     console.log(`  KNOWN DEFECT, not failed on: ${knownDefect}\n  ${diff.slice(0, 600)}`);
-    return;
+    // Still a majority of the replicas must agree, and hold every acknowledged window.
+    agreed = dumps.find((d) => dumps.filter((other) => other.text === d.text).length * 2 > dumps.length);
+    assert.ok(agreed, `${label}: no majority of the replicas agree`);
+  } else {
+    assert.equal(diff, "", `${label}: the replicas' --dump-replicated differ`);
   }
-  assert.equal(diff, "", `${label}: the replicas' --dump-replicated differ`);
-  const windows = dumps[0].text.split("\n").filter((line) => line.startsWith("windows\t")).length;
-  assert.equal(windows, oracle.size, `${label}: stored windows vs acknowledged windows`);
+  assert.equal(dumpedWindows(agreed.text).length, oracle.size, `${label}: stored windows vs acknowledged windows`);
+}
+
+// The window lines of a --dump-replicated output.
+export function dumpedWindows(text) {
+  return text.split("\n").filter((line) => line.startsWith("windows\t"));
 }
 
 // A short line about a workload's statistics for the test log.
