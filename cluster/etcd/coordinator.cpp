@@ -194,6 +194,14 @@ bool coordinator::ensure_registered() {
 }
 
 bool coordinator::tick() {
+  // Known before the node registers: a peer that sees it may send it a
+  // shard's snapshot at once, and the replica selects the shard's records
+  // by the count. (After the first placement it was known only once a
+  // reconcile succeeded, which a concurrent placement change can delay by
+  // a poll interval.)
+  const uint32_t count = shard_count();
+  if (count == 0) return false;
+  if (settings_.terms) settings_.terms->set_shard_count(count);
   if (!ensure_registered()) return false;
   auto range = etcd_->get_prefix(kMembers);
   if (!range.ok()) {
@@ -219,7 +227,6 @@ bool coordinator::tick() {
             [](const member& a, const member& b) { return a.node_id < b.node_id; });
   auto shards = reconcile(members);
   if (!shards) return false;
-  if (settings_.terms) settings_.terms->set_shard_count(shard_count_);
   gauges_->members = static_cast<int64_t>(members.size());
   gauges_->reachable = 1;
   if (members != last_members_ || *shards != last_shards_) {

@@ -244,7 +244,7 @@ void send_snapshot(pointer self, uint32_t shard_number, const std::string& node)
     observability::log_info("replication: shard {}: sending a snapshot to node {}", shard_number,
                             node);
     snapshot_job job{self->state.store,
-                     {shard_number, self->state.terms->shard_count(), &cluster::shard_of},
+                     selector_of(self, shard_number),
                      epoch,
                      *remote,
                      self->state.settings.peer_timeout * 10,

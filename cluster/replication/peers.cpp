@@ -10,6 +10,7 @@
 
 #include "actors/errors.hpp"
 #include "cluster/fence.hpp"
+#include "cluster/placement.hpp"
 #include "observability/log.hpp"
 
 namespace billing::cluster::replication::detail {
@@ -27,9 +28,10 @@ caf::error refusal(uint32_t shard, uint64_t epoch, uint64_t promised) {
                                                shard, epoch, promised)});
 }
 
-// Whether a message of `epoch` about `shard` may be acted on; raises the
-// shard's promised epoch to it. A node that led the shard at an older
-// epoch steps down first.
+shard_selector selector_of(pointer self, uint32_t shard) {
+  return {shard, self->state.terms->shard_count(), &cluster::shard_of};
+}
+
 log_position local_position(pointer self, uint32_t shard) {
   auto& st = self->state;
   if (auto found = st.positions.find(shard); found != st.positions.end()) return found->second;

@@ -351,6 +351,14 @@ caf::actor spawn_replicator(caf::actor_system& system, std::shared_ptr<storage::
                log_position at) -> caf::result<log_position> {
           auto& st = self->state;
           if (!admit_epoch(self, shard, epoch)) return refusal(shard, epoch, st.promised[shard]);
+          // Before anything is marked: a node just started may hear from a
+          // leader before it has read the shard count from the placement.
+          const shard_selector selector = selector_of(self, shard);
+          if (status usable = selector.usable(); !usable.ok()) {
+            observability::log_info("replication: snapshot refused (the leader retries): {}",
+                                    usable.message());
+            return actors::to_error(usable);
+          }
           if (phase == install_begin) {
             st.busy.insert(shard);
             st.positions.erase(shard);
@@ -358,9 +366,7 @@ caf::actor spawn_replicator(caf::actor_system& system, std::shared_ptr<storage::
             st.installing.insert(shard);  // and this
           }
           auto promise = self->make_response_promise<log_position>();
-          auto worker = self->system().spawn<caf::detached>(
-              install_worker, st.store,
-              shard_selector{shard, st.terms->shard_count(), &cluster::shard_of});
+          auto worker = self->system().spawn<caf::detached>(install_worker, st.store, selector);
           self->request(worker, caf::infinite, atom, phase, std::move(records), at)
               .then(
                   [self, promise, shard, phase](log_position installed) mutable {
@@ -390,8 +396,10 @@ caf::actor spawn_replicator(caf::actor_system& system, std::shared_ptr<storage::
           if (st.installing.count(shard) != 0) {
             return install_unfinished();
           }
+          const shard_selector selector = selector_of(self, shard);
+          if (status usable = selector.usable(); !usable.ok()) return actors::to_error(usable);
           snapshot_job job{st.store,
-                           {shard, st.terms->shard_count(), &cluster::shard_of},
+                           selector,
                            epoch,
                            std::move(requester),
                            st.settings.peer_timeout * 10,

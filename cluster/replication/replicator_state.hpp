@@ -93,6 +93,9 @@ using pointer = caf::stateful_actor<replicator_state>*;
 
 size_t majority(size_t replicas);
 caf::error refusal(uint32_t shard, uint64_t epoch, uint64_t promised);
+// The records of `shard` in this node's store, by the cluster's shard count
+// as this node knows it (check usable(): 0 before the placement is read).
+shard_selector selector_of(pointer self, uint32_t shard);
 // This node's durable position of a followed shard (cached).
 log_position local_position(pointer self, uint32_t shard);
 // This replica holds shard `shard` as a leader does (it recovered it):

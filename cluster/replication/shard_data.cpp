@@ -1,5 +1,7 @@
 #include "cluster/replication/shard_data.hpp"
 
+#include <fmt/format.h>
+
 #include "storage/audit_chain.hpp"
 #include "storage/codec.hpp"
 #include "storage/keys.hpp"
@@ -31,10 +33,23 @@ bool shard_selector::contains(uint32_t family, std::string_view key, std::string
   return customer && shard_of(*customer, shard_count) == shard;
 }
 
+status shard_selector::usable() const {
+  if (shard_count == 0 || shard_of == nullptr) {
+    return {status_code::unavailable,
+            fmt::format("shard {}: the cluster's shard count is not known here yet; retry", shard)};
+  }
+  if (shard >= shard_count) {
+    return {status_code::invalid_argument,
+            fmt::format("shard {} is not below the shard count {}", shard, shard_count)};
+  }
+  return status::ok_status();
+}
+
 status export_shard(
     const storage::ledger_store& store, const shard_selector& selector, size_t chunk_bytes,
     const std::function<status(const storage::log_position& at)>& begin,
     const std::function<status(std::vector<storage::stored_record>&, bool last)>& chunk) {
+  if (status usable = selector.usable(); !usable.ok()) return usable;
   return store.with_snapshot([&](const storage::snapshot_view& at) -> status {
     auto position = store.shard_position(selector.shard, &at);
     if (!position.ok()) return position.error();
@@ -66,6 +81,7 @@ status export_shard(
 
 status erase_shard(storage::ledger_store& store, const shard_selector& selector,
                    size_t per_commit) {
+  if (status usable = selector.usable(); !usable.ok()) return usable;
   // The position goes first, and the installing marker with it: a replica
   // stopped part-way holds part of the shard at an empty position, so it
   // takes only a whole snapshot until finish_install (replaying the log from
@@ -136,6 +152,7 @@ status put_records(storage::ledger_store& store,
 
 status finish_install(storage::ledger_store& store, const shard_selector& selector,
                       const storage::log_position& at) {
+  if (status usable = selector.usable(); !usable.ok()) return usable;
   // The audit entries here that the snapshot did not hold are retracted:
   // out of the audit family, still where verification finds them.
   const std::string prefix(storage::audit_chain::unconfirmed_prefix);

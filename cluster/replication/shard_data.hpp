@@ -31,6 +31,12 @@ struct shard_selector {
   uint32_t shard_count = 0;
   shard_function shard_of = nullptr;
   bool contains(uint32_t family, std::string_view key, std::string_view value) const;
+  // Unavailable while the cluster's shard count is not known (0: a node
+  // that has not read the placement yet): every customer would then map to
+  // shard 0, and an install would erase nothing of any other shard, or a
+  // snapshot export nothing of it. Every function below refuses such a
+  // selector before touching the store.
+  status usable() const;
 };
 
 // Reads the shard's records on one snapshot and hands them to `chunk` about

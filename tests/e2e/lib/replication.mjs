@@ -400,10 +400,7 @@ export function dumpsDiff(dumps) {
 // the settle time gets up to two more chances (restart, settle, stop), each
 // reported in `notes`. Every replica holds every acknowledged window once and
 // its audit chain verifies.
-// `knownDefect`: the replicas may differ for a reason written there (an open
-// defect); the difference is reported, not failed on. Totals and the audit
-// chains are checked all the same.
-export async function expectConvergedReplicas(cluster, oracle, label, { notes = [], factor = 3, knownDefect } = {}) {
+export async function expectConvergedReplicas(cluster, oracle, label, { notes = [], factor = 3 } = {}) {
   await expectExactTotals(cluster, oracle, label, { notes });
   let diff = "";
   let dumps = [];
@@ -432,16 +429,8 @@ export async function expectConvergedReplicas(cluster, oracle, label, { notes = 
   }
   for (const node of cluster.nodes) await runBillingd([`--data-dir=${node.dataDir}`, "--verify-audit"]);
   if (factor < cluster.nodes.length) return;
-  let agreed = dumps[0];
-  if (knownDefect && diff !== "") {
-    console.log(`  KNOWN DEFECT, not failed on: ${knownDefect}\n  ${diff.slice(0, 600)}`);
-    // Still a majority of the replicas must agree, and hold every acknowledged window.
-    agreed = dumps.find((d) => dumps.filter((other) => other.text === d.text).length * 2 > dumps.length);
-    assert.ok(agreed, `${label}: no majority of the replicas agree`);
-  } else {
-    assert.equal(diff, "", `${label}: the replicas' --dump-replicated differ`);
-  }
-  assert.equal(dumpedWindows(agreed.text).length, oracle.size, `${label}: stored windows vs acknowledged windows`);
+  assert.equal(diff, "", `${label}: the replicas' --dump-replicated differ`);
+  assert.equal(dumpedWindows(dumps[0].text).length, oracle.size, `${label}: stored windows vs acknowledged windows`);
 }
 
 // The window lines of a --dump-replicated output.

@@ -263,6 +263,46 @@ TEST_CASE(
   expect_intact_chain(*replica, 1);
 }
 
+// A node just started may hear a leader's snapshot before it has read the
+// shard count from the placement. With a count of 0 every customer maps to
+// shard 0: the install of any other shard erased none of it (the writes the
+// replica held as a deposed leader stayed, found by e2e.replication g), and
+// a snapshot exported from such a node held none of it.
+TEST_CASE("without the shard count nothing is erased, exported or installed") {
+  one_customer_shard fixture(1);
+  auto& [source_dir, replica_dir, source, replica, shard, customer, selector, held] = fixture;
+  install(*replica, *source, selector, {1, 1});
+  REQUIRE(storage::testing::commit_and_wait(*replica, ingest(customer, t0 + minute, 2)).ok());
+  const auto before = records_of(*replica, selector);
+  REQUIRE(before.size() > held.size());
+  const shard_selector unknown{shard, 0, &shard_of};
+
+  CHECK(erase_shard(*replica, unknown, 2).code() == status_code::unavailable);
+  CHECK(finish_install(*replica, unknown, {2, 1}).code() == status_code::unavailable);
+  CHECK(same(records_of(*replica, selector), before));
+  CHECK_FALSE(
+      replica->get(storage::replication_family, storage::replication_log::installing_key(shard))
+          .value()
+          .has_value());
+  CHECK(replica->shard_position(shard).value() == storage::log_position{1, 1});
+
+  int calls = 0;
+  CHECK(export_shard(
+            *source, unknown, 64,
+            [&](const storage::log_position&) {
+              ++calls;
+              return status::ok_status();
+            },
+            [&](std::vector<storage::stored_record>&, bool) {
+              ++calls;
+              return status::ok_status();
+            })
+            .code() == status_code::unavailable);
+  CHECK(calls == 0);
+  CHECK(erase_shard(*replica, {kShards, kShards, &shard_of}).code() ==
+        status_code::invalid_argument);
+}
+
 TEST_CASE("records name their customer; the default plan's belongs to no shard") {
   CHECK(customer_of(storage::windows_family,
                     std::string("\x03"
