@@ -2,17 +2,38 @@
 // data dir, HTTP port (port 0, from its log) and CAF middleman port (chosen
 // free here, since every node must know every peer's port before it starts).
 import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
 import net from "node:net";
 import { makeTempDir, startServer } from "./server.mjs";
 
-// A port that was free a moment ago (the kernel picks it; we release it).
-export function freePort() {
+// A port that was free a moment ago, for a listener that must get the same
+// port again when its node restarts. Chosen below the kernel's ephemeral
+// range: a port from port 0 is in that range, and an outgoing connection
+// (to etcd, to a peer) could take it while the node was down, so that the
+// restarted node could not listen (seen in e2e.replication g).
+export async function freePort() {
+  const [low] = readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/).map(Number);
+  for (let attempt = 0; low > 12_000 && attempt < 50; attempt++) {
+    const port = 10_000 + Math.floor(Math.random() * (low - 10_000));
+    if (await canListen(port)) return port;
+  }
+  return listenOn(0);
+}
+
+function canListen(port) {
+  return listenOn(port).then(
+    () => true,
+    () => false,
+  );
+}
+
+function listenOn(port) {
   return new Promise((resolve, reject) => {
     const probe = net.createServer();
     probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const { port } = probe.address();
-      probe.close(() => resolve(port));
+    probe.listen(port, "127.0.0.1", () => {
+      const bound = probe.address().port;
+      probe.close(() => resolve(bound));
     });
   });
 }
