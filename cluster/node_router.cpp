@@ -4,207 +4,15 @@
 #include <caf/io/all.hpp>
 #include <caf/openssl/all.hpp>
 
-#include <map>
 #include <set>
 
-#include "actors/commit_waiters.hpp"
 #include "actors/errors.hpp"
-#include "cluster/fence.hpp"
-#include "cluster/handoff.hpp"
+#include "cluster/router_state.hpp"
 #include "observability/log.hpp"
-#include "storage/keys.hpp"
 
 namespace billing::cluster {
+namespace router_internal {
 namespace {
-
-using actors::directory_actor;
-using clock = std::chrono::steady_clock;
-using local_atom = caf::atom_constant<caf::atom("local")>;
-using held_atom = caf::atom_constant<caf::atom("held")>;
-using tick_atom = caf::atom_constant<caf::atom("tick")>;
-using erased_atom = caf::atom_constant<caf::atom("erased")>;
-using members_atom = caf::atom_constant<caf::atom("members")>;
-
-// The directory interface plus the router's own bookkeeping messages.
-using router_actor = directory_actor::extend<
-    caf::replies_to<local_atom>::with<directory_actor>,
-    // The hold with this ticket was committed with this status.
-    caf::reacts_to<held_atom, uint64_t, uint8_t, std::string>,
-    // Time to retry unreachable peers and deliver held writes.
-    caf::reacts_to<tick_atom>,
-    // A delivered write's record (node, sequence) is off the disk.
-    caf::reacts_to<erased_atom, std::string, uint64_t>,
-    // The member set changed (etcd mode); true: this node is leaving.
-    caf::reacts_to<members_atom, std::vector<member>, std::vector<shard_assignment>, bool>>;
-
-// One peer node as the router sees it.
-struct peer_link {
-  member info;
-  // False for a node that left the cluster (or is only known from writes
-  // held for it): its held writes are re-routed to the customers' new owners.
-  bool is_member = true;
-  directory_actor remote;  // valid while connected
-  bool connecting = false;
-  clock::time_point retry_at{};  // while unreachable: not tried before this
-  // Requests waiting for the connection: called with the remote directory,
-  // or null when the peer is unreachable.
-  std::vector<std::function<void(const directory_actor*)>> waiting;
-  uint64_t held = 0;  // writes held for it in the handoff family
-  bool delivering = false;
-  // Delivered, but their records' deletion is not committed yet: a scan
-  // must not send (and count) them again.
-  std::set<uint64_t> erasing;
-};
-
-struct router_state {
-  std::optional<membership> members;
-  router_settings settings;
-  std::shared_ptr<storage::ledger_store> store;
-  std::shared_ptr<cluster_gauges> gauges;
-  directory_actor local;
-  std::map<std::string, peer_link> peers;  // every member but this node
-  uint64_t next_sequence = 1;
-  actors::commit_waiters holds_in_commit;
-  static inline const char* name = "node_router";
-};
-
-using router_pointer = router_actor::stateful_pointer<router_state>;
-
-// Errors of the transport (the peer is gone, slow, or never answered) as
-// opposed to the owner's own answer (a status it returned on purpose).
-bool is_transport_error(const caf::error& error) {
-  return error.category() != caf::atom("connect");
-}
-
-// A peer's fence refused the message: our placement is older than its (or
-// it no longer leads the shard). Not a fault of the peer's link.
-bool is_fence_refusal(const caf::error& error) {
-  return !is_transport_error(error) && actors::to_status(error).code() == status_code::aborted;
-}
-
-// Sends `xs` to `remote` (a peer's published actor): behind the fence of
-// `customer_id`'s shard when this node has a placement (etcd mode).
-template <class... Ts>
-auto request_peer(router_pointer self, const directory_actor& remote, caf::duration timeout,
-                  const std::string& customer_id, Ts&&... xs) {
-  const auto& members = *self->state.members;
-  if (members.shards().empty()) return self->request(remote, timeout, std::forward<Ts>(xs)...);
-  return self->request(caf::actor_cast<fenced_directory_actor>(remote), timeout, fenced_atom::value,
-                       members.fence_of(customer_id), std::forward<Ts>(xs)...);
-}
-
-status unreachable(const peer_link& link, std::string_view customer_id) {
-  return {status_code::unavailable,
-          fmt::format("customer '{}' is owned by node '{}' ({}:{}), which is unreachable; retry "
-                      "later",
-                      customer_id, link.info.node_id, link.info.host, link.info.port)};
-}
-
-void mark_unreachable(router_pointer self, peer_link& link, std::string_view why) {
-  auto& st = self->state;
-  if (link.remote) {
-    observability::log_warn("cluster: peer {} ({}:{}) is unreachable: {}", link.info.node_id,
-                            link.info.host, link.info.port, why);
-    self->demonitor(link.remote.address());
-    link.remote = directory_actor{};
-    st.gauges->peers_connected--;
-  }
-  link.retry_at = clock::now() + st.settings.retry_interval;
-}
-
-// Calls `go` with the peer's directory, connecting first if needed, or with
-// null when the peer is unreachable (or was, less than retry_interval ago).
-void with_peer(router_pointer self, peer_link& link,
-               std::function<void(const directory_actor*)> go) {
-  if (link.remote) {
-    go(&link.remote);
-    return;
-  }
-  if (clock::now() < link.retry_at) {
-    go(nullptr);
-    return;
-  }
-  link.waiting.push_back(std::move(go));
-  if (link.connecting) return;
-  link.connecting = true;
-  auto& st = self->state;
-  const auto& middleman = st.settings.tls ? self->system().openssl_manager().actor_handle()
-                                          : self->system().middleman().actor_handle();
-  auto finish = [self, node = link.info.node_id](const directory_actor* remote) {
-    auto& peer = self->state.peers.at(node);
-    peer.connecting = false;
-    auto waiting = std::move(peer.waiting);
-    for (auto& go : waiting) go(remote ? &peer.remote : nullptr);
-  };
-  self->request(middleman, caf::duration{st.settings.peer_timeout}, caf::connect_atom::value,
-                link.info.host, link.info.port)
-      .then(
-          [self, finish, node = link.info.node_id](const caf::node_id&, caf::strong_actor_ptr& ptr,
-                                                   const std::set<std::string>&) {
-            auto& peer = self->state.peers.at(node);
-            if (!ptr) {
-              mark_unreachable(self, peer, "no actor published on its cluster port");
-              finish(nullptr);
-              return;
-            }
-            peer.remote = caf::actor_cast<directory_actor>(std::move(ptr));
-            self->monitor(peer.remote);
-            self->state.gauges->peers_connected++;
-            observability::log_info("cluster: connected to peer {} ({}:{})", node, peer.info.host,
-                                    peer.info.port);
-            finish(&peer.remote);
-          },
-          [self, finish, node = link.info.node_id](caf::error& error) {
-            mark_unreachable(self, self->state.peers.at(node), caf::to_string(error));
-            finish(nullptr);
-          });
-}
-
-// What a write's sender is told when the write is held for its owner.
-std::vector<model::item_outcome> held_answer(const model::customer_part& part) {
-  std::vector<model::item_outcome> outcomes;
-  outcomes.reserve(part.indices.size());
-  for (auto index : part.indices) outcomes.push_back(model::item_outcome::accepted(index));
-  return outcomes;
-}
-uint32_t held_answer(const model::metald_op& op) {
-  return static_cast<uint32_t>(op.samples.size());
-}
-
-// Stores `write` in the handoff family for `link`'s node and answers `promise`
-// once that is durable: the write is then acknowledged (and delivered later).
-template <class Answer, class Write>
-void hold(router_pointer self, peer_link& link, Write write,
-          caf::typed_response_promise<Answer> promise) {
-  auto& st = self->state;
-  Answer answer = held_answer(write);
-  handoff_message message{std::move(write)};
-  auto value = encode_handoff(self->system(), message);
-  if (!value.ok()) {
-    promise.deliver(actors::to_error(value.error()));
-    return;
-  }
-  storage::write_set writes;
-  writes.put_handoff(link.info.node_id, st.next_sequence++, std::move(value).value());
-  link.held++;
-  st.gauges->handoff_pending++;
-  const uint64_t ticket = st.holds_in_commit.add(
-      [self, node = link.info.node_id, promise, answer = std::move(answer)](status stored) mutable {
-        if (stored.ok()) {
-          self->state.gauges->handoff_held++;
-          promise.deliver(std::move(answer));
-          return;
-        }
-        self->state.peers.at(node).held--;
-        self->state.gauges->handoff_pending--;
-        promise.deliver(actors::to_error(stored));
-      });
-  st.store->commit(std::move(writes),
-                   [router = caf::actor_cast<router_actor>(self), ticket](status stored) {
-                     caf::anon_send(router, held_atom::value, ticket,
-                                    static_cast<uint8_t>(stored.code()), stored.message());
-                   });
-}
 
 // Sends `message` to its customer's owner: this node's directory, or the
 // owner's through the middleman. When the owner cannot be reached (now, or
@@ -322,134 +130,6 @@ caf::result<std::vector<std::string>> broadcast_call(router_pointer self, actors
         });
   }
   return promise;
-}
-
-void deliver_held(router_pointer self, peer_link& link);
-
-// Sends up to delivery_batch held writes to `link`'s node (connected) and
-// deletes each one the owner stored; continues while more are held.
-void send_held_batch(router_pointer self, peer_link& link, const directory_actor& remote) {
-  auto& st = self->state;
-  auto prefix = storage::keys::handoff_prefix(link.info.node_id);
-  if (!prefix.ok()) return;
-  struct held_write {
-    uint64_t sequence;
-    handoff_message message;
-  };
-  std::vector<held_write> batch;
-  const status scanned = st.store->scan_range(
-      storage::handoff_family, *prefix, storage::keys::prefix_successor(*prefix),
-      [&](std::string_view key, std::string_view value) {
-        auto sequence = storage::keys::handoff_sequence(key);
-        if (sequence && link.erasing.contains(*sequence)) return true;
-        auto message = decode_handoff(self->system(), value);
-        if (!sequence || !message.ok()) {
-          observability::log_error("cluster: unreadable handoff record for {} kept in place",
-                                   link.info.node_id);
-          return true;
-        }
-        batch.push_back({*sequence, std::move(message).value()});
-        return batch.size() < st.settings.delivery_batch;
-      });
-  if (!scanned.ok() || batch.empty()) {
-    if (!scanned.ok()) observability::log_error("cluster: {}", scanned.message());
-    return;
-  }
-  link.delivering = true;
-  auto remaining = std::make_shared<size_t>(batch.size());
-  auto failed = std::make_shared<bool>(false);
-  auto node = link.info.node_id;
-  auto done = [self, node, remaining, failed](std::optional<uint64_t> delivered,
-                                              const caf::error* error) {
-    auto& peer = self->state.peers.at(node);
-    if (delivered) {
-      storage::write_set erase;
-      erase.erase_handoff(node, *delivered);
-      peer.erasing.insert(*delivered);
-      self->state.store->commit(std::move(erase), [router = caf::actor_cast<router_actor>(self),
-                                                   node, sequence = *delivered](status) {
-        // Failed or not, stop skipping it: a record still on disk is
-        // delivered again (harmless) and only then counted.
-        caf::anon_send(router, erased_atom::value, node, sequence);
-      });
-      peer.held--;
-      self->state.gauges->handoff_pending--;
-      self->state.gauges->handoff_delivered++;
-    } else if (!*failed) {
-      *failed = true;
-      // A fence refusal is not the link's fault: retried once our placement is current.
-      if (error == nullptr || !is_fence_refusal(*error)) {
-        mark_unreachable(self, peer, error ? caf::to_string(*error) : "unknown");
-      }
-    }
-    if (--*remaining == 0) {
-      peer.delivering = false;
-      if (!*failed && peer.held > 0) deliver_held(self, peer);
-    }
-  };
-  const caf::duration timeout{st.settings.peer_timeout};
-  const auto router = caf::actor_cast<directory_actor>(self);
-  for (auto& held : batch) {
-    auto on_error = [done](caf::error& error) { done(std::nullopt, &error); };
-    const uint64_t sequence = held.sequence;
-    const std::string customer = handoff_customer(held.message);
-    // A write held for a node that no longer owns its customer (the
-    // placement moved on) goes through this router again, to the owner.
-    const bool reroute = remote == router || st.members->owner_of(customer).node_id != node;
-    if (auto* part = std::get_if<model::customer_part>(&held.message)) {
-      auto sent = reroute
-                      ? self->request(router, timeout, actors::append_atom::value, std::move(*part))
-                      : request_peer(self, remote, timeout, customer, actors::append_atom::value,
-                                     std::move(*part));
-      std::move(sent).then(
-          [done, sequence](std::vector<model::item_outcome>&) { done(sequence, nullptr); },
-          on_error);
-    } else {
-      auto& op = std::get<model::metald_op>(held.message);
-      auto sent = reroute
-                      ? self->request(router, timeout, actors::metald_atom::value, std::move(op))
-                      : request_peer(self, remote, timeout, customer, actors::metald_atom::value,
-                                     std::move(op));
-      std::move(sent).then([done, sequence](uint32_t) { done(sequence, nullptr); }, on_error);
-    }
-  }
-}
-
-void deliver_held(router_pointer self, peer_link& link) {
-  if (link.held == 0 || link.delivering) return;
-  if (!link.is_member) {
-    // Its customers have other owners now: each held write goes through this
-    // router again (to the new owner, or held for it), and its record here is
-    // deleted once that is acknowledged.
-    send_held_batch(self, link, caf::actor_cast<directory_actor>(self));
-    return;
-  }
-  with_peer(self, link, [self, node = link.info.node_id](const directory_actor* remote) {
-    auto& peer = self->state.peers.at(node);
-    if (remote != nullptr && !peer.delivering) send_held_batch(self, peer, *remote);
-  });
-}
-
-// Counts the writes held for each node (from an earlier run; a node no
-// longer a member gets a link too, to re-route them) and finds the next free
-// sequence number.
-status load_held(router_state& st) {
-  auto scanned = st.store->scan_range(
-      storage::handoff_family, "", std::nullopt, [&](std::string_view key, std::string_view) {
-        auto node = storage::keys::handoff_node(key);
-        auto sequence = storage::keys::handoff_sequence(key);
-        if (!node || !sequence || *node == st.members->self().node_id) return true;
-        auto [link, added] = st.peers.try_emplace(*node);
-        if (added) {
-          link->second.info.node_id = *node;
-          link->second.is_member = false;
-        }
-        link->second.held++;
-        st.gauges->handoff_pending++;
-        st.next_sequence = std::max(st.next_sequence, *sequence + 1);
-        return true;
-      });
-  return scanned;
 }
 
 // Takes the new member set: links for new members, and members gone are
@@ -627,6 +307,13 @@ router_actor::behavior_type node_router(router_pointer self, membership members,
 }
 
 }  // namespace
+}  // namespace router_internal
+
+using actors::directory_actor;
+using router_internal::local_atom;
+using router_internal::members_atom;
+using router_internal::node_router;
+using router_internal::router_actor;
 
 result<cluster_node> spawn_cluster_node(caf::actor_system& system, membership members,
                                         router_settings settings,
