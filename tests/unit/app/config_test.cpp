@@ -55,6 +55,17 @@ TEST_CASE("settings derived from flags") {
   CHECK_FALSE(config.server_options().ok());
 }
 
+TEST_CASE("a snapshot chunk is at least 1024 bytes, whatever the flag says") {
+  billingd_config config;
+  CHECK(config.replicator_settings().snapshot_chunk_bytes == size_t{2} << 20);
+  config.replication_snapshot_chunk_bytes = 0;
+  CHECK(config.replicator_settings().snapshot_chunk_bytes == 1024);
+  config.replication_snapshot_chunk_bytes = 1023;
+  CHECK(config.replicator_settings().snapshot_chunk_bytes == 1024);
+  config.replication_snapshot_chunk_bytes = 4096;
+  CHECK(config.replicator_settings().snapshot_chunk_bytes == 4096);
+}
+
 TEST_CASE("metald settings derived from flags") {
   billingd_config config;
   std::vector<std::string> storage = {"billingd",
