@@ -194,11 +194,11 @@ bool coordinator::ensure_registered() {
 }
 
 bool coordinator::tick() {
-  // Known before the node registers: a peer that sees it may send it a
-  // shard's snapshot at once, and the replica selects the shard's records
-  // by the count. (After the first placement it was known only once a
-  // reconcile succeeded, which a concurrent placement change can delay by
-  // a poll interval.)
+  // Known before the node registers: a leader that reaches it may send it a
+  // shard's snapshot at once, and the replica selects the shard's records by
+  // the count. (It was set only after a reconcile succeeded, which a
+  // concurrent placement change can delay by a poll interval; the replicator
+  // refuses snapshots until it is set.)
   const uint32_t count = shard_count();
   if (count == 0) return false;
   if (settings_.terms) settings_.terms->set_shard_count(count);
